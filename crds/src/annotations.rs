@@ -1,0 +1,101 @@
+//! The injector → sidecar contract: `dapr.io/*` annotation keys, the sidecar's flag and env var
+//! names, and the default ports. The injector writes these and the sidecar reads them, so both
+//! take the names from here and cannot drift apart.
+
+/// Default ports, as in Dapr.
+pub mod ports {
+    /// The app-facing HTTP API.
+    pub const HTTP: u16 = 3500;
+    /// Health and metadata only; what Kubernetes probes.
+    pub const PUBLIC: u16 = 3501;
+    /// The app-facing gRPC API.
+    pub const GRPC: u16 = 50001;
+    /// Sidecar ↔ sidecar traffic.
+    pub const INTERNAL: u16 = 50002;
+    /// Prometheus metrics.
+    pub const METRICS: u16 = 9090;
+}
+
+/// Other defaults shared by the injector and the sidecar.
+pub mod defaults {
+    /// `--max-body-size`: 4 MiB.
+    pub const MAX_BODY_SIZE: u64 = 4 << 20;
+    /// `--dapr-graceful-shutdown-seconds`.
+    pub const GRACEFUL_SHUTDOWN_SECONDS: u64 = 5;
+    /// `--app-channel-address`.
+    pub const APP_CHANNEL_ADDRESS: &str = "127.0.0.1";
+    /// A component's `spec.initTimeout` when unset.
+    pub const COMPONENT_INIT_TIMEOUT: &str = "5s";
+}
+
+/// `dapr.io/*` pod annotations.
+pub mod keys {
+    pub const ENABLED: &str = "dapr.io/enabled";
+    pub const APP_ID: &str = "dapr.io/app-id";
+    pub const APP_PORT: &str = "dapr.io/app-port";
+    pub const APP_PROTOCOL: &str = "dapr.io/app-protocol";
+    pub const APP_CHANNEL_ADDRESS: &str = "dapr.io/app-channel-address";
+    pub const CONFIG: &str = "dapr.io/config";
+    pub const LOG_LEVEL: &str = "dapr.io/log-level";
+    pub const LOG_AS_JSON: &str = "dapr.io/log-as-json";
+    pub const ENABLE_METRICS: &str = "dapr.io/enable-metrics";
+    pub const METRICS_PORT: &str = "dapr.io/metrics-port";
+    pub const API_TOKEN_SECRET: &str = "dapr.io/api-token-secret";
+    pub const APP_TOKEN_SECRET: &str = "dapr.io/app-token-secret";
+    pub const MAX_BODY_SIZE: &str = "dapr.io/max-body-size";
+    pub const HTTP_MAX_REQUEST_SIZE: &str = "dapr.io/http-max-request-size";
+    pub const GRACEFUL_SHUTDOWN_SECONDS: &str = "dapr.io/graceful-shutdown-seconds";
+    pub const SIDECAR_LISTEN_ADDRESSES: &str = "dapr.io/sidecar-listen-addresses";
+    pub const INTERNAL_GRPC_PORT: &str = "dapr.io/internal-grpc-port";
+    pub const GRPC_PORT: &str = "dapr.io/grpc-port";
+    /// Label the injector puts on pods it patched.
+    pub const SIDECAR_INJECTED: &str = "dapr.io/sidecar-injected";
+}
+
+/// The sidecar's command-line flags (daprd's names).
+pub mod flags {
+    pub const APP_ID: &str = "app-id";
+    pub const APP_PORT: &str = "app-port";
+    pub const APP_PROTOCOL: &str = "app-protocol";
+    pub const APP_CHANNEL_ADDRESS: &str = "app-channel-address";
+    pub const DAPR_HTTP_PORT: &str = "dapr-http-port";
+    pub const DAPR_PUBLIC_PORT: &str = "dapr-public-port";
+    pub const DAPR_GRPC_PORT: &str = "dapr-grpc-port";
+    pub const DAPR_INTERNAL_GRPC_PORT: &str = "dapr-internal-grpc-port";
+    pub const DAPR_LISTEN_ADDRESSES: &str = "dapr-listen-addresses";
+    pub const METRICS_PORT: &str = "metrics-port";
+    pub const ENABLE_METRICS: &str = "enable-metrics";
+    pub const RESOURCES_PATH: &str = "resources-path";
+    pub const CONFIG: &str = "config";
+    pub const LOG_LEVEL: &str = "log-level";
+    pub const LOG_AS_JSON: &str = "log-as-json";
+    pub const MAX_BODY_SIZE: &str = "max-body-size";
+    pub const GRACEFUL_SHUTDOWN_SECONDS: &str = "dapr-graceful-shutdown-seconds";
+    pub const MODE: &str = "mode";
+}
+
+/// Environment variables.
+pub mod env {
+    /// Token apps must present to the sidecar (`dapr-api-token` header).
+    pub const DAPR_API_TOKEN: &str = "DAPR_API_TOKEN";
+    /// Token the sidecar presents to its own app.
+    pub const APP_API_TOKEN: &str = "APP_API_TOKEN";
+    /// Set for the app by `tandem-sidecar run`.
+    pub const DAPR_HTTP_PORT: &str = "DAPR_HTTP_PORT";
+    pub const DAPR_GRPC_PORT: &str = "DAPR_GRPC_PORT";
+    pub const APP_ID: &str = "APP_ID";
+    /// The pod's namespace (downward API); used for `namespace` key prefixes and caller headers.
+    pub const NAMESPACE: &str = "NAMESPACE";
+    pub const POD_NAME: &str = "POD_NAME";
+}
+
+/// HTTP headers of the Dapr wire protocol.
+pub mod headers {
+    pub const API_TOKEN: &str = "dapr-api-token";
+    pub const APP_ID: &str = "dapr-app-id";
+    pub const CALLER_APP_ID: &str = "dapr-caller-app-id";
+    pub const CALLER_NAMESPACE: &str = "dapr-caller-namespace";
+    pub const CALLEE_APP_ID: &str = "dapr-callee-app-id";
+    pub const TRACEPARENT: &str = "traceparent";
+    pub const TRACESTATE: &str = "tracestate";
+}

@@ -1,0 +1,20 @@
+//! The contract every Tandem binary shares: the `dapr.io` resource types (Component, Subscription,
+//! Configuration) as they appear in Dapr manifests, the catalogue of component types Tandem supports,
+//! and the names the injector writes and the sidecar reads (annotations, flags, env vars, ports).
+//!
+//! This crate holds data and pure functions only: no client, no runtime, no HTTP.
+
+pub mod annotations;
+pub mod catalogue;
+pub mod component;
+pub mod configuration;
+pub mod meta;
+pub mod subscription;
+
+pub use component::{Component, ComponentSpec, MetadataItem, SecretKeyRef};
+pub use configuration::{Configuration, ConfigurationSpec};
+pub use meta::ObjectMeta;
+pub use subscription::Subscription;
+
+/// The API group of every Dapr resource.
+pub const GROUP: &str = "dapr.io";

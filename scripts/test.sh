@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The project's test command (README): installs what the tests need when it is missing, then runs
+# every test. Works on a fresh machine of the project's kind; safe to run again.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+source scripts/lib/deps.sh
+
+ensure_backends     # redis-server, PostgreSQL binaries
+ensure_sdk_clients  # the official @dapr/dapr (npm) and dapr (PyPI) SDKs, for the client tests
+
+cargo test --workspace --locked "$@"

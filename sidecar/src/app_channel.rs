@@ -1,0 +1,89 @@
+//! The connection to the sidecar's own app: a pooled HTTP/1.1 keep-alive client, and readiness
+//! (the app counts as reachable once its port accepts a connection).
+
+use axum::body::Body;
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// The app channel.
+#[derive(Clone)]
+pub struct AppChannel {
+    authority: Arc<str>,
+    client: Client<HttpConnector, Body>,
+    ready: Arc<AtomicBool>,
+}
+
+impl AppChannel {
+    pub fn new(address: &str, port: u16) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let host = if address.contains(':') {
+            format!("[{address}]")
+        } else {
+            address.to_owned()
+        };
+        AppChannel {
+            authority: format!("{host}:{port}").into(),
+            client,
+            ready: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Sends a request whose URI holds only the path and query; the app's authority is added here.
+    pub async fn send(
+        &self,
+        mut req: Request<Body>,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        if let Ok(uri) = Uri::builder()
+            .scheme("http")
+            .authority(&*self.authority)
+            .path_and_query(path_and_query)
+            .build()
+        {
+            *req.uri_mut() = uri;
+        }
+        self.client.request(req).await
+    }
+
+    /// Waits until the app's port accepts a connection, then marks the channel ready. Runs until
+    /// it succeeds or `stop` fires.
+    pub async fn wait_until_reachable(&self, stop: tokio_util::sync::CancellationToken) {
+        let mut delay = Duration::from_millis(5);
+        loop {
+            let attempt = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::net::TcpStream::connect(&*self.authority),
+            );
+            if let Ok(Ok(_)) = attempt.await {
+                self.ready.store(true, Ordering::Release);
+                tracing::info!(app = %self.authority, "app channel ready");
+                return;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The table from component type to implementation: validated settings
+//! ([`ComponentConfig::from_metadata`], pure, run before any port is bound) and initialisation
+//! ([`ComponentConfig::init`], which may reach a server and is retried).
+
+use super::metadata::{Metadata, MetadataError};
+use super::secrets::{SecretStore, env::EnvStore, file::FileStore};
+use super::state::{StateStore, memory::MemoryStore, postgres, redis, sqlite::SqliteStore};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A ready component instance.
+#[derive(Clone)]
+pub enum Instance {
+    State(Arc<dyn StateStore>),
+    Secrets(Arc<dyn SecretStore>),
+}
+
+/// Validated settings of one component.
+#[derive(Debug, Clone)]
+pub enum ComponentConfig {
+    StateMemory,
+    StateSqlite {
+        path: String,
+        table: String,
+        busy_timeout: Duration,
+    },
+    StateRedis(redis::RedisConfig),
+    StatePostgres(postgres::PostgresConfig),
+    SecretsEnv {
+        prefix: Option<String>,
+    },
+    SecretsFile {
+        path: PathBuf,
+        separator: String,
+        multi_valued: bool,
+    },
+}
+
+impl ComponentConfig {
+    /// Validates the metadata of a catalogue type. `base` is the manifest's folder, for relative
+    /// file paths.
+    pub fn from_metadata(type_: &str, md: &Metadata, base: &Path) -> Result<Self, MetadataError> {
+        Ok(match type_ {
+            "state.in-memory" => ComponentConfig::StateMemory,
+            "state.sqlite" => ComponentConfig::StateSqlite {
+                path: md.require("connectionString")?.to_owned(),
+                table: md.get("tableName").unwrap_or("state").to_owned(),
+                busy_timeout: md
+                    .duration("busyTimeout")?
+                    .unwrap_or(Duration::from_secs(5)),
+            },
+            "state.redis" => ComponentConfig::StateRedis(redis::RedisConfig::from_metadata(md)?),
+            "state.postgresql" => {
+                ComponentConfig::StatePostgres(postgres::PostgresConfig::from_metadata(md)?)
+            }
+            "secretstores.local.env" => ComponentConfig::SecretsEnv {
+                prefix: md.get("prefix").map(str::to_owned),
+            },
+            "secretstores.local.file" => {
+                let file = PathBuf::from(md.require("secretsFile")?);
+                ComponentConfig::SecretsFile {
+                    path: if file.is_relative() && !file.exists() {
+                        base.join(file)
+                    } else {
+                        file
+                    },
+                    separator: md.get("nestedSeparator").unwrap_or(":").to_owned(),
+                    multi_valued: md.bool("multiValued", false)?,
+                }
+            }
+            other => {
+                return Err(MetadataError {
+                    field: "spec.type".into(),
+                    value: other.into(),
+                    reason: "no implementation".into(),
+                });
+            }
+        })
+    }
+
+    /// Builds the instance; may be retried until the component's init timeout.
+    pub async fn init(&self) -> Result<Instance, String> {
+        Ok(match self {
+            ComponentConfig::StateMemory => Instance::State(Arc::new(MemoryStore::new())),
+            ComponentConfig::StateSqlite {
+                path,
+                table,
+                busy_timeout,
+            } => Instance::State(Arc::new(
+                SqliteStore::open(path, table, *busy_timeout).await?,
+            )),
+            ComponentConfig::StateRedis(cfg) => {
+                Instance::State(Arc::new(redis::RedisStore::connect(cfg).await?))
+            }
+            ComponentConfig::StatePostgres(cfg) => {
+                Instance::State(Arc::new(postgres::PostgresStore::connect(cfg).await?))
+            }
+            ComponentConfig::SecretsEnv { prefix } => {
+                Instance::Secrets(Arc::new(EnvStore::new(prefix.as_deref())))
+            }
+            ComponentConfig::SecretsFile {
+                path,
+                separator,
+                multi_valued,
+            } => Instance::Secrets(Arc::new(FileStore::load(path, separator, *multi_valued)?)),
+        })
+    }
+}

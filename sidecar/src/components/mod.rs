@@ -1,0 +1,14 @@
+//! Components: reading Dapr Component manifests ([`manifest`]), checking them against the
+//! catalogue and resolving secret references ([`plan`]), and the live [`registry`] the API looks
+//! components up in, filled as each one finishes initialising.
+
+pub mod kinds;
+pub mod manifest;
+pub mod metadata;
+pub mod plan;
+pub mod registry;
+pub mod secrets;
+pub mod state;
+
+pub use plan::{LoadError, Plan, PlanContext};
+pub use registry::{ComponentStatus, Registry};

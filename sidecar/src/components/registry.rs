@@ -1,0 +1,235 @@
+//! The live components. Built from a [`Plan`] before the servers start; each component then
+//! initialises in the background, retried with backoff until its `initTimeout`. Lookups never
+//! block: a component that is not ready yet is reported as such.
+
+use super::kinds::Instance;
+use super::plan::{FailedComponent, Plan, Planned};
+use super::secrets::SecretStore;
+use super::state::{Feature, KeyPrefix, StateStore};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// Name, type and origin of a component.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentInfo {
+    pub name: String,
+    pub type_: String,
+    pub version: String,
+    pub file: PathBuf,
+}
+
+impl ComponentInfo {
+    pub fn block(&self) -> &str {
+        self.type_.split('.').next().unwrap_or_default()
+    }
+}
+
+/// Where a component is in its life.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ComponentStatus {
+    Initialising,
+    Ready,
+    /// Failed, and `ignoreErrors` let the sidecar go on without it.
+    Failed(String),
+}
+
+/// One component and, once initialised, its instance.
+pub struct Slot {
+    pub planned: Planned,
+    instance: OnceLock<Instance>,
+    status: Mutex<ComponentStatus>,
+}
+
+impl Slot {
+    pub fn status(&self) -> ComponentStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_status(&self, status: ComponentStatus) {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = status;
+    }
+}
+
+/// A state store as the API uses it.
+pub struct StateHandle<'a> {
+    pub store: &'a Arc<dyn StateStore>,
+    pub key_prefix: &'a KeyPrefix,
+    pub name: &'a str,
+}
+
+/// Why a lookup found no usable component.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// No component of this block is configured at all.
+    NoneConfigured,
+    /// No component of this name.
+    NotFound,
+    /// Configured, not (yet) usable.
+    NotReady(ComponentStatus),
+}
+
+/// Every loaded component.
+pub struct Registry {
+    slots: Vec<Arc<Slot>>,
+    by_name: HashMap<String, Arc<Slot>>,
+    failed: Vec<FailedComponent>,
+}
+
+impl Registry {
+    /// Builds the registry; `prebuilt` holds instances made while planning (local secret stores).
+    pub fn new(plan: Plan, mut prebuilt: HashMap<String, Arc<dyn SecretStore>>) -> Self {
+        let mut slots = Vec::new();
+        let mut by_name = HashMap::new();
+        for planned in plan.components {
+            let slot = Arc::new(Slot {
+                instance: OnceLock::new(),
+                status: Mutex::new(ComponentStatus::Initialising),
+                planned,
+            });
+            if let Some(store) = prebuilt.remove(&slot.planned.info.name) {
+                let _ = slot.instance.set(Instance::Secrets(store));
+                slot.set_status(ComponentStatus::Ready);
+            }
+            by_name.insert(slot.planned.info.name.clone(), slot.clone());
+            slots.push(slot);
+        }
+        Registry {
+            slots,
+            by_name,
+            failed: plan.failed,
+        }
+    }
+
+    pub fn slots(&self) -> &[Arc<Slot>] {
+        &self.slots
+    }
+
+    /// Components that failed before initialisation (bad manifests with `ignoreErrors`).
+    pub fn failed_at_load(&self) -> &[FailedComponent] {
+        &self.failed
+    }
+
+    /// True when no component is still initialising (failures with `ignoreErrors` count as done).
+    pub fn settled(&self) -> bool {
+        self.slots
+            .iter()
+            .all(|s| s.status() != ComponentStatus::Initialising)
+    }
+
+    fn find(&self, block: &str, name: &str) -> Result<(&Slot, &Instance), Lookup> {
+        let Some(slot) = self
+            .by_name
+            .get(name)
+            .filter(|s| s.planned.info.block() == block)
+        else {
+            let any = self.slots.iter().any(|s| s.planned.info.block() == block);
+            return Err(if any {
+                Lookup::NotFound
+            } else {
+                Lookup::NoneConfigured
+            });
+        };
+        slot.instance
+            .get()
+            .map(|i| (slot.as_ref(), i))
+            .ok_or_else(|| Lookup::NotReady(slot.status()))
+    }
+
+    pub fn state(&self, name: &str) -> Result<StateHandle<'_>, Lookup> {
+        match self.find("state", name)? {
+            (slot, Instance::State(store)) => Ok(StateHandle {
+                store,
+                key_prefix: &slot.planned.key_prefix,
+                name: &slot.planned.info.name,
+            }),
+            _ => Err(Lookup::NotFound),
+        }
+    }
+
+    pub fn secrets(&self, name: &str) -> Result<&Arc<dyn SecretStore>, Lookup> {
+        match self.find("secretstores", name)? {
+            (_, Instance::Secrets(store)) => Ok(store),
+            _ => Err(Lookup::NotFound),
+        }
+    }
+
+    /// Capabilities shown in `/v1.0/metadata`.
+    pub fn capabilities(&self, slot: &Slot) -> Vec<&'static str> {
+        let mut caps: Vec<&'static str> = match slot.instance.get() {
+            Some(Instance::State(store)) => store.features().iter().map(|f| f.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        if slot.planned.actor_state_store {
+            caps.push(Feature::Actor.as_str());
+        }
+        caps
+    }
+
+    /// Initialises every component concurrently. Returns the first fatal failure (a component
+    /// without `ignoreErrors` that did not come up within its `initTimeout`).
+    pub async fn init_all(&self) -> Result<(), String> {
+        let tasks = self
+            .slots
+            .iter()
+            .filter(|s| s.instance.get().is_none())
+            .map(|s| init_slot(s.clone()));
+        let results = futures_util::future::join_all(tasks).await;
+        results
+            .into_iter()
+            .collect::<Result<Vec<()>, String>>()
+            .map(|_| ())
+    }
+
+    /// Closes every state store (called once at shutdown, after the API has drained).
+    pub async fn close(&self) {
+        for slot in &self.slots {
+            if let Some(Instance::State(store)) = slot.instance.get() {
+                store.close().await;
+            }
+        }
+    }
+}
+
+async fn init_slot(slot: Arc<Slot>) -> Result<(), String> {
+    let info = &slot.planned.info;
+    let deadline = tokio::time::Instant::now() + slot.planned.init_timeout;
+    let mut backoff = Duration::from_millis(50);
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let outcome = tokio::time::timeout_at(deadline, slot.planned.config.init()).await;
+        let error = match outcome {
+            Ok(Ok(instance)) => {
+                let _ = slot.instance.set(instance);
+                slot.set_status(ComponentStatus::Ready);
+                tracing::info!(component = %info.name, r#type = %info.type_, attempt, "component ready");
+                return Ok(());
+            }
+            Ok(Err(e)) => e,
+            Err(_) => "init timed out".to_owned(),
+        };
+        if tokio::time::Instant::now() + backoff >= deadline {
+            let message = format!(
+                "{}: component {:?} ({}) failed to initialise within {:?} after {attempt} attempts: {error}",
+                info.file.display(),
+                info.name,
+                info.type_,
+                slot.planned.init_timeout
+            );
+            slot.set_status(ComponentStatus::Failed(error));
+            if slot.planned.ignore_errors {
+                tracing::error!(component = %info.name, %message, "component failed; ignored (ignoreErrors)");
+                return Ok(());
+            }
+            return Err(message);
+        }
+        tracing::warn!(component = %info.name, attempt, %error, "component init failed; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}

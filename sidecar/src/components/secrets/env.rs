@@ -1,0 +1,58 @@
+//! `secretstores.local.env`: secrets are the sidecar's environment variables. With `prefix`, only
+//! variables starting with it are visible, and names are given without it.
+
+use super::{Secret, SecretError, SecretStore};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default)]
+pub struct EnvStore {
+    prefix: String,
+}
+
+impl EnvStore {
+    pub fn new(prefix: Option<&str>) -> Self {
+        EnvStore {
+            prefix: prefix.unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+impl SecretStore for EnvStore {
+    fn get(&self, name: &str) -> Result<Option<Secret>, SecretError> {
+        Ok(std::env::var(format!("{}{name}", self.prefix))
+            .ok()
+            .map(|v| BTreeMap::from([(name.to_owned(), v)])))
+    }
+
+    fn bulk(&self) -> Result<BTreeMap<String, Secret>, SecretError> {
+        Ok(std::env::vars()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix(&self.prefix)?.to_owned();
+                (!name.is_empty()).then(|| (name.clone(), BTreeMap::from([(name, v)])))
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_with_and_without_prefix() {
+        // PATH exists in every test environment; no need to set variables (unsafe in 2024).
+        let plain = EnvStore::new(None);
+        let path = plain.get("PATH").expect("get").expect("PATH is set");
+        assert!(path.contains_key("PATH"));
+        assert!(
+            plain
+                .get("TANDEM_SURELY_UNSET_VARIABLE")
+                .expect("get")
+                .is_none()
+        );
+        let prefixed = EnvStore::new(Some("PA"));
+        assert!(prefixed.get("TH").expect("get").is_some());
+        assert!(prefixed.bulk().expect("bulk").contains_key("TH"));
+        assert!(!prefixed.bulk().expect("bulk").contains_key("HOME"));
+    }
+}

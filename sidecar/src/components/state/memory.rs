@@ -1,0 +1,151 @@
+//! `state.in-memory`: a map in the sidecar's memory, with ETags, transactions and TTL.
+
+use super::*;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug)]
+struct Entry {
+    data: Bytes,
+    version: i64,
+    expires_at: Option<SystemTime>,
+}
+
+impl Entry {
+    fn live(&self, now: SystemTime) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+/// The in-memory store. The lock is never held across an await.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    entries: Mutex<HashMap<String, Entry>>,
+    next_version: std::sync::atomic::AtomicI64,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // A panic while holding the lock cannot leave an entry half-written, so a poisoned map
+        // is still consistent.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn version(&self) -> i64 {
+        self.next_version
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
+
+    /// Checks one operation against the map without changing it.
+    fn check(map: &HashMap<String, Entry>, op: &TxOperation, now: SystemTime) -> StoreResult<()> {
+        let (key, etag, concurrency, is_set) = match op {
+            TxOperation::Upsert(r) => (&r.key, &r.etag, r.concurrency, true),
+            TxOperation::Delete(r) => (&r.key, &r.etag, r.concurrency, false),
+        };
+        let current = map.get(key).filter(|e| e.live(now));
+        match etag {
+            Some(etag) => {
+                let want = parse_etag(etag)?;
+                match current {
+                    Some(e) if e.version == want => Ok(()),
+                    _ => Err(StoreError::EtagMismatch(format!("key {key}"))),
+                }
+            }
+            None if is_set && concurrency == Concurrency::FirstWrite && current.is_some() => Err(
+                StoreError::EtagMismatch(format!("key {key} already exists")),
+            ),
+            None => Ok(()),
+        }
+    }
+
+    fn apply(&self, map: &mut HashMap<String, Entry>, op: TxOperation, now: SystemTime) {
+        match op {
+            TxOperation::Upsert(r) => {
+                let expires_at =
+                    expiry_seconds(r.ttl).map(|s| now + Duration::from_secs(s.unsigned_abs()));
+                let version = self.version();
+                map.insert(
+                    r.key,
+                    Entry {
+                        data: r.value,
+                        version,
+                        expires_at,
+                    },
+                );
+            }
+            TxOperation::Delete(r) => {
+                map.remove(&r.key);
+            }
+        }
+    }
+
+    fn run(&self, ops: Vec<TxOperation>) -> StoreResult<()> {
+        let now = SystemTime::now();
+        let mut map = self.lock();
+        for op in &ops {
+            Self::check(&map, op, now)?;
+        }
+        for op in ops {
+            self.apply(&mut map, op, now);
+        }
+        // Expired keys nobody reads again are swept now and then, not on every write.
+        if self.next_version.load(std::sync::atomic::Ordering::Relaxed) % 4096 == 0 {
+            map.retain(|_, e| e.live(now));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryStore {
+    fn features(&self) -> &'static [Feature] {
+        &[Feature::Etag, Feature::Transactional, Feature::Ttl]
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Option<StoredItem>> {
+        let now = SystemTime::now();
+        Ok(self
+            .lock()
+            .get(key)
+            .filter(|e| e.live(now))
+            .map(|e| StoredItem {
+                data: e.data.clone(),
+                etag: Some(e.version.to_string()),
+                expires_at: e.expires_at,
+            }))
+    }
+
+    async fn set(&self, req: SetRequest) -> StoreResult<()> {
+        self.run(vec![TxOperation::Upsert(req)])
+    }
+
+    async fn delete(&self, req: DeleteRequest) -> StoreResult<()> {
+        self.run(vec![TxOperation::Delete(req)])
+    }
+
+    async fn transact(&self, ops: Vec<TxOperation>) -> StoreResult<()> {
+        self.run(ops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conforms() {
+        super::super::conformance::run(&MemoryStore::new(), "mem").await;
+    }
+
+    #[tokio::test]
+    async fn contended_increments_are_exact() {
+        let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(MemoryStore::new());
+        super::super::conformance::contended_increments(store, "counter", 8, 200).await;
+    }
+}

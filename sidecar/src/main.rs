@@ -1,0 +1,19 @@
+//! `tandem-sidecar`: parse the flags (exit 64 on a bad one, before any port is bound), then run.
+
+fn main() -> std::process::ExitCode {
+    let cli = match tandem_sidecar::cli::parse() {
+        Ok(cli) => cli,
+        Err(exit) => return exit,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("tandem-sidecar: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(tandem_sidecar::run(cli))
+}
