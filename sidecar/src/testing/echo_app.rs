@@ -1,7 +1,7 @@
 //! A small real HTTP app for invocation tests. It answers every request with the request's body
 //! streamed back, the status from an `x-status` header (default 200), and what it saw in
 //! headers: `x-echo-method`, `x-echo-uri`, and `x-echo-header-<name>` for each request header.
-//! It records every request it got.
+//! An `x-delay-ms` header delays the answer. It records every request it got.
 
 use axum::Router;
 use axum::body::Body;
@@ -32,6 +32,10 @@ async fn echo(State(seen): State<Arc<Mutex<Vec<Seen>>>>, req: Request) -> Respon
         uri: parts.uri.to_string(),
         headers: parts.headers.clone(),
     });
+    let delay = parts.headers.get("x-delay-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if let Some(ms) = delay {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     let status = parts
         .headers
         .get("x-status")

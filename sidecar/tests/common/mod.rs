@@ -1,0 +1,19 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::path::Path;
+use std::time::Duration;
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+}
+
+pub async fn json_of(r: reqwest::Response) -> serde_json::Value {
+    let text = r.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+pub fn write_component(dir: &Path, file: &str, yaml: &str) {
+    std::fs::create_dir_all(dir).expect("resources dir");
+    std::fs::write(dir.join(file), yaml).expect("write component");
+}
