@@ -105,7 +105,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Some(Command::Run(run)) => (run.sidecar, Some(run.app)),
         None => (cli.sidecar, None),
     };
-    crate::telemetry::init_logs(args.log_level, args.log_as_json);
+    crate::telemetry::init_logs(args.log_level, args.log_as_json, &args.app_id);
     let prepared = match prepare(args) {
         Ok(p) => p,
         Err(message) => return usage_error(message),

@@ -32,7 +32,11 @@ async fn echo(State(seen): State<Arc<Mutex<Vec<Seen>>>>, req: Request) -> Respon
         uri: parts.uri.to_string(),
         headers: parts.headers.clone(),
     });
-    let delay = parts.headers.get("x-delay-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let delay = parts
+        .headers
+        .get("x-delay-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if let Some(ms) = delay {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
@@ -46,7 +50,10 @@ async fn echo(State(seen): State<Arc<Mutex<Vec<Seen>>>>, req: Request) -> Respon
     let mut response = Response::new(Body::new(body));
     *response.status_mut() = status;
     let h = response.headers_mut();
-    h.insert("x-echo-method", HeaderValue::from_str(parts.method.as_str()).unwrap_or(HeaderValue::from_static("?")));
+    h.insert(
+        "x-echo-method",
+        HeaderValue::from_str(parts.method.as_str()).unwrap_or(HeaderValue::from_static("?")),
+    );
     if let Ok(v) = HeaderValue::from_str(&parts.uri.to_string()) {
         h.insert("x-echo-uri", v);
     }
@@ -63,7 +70,9 @@ async fn echo(State(seen): State<Arc<Mutex<Vec<Seen>>>>, req: Request) -> Respon
 
 impl EchoApp {
     pub async fn start() -> EchoApp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind echo app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind echo app");
         let port = listener.local_addr().expect("addr").port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let app = Router::new().fallback(echo).with_state(seen.clone());

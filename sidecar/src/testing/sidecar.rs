@@ -99,7 +99,9 @@ impl SidecarBuilder {
     pub fn spawn(self) -> Sidecar {
         let ports = [free_port(), free_port(), free_port(), free_port()];
         std::fs::create_dir_all(&self.data_dir).expect("create data dir");
-        let log = self.data_dir.join(format!("{}-{}.log", self.app_id, ports[0]));
+        let log = self
+            .data_dir
+            .join(format!("{}-{}.log", self.app_id, ports[0]));
         let log_file = std::fs::File::create(&log).expect("create log file");
         let child = self
             .command(ports)
@@ -144,7 +146,11 @@ impl Sidecar {
             if super::http_status(self.http_port, path) == Some(status) {
                 return;
             }
-            assert!(Instant::now() < deadline, "{path} never answered {status}; sidecar log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "{path} never answered {status}; sidecar log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -10,6 +10,7 @@
 //! - `ttl`: `Some(n > 0)` expires the key after n seconds; `None` or `Some(-1)` keeps it forever
 //!   (a later write without TTL removes an earlier TTL). Expired keys are never returned.
 //! - `transact` applies every operation or none; any ETag failure aborts the whole transaction.
+//!   Every operation's condition is checked against the state before the transaction.
 
 mod keys;
 pub mod memory;

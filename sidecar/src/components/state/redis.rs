@@ -1,43 +1,359 @@
-//! `state.redis` (placeholder: being implemented).
+//! `state.redis`: Dapr's Redis layout, so a Tandem app and a Dapr app can share one database.
+//! Each key is a hash with fields `data` (the value bytes) and `version` (the ETag, bumped with
+//! `HINCRBY` on every write); a first-write also sets `first-write`, as Dapr does. A new key's
+//! version starts from a random number instead of 0 (see [`start_version`]). Every check and
+//! write runs inside one Lua script, so ETag checks are atomic on the server and each operation
+//! costs one round trip (`EVALSHA`).
+
+#[cfg(test)]
+mod tests;
 
 use super::*;
 use crate::components::metadata::{Metadata, MetadataError};
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{IntoConnectionInfo, Script};
+use std::time::{Duration, SystemTime};
 
 /// Validated settings of a `state.redis` component.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RedisConfig {}
+#[derive(Clone, PartialEq)]
+pub struct RedisConfig {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub db: i64,
+    /// `ttlInSeconds`: applied to writes whose request carries no TTL.
+    pub default_ttl: Option<i64>,
+    pub dial_timeout: Duration,
+    /// The larger of `readTimeout` and `writeTimeout`: the client has one per-command timeout.
+    pub response_timeout: Duration,
+}
 
-impl RedisConfig {
-    pub fn from_metadata(_md: &Metadata) -> Result<Self, MetadataError> {
-        Ok(RedisConfig {})
+// By hand so a logged config never shows the password.
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("db", &self.db)
+            .field("default_ttl", &self.default_ttl)
+            .field("dial_timeout", &self.dial_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .finish()
     }
 }
 
-/// The store.
-#[derive(Debug)]
-pub struct RedisStore {}
+/// go-redis defaults, which Dapr inherits.
+const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(3);
+/// Reconnect attempts per outage before pending commands fail (Dapr's `redisMaxRetries` default).
+const RECONNECT_RETRIES: usize = 3;
+
+fn refuse(field: &str, value: &str, reason: &str) -> MetadataError {
+    MetadataError {
+        field: field.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+impl RedisConfig {
+    /// Reads the fields Tandem uses; Dapr's other fields (pool sizes, retries, …) are accepted
+    /// and ignored so existing component files load unchanged.
+    pub fn from_metadata(md: &Metadata) -> Result<Self, MetadataError> {
+        let addr = md.require("redisHost")?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| refuse("redisHost", addr, "expected host:port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = port.parse::<u16>().ok().filter(|p| *p > 0);
+        let (Some(port), false) = (port, host.is_empty()) else {
+            return Err(refuse("redisHost", addr, "expected host:port"));
+        };
+        let db = md.int("redisDB")?.unwrap_or(0);
+        if db < 0 {
+            return Err(refuse("redisDB", &db.to_string(), "must be 0 or more"));
+        }
+        if md.bool("enableTLS", false)? {
+            return Err(refuse("enableTLS", "true", "TLS is not supported yet"));
+        }
+        // As in go-redis, zero means the default.
+        let duration = |field, default| -> Result<Duration, MetadataError> {
+            Ok(md
+                .duration(field)?
+                .filter(|d| !d.is_zero())
+                .unwrap_or(default))
+        };
+        let read = duration("readTimeout", DEFAULT_READ_TIMEOUT)?;
+        let write = duration("writeTimeout", read)?;
+        Ok(RedisConfig {
+            host: host.to_owned(),
+            port,
+            username: md.get("redisUsername").map(str::to_owned),
+            password: md.get("redisPassword").map(str::to_owned),
+            db,
+            default_ttl: md.int("ttlInSeconds")?,
+            dial_timeout: duration("dialTimeout", DEFAULT_DIAL_TIMEOUT)?,
+            response_timeout: read.max(write),
+        })
+    }
+}
+
+/// `{data, version, pttl}` in one atomic step. A plain string (written by very old Dapr
+/// versions) is returned without an ETag, as Dapr's `directGet` does.
+const GET: &str = r#"
+local h = redis.pcall("HMGET", KEYS[1], "data", "version")
+if h["err"] then
+  return {redis.call("GET", KEYS[1]), false, redis.call("PTTL", KEYS[1])}
+end
+return {h[1], h[2], redis.call("PTTL", KEYS[1])}"#;
+
+/// ARGV: etag ("" for none), data, first-write ("1"/"0"), ttl seconds (<= 0 persists), and the
+/// version a new key starts from. Returns the new version, or -1 when the ETag or first-write
+/// condition fails.
+const SET: &str = r#"
+local ver = redis.pcall("HGET", KEYS[1], "version")
+if ARGV[1] ~= "" then
+  if ver ~= ARGV[1] then return -1 end
+elseif ARGV[3] == "1" and redis.call("EXISTS", KEYS[1]) == 1 then
+  return -1
+end
+if type(ver) == "table" then redis.call("DEL", KEYS[1]) end
+if type(ver) ~= "string" then redis.call("HSET", KEYS[1], "version", ARGV[5]) end
+redis.call("HSET", KEYS[1], "data", ARGV[2])
+if ARGV[3] == "1" then redis.call("HSET", KEYS[1], "first-write", 0) end
+local v = redis.call("HINCRBY", KEYS[1], "version", 1)
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then redis.call("EXPIRE", KEYS[1], ttl) else redis.call("PERSIST", KEYS[1]) end
+return v"#;
+
+/// ARGV: etag ("" for none). Returns -1 on an ETag mismatch.
+const DELETE: &str = r#"
+if ARGV[1] ~= "" and redis.pcall("HGET", KEYS[1], "version") ~= ARGV[1] then return -1 end
+return redis.call("DEL", KEYS[1])"#;
+
+/// KEYS: one per operation. ARGV: six per operation (kind "S"/"D", etag, first-write, ttl, data,
+/// start version). Every condition is checked against the state before the transaction, then every
+/// operation is applied; returns 0, or -i when operation i fails its check (nothing written).
+const TRANSACT: &str = r#"
+for i = 1, #KEYS do
+  local b = (i - 1) * 6
+  if ARGV[b + 2] ~= "" then
+    if redis.pcall("HGET", KEYS[i], "version") ~= ARGV[b + 2] then return -i end
+  elseif ARGV[b + 1] == "S" and ARGV[b + 3] == "1" and redis.call("EXISTS", KEYS[i]) == 1 then
+    return -i
+  end
+end
+for i = 1, #KEYS do
+  local b = (i - 1) * 6
+  local k = KEYS[i]
+  if ARGV[b + 1] == "D" then
+    redis.call("DEL", k)
+  else
+    local t = redis.call("TYPE", k)["ok"]
+    if t ~= "hash" and t ~= "none" then redis.call("DEL", k) end
+    if redis.call("HEXISTS", k, "version") == 0 then redis.call("HSET", k, "version", ARGV[b + 6]) end
+    redis.call("HSET", k, "data", ARGV[b + 5])
+    if ARGV[b + 3] == "1" then redis.call("HSET", k, "first-write", 0) end
+    redis.call("HINCRBY", k, "version", 1)
+    local ttl = tonumber(ARGV[b + 4])
+    if ttl > 0 then redis.call("EXPIRE", k, ttl) else redis.call("PERSIST", k) end
+  end
+end
+return 0"#;
+
+/// The store. `ConnectionManager` multiplexes one connection and reconnects on its own, so
+/// a restarted Redis heals without restarting the sidecar.
+pub struct RedisStore {
+    conn: ConnectionManager,
+    default_ttl: Option<i64>,
+    get: Script,
+    set: Script,
+    delete: Script,
+    transact: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("default_ttl", &self.default_ttl)
+            .finish()
+    }
+}
+
+fn backend(what: &str, key: &str, err: ::redis::RedisError) -> StoreError {
+    StoreError::Backend(format!("redis {what} {key:?}: {err}"))
+}
+
+/// The request ETag in the canonical form `HINCRBY` writes ("" when there is none).
+fn etag_arg(etag: Option<&str>) -> StoreResult<String> {
+    etag.map_or(Ok(String::new()), |e| parse_etag(e).map(|n| n.to_string()))
+}
+
+/// Where a new key's version starts, one below its first ETag. Dapr starts every key at 0; a
+/// random start keeps a key that is deleted and written again from reusing an old ETag, and
+/// keeps ETags of different keys apart. Below 2^52 so the Lua number holding it stays exact.
+fn start_version() -> i64 {
+    rand::random_range(0..1i64 << 52)
+}
 
 impl RedisStore {
-    pub async fn connect(_cfg: &RedisConfig) -> Result<Self, String> {
-        Err("not implemented yet".to_owned())
+    /// Connects and sends PING, so a component init fails (and is retried) while Redis is down.
+    pub async fn connect(cfg: &RedisConfig) -> Result<Self, String> {
+        let target = format!("redis at {}:{}", cfg.host, cfg.port);
+        let mut settings = ::redis::RedisConnectionInfo::default().set_db(cfg.db);
+        if let Some(user) = &cfg.username {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &cfg.password {
+            settings = settings.set_password(password);
+        }
+        let info = ::redis::ConnectionAddr::Tcp(cfg.host.clone(), cfg.port)
+            .into_connection_info()
+            .map_err(|e| format!("{target}: {e}"))?
+            .set_redis_settings(settings);
+        let client = ::redis::Client::open(info).map_err(|e| format!("{target}: {e}"))?;
+        let manager_cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(cfg.dial_timeout))
+            .set_response_timeout(Some(cfg.response_timeout))
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_max_delay(Duration::from_secs(2));
+        let mut conn = ConnectionManager::new_with_config(client, manager_cfg)
+            .await
+            .map_err(|e| format!("connecting to {target}: {e}"))?;
+        let _: String = ::redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("PING {target}: {e}"))?;
+        Ok(RedisStore {
+            conn,
+            default_ttl: cfg.default_ttl,
+            get: Script::new(GET),
+            set: Script::new(SET),
+            delete: Script::new(DELETE),
+            transact: Script::new(TRANSACT),
+        })
+    }
+
+    /// Seconds to live for a write: the request's TTL, else the component default; 0 persists.
+    fn ttl_arg(&self, ttl: Option<i64>) -> i64 {
+        expiry_seconds(ttl.or(self.default_ttl)).unwrap_or(0)
     }
 }
 
 #[async_trait]
 impl StateStore for RedisStore {
     fn features(&self) -> &'static [Feature] {
-        &[]
+        &[Feature::Etag, Feature::Transactional, Feature::Ttl]
     }
-    async fn get(&self, _key: &str) -> StoreResult<Option<StoredItem>> {
-        Err(StoreError::backend("not implemented"))
+
+    async fn get(&self, key: &str) -> StoreResult<Option<StoredItem>> {
+        let (data, version, pttl): (Option<Vec<u8>>, Option<String>, i64) = self
+            .get
+            .key(key)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("get", key, e))?;
+        Ok(data.map(|data| StoredItem {
+            data: Bytes::from(data),
+            etag: version,
+            expires_at: u64::try_from(pttl)
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(|ms| SystemTime::now() + Duration::from_millis(ms)),
+        }))
     }
-    async fn set(&self, _req: SetRequest) -> StoreResult<()> {
-        Err(StoreError::backend("not implemented"))
+
+    async fn set(&self, req: SetRequest) -> StoreResult<()> {
+        let etag = etag_arg(req.etag.as_deref())?;
+        let first_write = req.etag.is_none() && req.concurrency == Concurrency::FirstWrite;
+        let version: i64 = self
+            .set
+            .key(&req.key)
+            .arg(&etag)
+            .arg(req.value.as_ref())
+            .arg(if first_write { "1" } else { "0" })
+            .arg(self.ttl_arg(req.ttl))
+            .arg(start_version())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("set", &req.key, e))?;
+        match version {
+            v if v > 0 => Ok(()),
+            _ if first_write => Err(StoreError::EtagMismatch(format!(
+                "key {} already exists",
+                req.key
+            ))),
+            _ => Err(StoreError::EtagMismatch(format!("key {}", req.key))),
+        }
     }
-    async fn delete(&self, _req: DeleteRequest) -> StoreResult<()> {
-        Err(StoreError::backend("not implemented"))
+
+    async fn delete(&self, req: DeleteRequest) -> StoreResult<()> {
+        let etag = etag_arg(req.etag.as_deref())?;
+        let deleted: i64 = self
+            .delete
+            .key(&req.key)
+            .arg(&etag)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("delete", &req.key, e))?;
+        if deleted < 0 {
+            return Err(StoreError::EtagMismatch(format!("key {}", req.key)));
+        }
+        Ok(())
     }
-    async fn transact(&self, _ops: Vec<TxOperation>) -> StoreResult<()> {
-        Err(StoreError::backend("not implemented"))
+
+    async fn transact(&self, ops: Vec<TxOperation>) -> StoreResult<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut call = self.transact.prepare_invoke();
+        for op in &ops {
+            match op {
+                TxOperation::Upsert(r) => {
+                    let first_write = r.etag.is_none() && r.concurrency == Concurrency::FirstWrite;
+                    call.key(&r.key)
+                        .arg("S")
+                        .arg(etag_arg(r.etag.as_deref())?)
+                        .arg(if first_write { "1" } else { "0" })
+                        .arg(self.ttl_arg(r.ttl))
+                        .arg(r.value.as_ref())
+                        .arg(start_version());
+                }
+                TxOperation::Delete(r) => {
+                    let etag = etag_arg(r.etag.as_deref())?;
+                    call.key(&r.key)
+                        .arg("D")
+                        .arg(etag)
+                        .arg("0")
+                        .arg(0)
+                        .arg("")
+                        .arg(0);
+                }
+            }
+        }
+        let status: i64 = call
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("transaction, first key", ops_key(&ops, 0), e))?;
+        if status < 0 {
+            let failed = usize::try_from(-status - 1).unwrap_or(0);
+            return Err(StoreError::EtagMismatch(format!(
+                "key {}",
+                ops_key(&ops, failed)
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn ops_key(ops: &[TxOperation], i: usize) -> &str {
+    match ops.get(i) {
+        Some(TxOperation::Upsert(r)) => &r.key,
+        Some(TxOperation::Delete(r)) => &r.key,
+        None => "",
     }
 }

@@ -95,7 +95,8 @@ impl SqliteStore {
         .map_err(StoreError::backend)
     }
 
-    fn apply(tx: &Connection, table: &str, op: &TxOperation, now: i64) -> StoreResult<()> {
+    /// Checks one operation's etag / first-write condition against the current row.
+    fn check(tx: &Connection, table: &str, op: &TxOperation, now: i64) -> StoreResult<()> {
         let (key, etag, first_write) = match op {
             TxOperation::Upsert(r) => (&r.key, &r.etag, r.concurrency == Concurrency::FirstWrite),
             TxOperation::Delete(r) => (&r.key, &r.etag, false),
@@ -103,16 +104,16 @@ impl SqliteStore {
         let current = Self::current_etag(tx, table, key, now)?;
         match etag {
             Some(etag) if current != Some(parse_etag(etag)?) => {
-                return Err(StoreError::EtagMismatch(format!("key {key}")));
+                Err(StoreError::EtagMismatch(format!("key {key}")))
             }
-            Some(_) => {}
-            None if first_write && current.is_some() => {
-                return Err(StoreError::EtagMismatch(format!(
-                    "key {key} already exists"
-                )));
-            }
-            None => {}
+            None if first_write && current.is_some() => Err(StoreError::EtagMismatch(format!(
+                "key {key} already exists"
+            ))),
+            _ => Ok(()),
         }
+    }
+
+    fn apply(tx: &Connection, table: &str, op: &TxOperation, now: i64) -> StoreResult<()> {
         match op {
             TxOperation::Upsert(r) => {
                 let expire_at =
@@ -144,6 +145,10 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::backend)?;
+        // Every condition is checked against the state before the transaction, then all apply.
+        for op in ops {
+            Self::check(&tx, table, op, now)?;
+        }
         for op in ops {
             Self::apply(&tx, table, op, now)?;
         }

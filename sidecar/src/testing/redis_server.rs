@@ -1,0 +1,103 @@
+//! A throwaway `redis-server` on a free loopback port, for tests of the Redis store. Nothing is
+//! persisted (`--save ''`, no AOF) and the process is killed when the handle is dropped.
+
+use super::free_port;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `redis-server`, killed on drop.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+/// How long a fresh server gets to answer PING before the attempt is abandoned.
+const START_DEADLINE: Duration = Duration::from_secs(10);
+/// A free port can be taken by someone else before the server binds it; try a few.
+const ATTEMPTS: usize = 3;
+
+fn find_redis_server() -> PathBuf {
+    let mut candidates: Vec<PathBuf> = ["/usr/bin", "/usr/local/bin"]
+        .iter()
+        .map(|dir| PathBuf::from(dir).join("redis-server"))
+        .collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|dir| dir.join("redis-server")));
+    }
+    candidates.into_iter().find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!("redis-server not found in /usr/bin, /usr/local/bin or PATH; run scripts/test.sh, which installs it")
+    })
+}
+
+/// Whether a server on `port` answers `PING` with `+PONG`.
+fn answers_ping(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 7];
+    stream.read_exact(&mut reply).is_ok() && reply.starts_with(b"+PONG")
+}
+
+impl RedisServer {
+    /// Starts a server and returns once it answers PING. Blocks the calling thread briefly
+    /// (test code only).
+    pub fn start() -> RedisServer {
+        let bin = find_redis_server();
+        let mut last_failure = String::new();
+        for _ in 0..ATTEMPTS {
+            let port = free_port();
+            let mut child = Command::new(&bin)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
+            let deadline = Instant::now() + START_DEADLINE;
+            loop {
+                if answers_ping(port) {
+                    return RedisServer { child, port };
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    last_failure = format!("redis-server on port {port} exited with {status}");
+                    break;
+                }
+                if Instant::now() > deadline {
+                    last_failure =
+                        format!("redis-server on port {port} did not answer PING in time");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("could not start redis-server: {last_failure}");
+    }
+
+    /// `127.0.0.1:port`, the form `redisHost` takes.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
