@@ -23,17 +23,24 @@ ensure_backends() {
   command -v runuser >/dev/null || apt_install util-linux
 }
 
-# The SDK clients live in target/sdk (ignored by git): npm's lock file pins @dapr/dapr.
+# The official Dapr SDKs for sidecar/tests/sdk_clients.rs: @dapr/dapr from npm, pinned by
+# sidecar/tests/sdk/js/package-lock.json (node_modules there is ignored by git), and dapr from PyPI in
+# a venv under target/sdk (ignored by git). Reinstalls when the pinned versions change.
 ensure_sdk_clients() {
-  local sdk="$root/target/sdk"
+  local sdk="$root/target/sdk" js="$root/sidecar/tests/sdk/js" py_version="1.19.0"
   mkdir -p "$sdk"
-  command -v node >/dev/null || apt_install nodejs npm
-  if [ ! -d "$root/sidecar/tests/sdk/js/node_modules/@dapr/dapr" ]; then
-    (cd "$root/sidecar/tests/sdk/js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  # npm ci records what it installed in node_modules/.package-lock.json.
+  if [ ! -f "$js/node_modules/@dapr/dapr/package.json" ] || [ ! -f "$js/node_modules/.package-lock.json" ] \
+    || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   fi
-  if [ ! -x "$sdk/venv/bin/python" ] || ! "$sdk/venv/bin/python" -c "import dapr.clients" 2>/dev/null; then
-    python3 -m venv "$sdk/venv"
-    "$sdk/venv/bin/pip" install -q --disable-pip-version-check "dapr==1.19.0"
+  local py="$sdk/venv/bin/python"
+  if [ ! -x "$py" ] || ! "$py" -c "import sys, importlib.metadata as m, dapr.clients; sys.exit(m.version('dapr') != '$py_version')" 2>/dev/null; then
+    command -v python3 >/dev/null || apt_install python3
+    rm -rf "$sdk/venv"
+    python3 -m venv "$sdk/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$sdk/venv"; }
+    "$sdk/venv/bin/pip" install -q --disable-pip-version-check "dapr==$py_version"
   fi
   export TANDEM_SDK_JS_DIR="$root/sidecar/tests/sdk/js"
   export TANDEM_SDK_PYTHON="$sdk/venv/bin/python"

@@ -7,13 +7,19 @@ use tandem_sidecar::testing::sidecar::{Sidecar, SidecarBuilder};
 const BIN: &str = env!("CARGO_BIN_EXE_tandem-sidecar");
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
 }
 
 /// Two sidecars sharing a registry: `a` (no app) and `b` (in front of an echo app).
 async fn pair(dir: &std::path::Path, b_env: &[(&str, &str)]) -> (Sidecar, Sidecar, EchoApp) {
     let app = EchoApp::start().await;
-    let a = SidecarBuilder::new(BIN, "a", dir).arg("--max-body-size").arg("64Mi").start();
+    let a = SidecarBuilder::new(BIN, "a", dir)
+        .arg("--max-body-size")
+        .arg("64Mi")
+        .start();
     let mut b = SidecarBuilder::new(BIN, "b", dir).app_port(app.port);
     for (k, v) in b_env {
         b = b.env(k, v);
@@ -32,7 +38,10 @@ async fn method_path_query_headers_body_and_status_pass_through() {
         .header("x-custom", "kept")
         .header("x-status", "201")
         .header("dapr-caller-app-id", "spoofed")
-        .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
         .header("content-type", "text/plain")
         .body("hello body")
         .send()
@@ -43,10 +52,17 @@ async fn method_path_query_headers_body_and_status_pass_through() {
     assert_eq!(h["x-echo-method"], "PATCH");
     assert_eq!(h["x-echo-uri"], "/orders/42/items?x=1&y=%2F");
     assert_eq!(h["x-echo-header-x-custom"], "kept");
-    assert_eq!(h["x-echo-header-dapr-caller-app-id"], "a", "the caller id is the sidecar's, not the client's");
+    assert_eq!(
+        h["x-echo-header-dapr-caller-app-id"], "a",
+        "the caller id is the sidecar's, not the client's"
+    );
     assert_eq!(h["x-echo-header-dapr-callee-app-id"], "b");
     let trace = h["x-echo-header-traceparent"].to_str().expect("text");
-    assert!(trace.starts_with("00-0af7651916cd43dd8448eb211c80319c-") && !trace.contains("b7ad6b7169203331"), "{trace}");
+    assert!(
+        trace.starts_with("00-0af7651916cd43dd8448eb211c80319c-")
+            && !trace.contains("b7ad6b7169203331"),
+        "{trace}"
+    );
     assert_eq!(h["content-type"], "text/plain");
     assert_eq!(response.text().await.expect("body"), "hello body");
     assert_eq!(app.seen().len(), 1);
@@ -67,7 +83,11 @@ async fn dapr_app_id_header_routes_any_path_and_is_removed() {
     assert_eq!(response.headers()["x-echo-uri"], "/hello/world?q=1");
     assert!(app.seen()[0].headers.get("dapr-app-id").is_none());
     // No app id at all: Dapr's 404.
-    let response = client().get(a.url("/nothing/here")).send().await.expect("request");
+    let response = client()
+        .get(a.url("/nothing/here"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status().as_u16(), 404);
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["errorCode"], "ERR_DIRECT_INVOKE");
@@ -81,17 +101,32 @@ async fn large_bodies_stream_both_ways() {
     let chunk: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..32).map(|_| Ok(chunk.clone())).collect();
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
-    let response = client().put(a.url("/v1.0/invoke/b/method/upload")).body(body).send().await.expect("invoke");
+    let response = client()
+        .put(a.url("/v1.0/invoke/b/method/upload"))
+        .body(body)
+        .send()
+        .await
+        .expect("invoke");
     assert_eq!(response.status().as_u16(), 200);
     let echoed = response.bytes().await.expect("body");
     assert_eq!(echoed.len(), 32 << 20);
-    assert!(echoed.chunks(1 << 20).all(|c| c == chunk.as_slice()), "body came back altered");
+    assert!(
+        echoed.chunks(1 << 20).all(|c| c == chunk.as_slice()),
+        "body came back altered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn self_invocation_and_tokens() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (a, b, app) = pair(dir.path(), &[("APP_API_TOKEN", "b-app-token"), ("DAPR_API_TOKEN", "b-api-token")]).await;
+    let (a, b, app) = pair(
+        dir.path(),
+        &[
+            ("APP_API_TOKEN", "b-app-token"),
+            ("DAPR_API_TOKEN", "b-api-token"),
+        ],
+    )
+    .await;
     // a → b: b's app gets b's app token, never the caller's api token.
     let response = client()
         .get(a.url("/v1.0/invoke/b/method/x"))
@@ -102,7 +137,11 @@ async fn self_invocation_and_tokens() {
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(app.seen()[0].headers["dapr-api-token"], "b-app-token");
     // b → b (self): needs b's api token, which is stripped; the app token is added.
-    let response = client().get(b.url("/v1.0/invoke/b/method/self")).send().await.expect("invoke");
+    let response = client()
+        .get(b.url("/v1.0/invoke/b/method/self"))
+        .send()
+        .await
+        .expect("invoke");
     assert_eq!(response.status().as_u16(), 401);
     let response = client()
         .get(b.url("/v1.0/invoke/b/method/self"))
@@ -113,7 +152,10 @@ async fn self_invocation_and_tokens() {
     assert_eq!(response.status().as_u16(), 200);
     let seen = app.seen();
     assert_eq!(seen.last().expect("seen").uri, "/self");
-    assert_eq!(seen.last().expect("seen").headers["dapr-api-token"], "b-app-token");
+    assert_eq!(
+        seen.last().expect("seen").headers["dapr-api-token"],
+        "b-app-token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -122,11 +164,19 @@ async fn unknown_and_dead_targets_fail_fast() {
     let (a, mut b, _app) = pair(dir.path(), &[]).await;
     for target in ["nobody", "a.b.c", "bad$id"] {
         let started = Instant::now();
-        let response = client().get(a.url(&format!("/v1.0/invoke/{target}/method/x"))).send().await.expect("request");
+        let response = client()
+            .get(a.url(&format!("/v1.0/invoke/{target}/method/x")))
+            .send()
+            .await
+            .expect("request");
         assert_eq!(response.status().as_u16(), 500, "{target}");
         let body: serde_json::Value = response.json().await.expect("json");
         assert_eq!(body["errorCode"], "ERR_DIRECT_INVOKE");
-        assert!(started.elapsed() < Duration::from_secs(2), "{target} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{target} took {:?}",
+            started.elapsed()
+        );
     }
     // kill -9: no clean exit, yet the registry entry disappears and calls fail fast.
     let registry = dir.path().join("registry");
@@ -135,13 +185,20 @@ async fn unknown_and_dead_targets_fail_fast() {
     b.signal(nix::sys::signal::Signal::SIGKILL);
     b.wait_exit(Duration::from_secs(5)).expect("killed");
     let started = Instant::now();
-    let response = client().get(a.url("/v1.0/invoke/b/method/x")).send().await.expect("request");
+    let response = client()
+        .get(a.url("/v1.0/invoke/b/method/x"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status().as_u16(), 500);
     assert!(started.elapsed() < Duration::from_secs(5));
     // The next lookup (after the resolver's short cache) finds the dead entry and removes it.
     let deadline = Instant::now() + Duration::from_secs(5);
     while entry.exists() {
-        assert!(Instant::now() < deadline, "dead sidecar's registry entry is still there");
+        assert!(
+            Instant::now() < deadline,
+            "dead sidecar's registry entry is still there"
+        );
         let _ = client().get(a.url("/v1.0/invoke/b/method/x")).send().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -152,11 +209,17 @@ async fn calls_spread_over_instances_of_one_app() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, _b1, app1) = pair(dir.path(), &[]).await;
     let app2 = EchoApp::start().await;
-    let b2 = SidecarBuilder::new(BIN, "b", dir.path()).app_port(app2.port).start();
+    let b2 = SidecarBuilder::new(BIN, "b", dir.path())
+        .app_port(app2.port)
+        .start();
     b2.wait_ready(Duration::from_secs(10));
     let c = client();
     for _ in 0..40 {
-        let r = c.get(a.url("/v1.0/invoke/b/method/x")).send().await.expect("invoke");
+        let r = c
+            .get(a.url("/v1.0/invoke/b/method/x"))
+            .send()
+            .await
+            .expect("invoke");
         assert_eq!(r.status().as_u16(), 200);
     }
     let (n1, n2) = (app1.seen().len(), app2.seen().len());

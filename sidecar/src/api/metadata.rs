@@ -5,7 +5,8 @@ use crate::components::ComponentStatus;
 use crate::error::ApiError;
 use crate::runtime::SharedRuntime;
 use axum::Json;
-use axum::extract::{Path, State};
+use super::path::ApiPath as Path;
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 

@@ -5,7 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
 }
 
 pub async fn json_of(r: reqwest::Response) -> serde_json::Value {

@@ -1,0 +1,261 @@
+//! The official Dapr SDKs as real clients of real sidecar processes: `@dapr/dapr` (npm, HTTP mode)
+//! runs `tests/sdk/js/client.mjs`, and `dapr` (PyPI) runs `tests/sdk/python/invoke.py`. The
+//! scripts hold the checks and exit non-zero on the first failure; this file starts the sidecars
+//! and apps around them.
+//!
+//! The SDKs are installed by `scripts/test.sh` (`ensure_sdk_clients` in `scripts/lib/deps.sh`),
+//! which exports `TANDEM_SDK_JS_DIR` and `TANDEM_SDK_PYTHON`. Without them these tests fail.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tandem_sidecar::testing::echo_app::EchoApp;
+use tandem_sidecar::testing::free_port;
+use tandem_sidecar::testing::sidecar::{Sidecar, SidecarBuilder};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tandem-sidecar");
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// An environment variable exported by `ensure_sdk_clients`; its absence is a failure, not a skip.
+fn sdk_env(name: &str) -> PathBuf {
+    match std::env::var_os(name) {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => panic!(
+            "{name} is not set: the SDK client tests need the official Dapr SDKs. Run them with \
+             `scripts/test.sh` (or `source scripts/lib/deps.sh; root=$PWD; ensure_sdk_clients` first)"
+        ),
+    }
+}
+
+fn write_components(dir: &Path) -> PathBuf {
+    let resources = dir.join("resources");
+    std::fs::create_dir_all(&resources).expect("create resources dir");
+    std::fs::write(
+        resources.join("statestore.yaml"),
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: statestore\nspec:\n  type: state.in-memory\n  version: v1\n  metadata: []\n",
+    )
+    .expect("write statestore.yaml");
+    std::fs::write(
+        resources.join("envsecrets.yaml"),
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: envsecrets\nspec:\n  type: secretstores.local.env\n  version: v1\n  metadata: []\n",
+    )
+    .expect("write envsecrets.yaml");
+    resources
+}
+
+/// Removes the variables through which a developer's own Dapr setup could redirect the SDKs.
+fn isolate(cmd: &mut Command) {
+    for var in [
+        "DAPR_HTTP_ENDPOINT",
+        "DAPR_GRPC_ENDPOINT",
+        "DAPR_RUNTIME_HOST",
+        "DAPR_API_TOKEN",
+        "DAPR_API_METHOD_INVOCATION_PROTOCOL",
+        "DAPR_HTTP_PORT",
+        "DAPR_GRPC_PORT",
+        "APP_ID",
+        "APP_PORT",
+    ] {
+        cmd.env_remove(var);
+    }
+}
+
+/// What a finished script printed.
+struct Outcome {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cmd` to completion (killing it after `SCRIPT_TIMEOUT`), echoing its output.
+fn run_script(mut cmd: Command, what: &str) -> Outcome {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what} ({cmd:?}): {e}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + SCRIPT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for script") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not finish within {SCRIPT_TIMEOUT:?}; output so far:\n{}\n{}",
+                out.join().unwrap_or_default(),
+                err.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let outcome = Outcome {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    };
+    println!("--- {what} stdout ---\n{}", outcome.stdout);
+    println!("--- {what} stderr ---\n{}", outcome.stderr);
+    outcome
+}
+
+fn assert_passed(outcome: &Outcome, what: &str, sidecars: &[&Sidecar]) {
+    if outcome.status.success() {
+        return;
+    }
+    let logs: String = sidecars
+        .iter()
+        .map(|s| {
+            format!(
+                "--- sidecar {} log (tail) ---\n{}\n",
+                s.app_id,
+                tail(&s.log(), 60)
+            )
+        })
+        .collect();
+    panic!(
+        "{what} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}\n{logs}",
+        outcome.status, outcome.stdout, outcome.stderr
+    );
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `@dapr/dapr` over HTTP: start, health, metadata get/set, state (save, get, bulk, delete with
+/// etags, TTL metadata, transactions), secrets, and invocation of a node app behind a second
+/// sidecar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_sdk_http_client() {
+    let js_dir = sdk_env("TANDEM_SDK_JS_DIR");
+    assert!(
+        js_dir
+            .join("node_modules/@dapr/dapr/package.json")
+            .is_file(),
+        "@dapr/dapr is not installed in {}: run scripts/test.sh (ensure_sdk_clients runs `npm ci` there)",
+        js_dir.display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let resources = write_components(dir.path());
+
+    // The callee app is served by client.mjs itself, on a port chosen here.
+    let callee_port = free_port();
+    let callee = SidecarBuilder::new(BIN, "js-callee", &data)
+        .app_port(callee_port)
+        .start();
+    let caller = SidecarBuilder::new(BIN, "js-caller", &data)
+        .resources(&resources)
+        .env("TEST_SECRET_1", "secret_val_1")
+        .start();
+
+    let mut cmd = Command::new("node");
+    isolate(&mut cmd);
+    cmd.arg("client.mjs")
+        .current_dir(&js_dir)
+        .env("DAPR_HTTP_PORT", caller.http_port.to_string())
+        .env("DAPR_GRPC_PORT", free_port().to_string())
+        .env("TANDEM_APP_ID", &caller.app_id)
+        .env("TANDEM_CALLEE_APP_ID", &callee.app_id)
+        .env("TANDEM_CALLEE_PORT", callee_port.to_string())
+        .env("TANDEM_SECRET_NAME", "TEST_SECRET_1")
+        .env("TANDEM_SECRET_VALUE", "secret_val_1");
+    let outcome = tokio::task::spawn_blocking(move || run_script(cmd, "node client.mjs"))
+        .await
+        .expect("script runner");
+    assert_passed(
+        &outcome,
+        "the @dapr/dapr scenario (tests/sdk/js/client.mjs)",
+        &[&caller, &callee],
+    );
+    assert!(
+        outcome.stdout.contains("all @dapr/dapr checks passed"),
+        "the scenario did not finish"
+    );
+}
+
+/// `dapr` (PyPI): `DaprClient().invoke_method(...)` over HTTP through two sidecars to the echo
+/// app, with an API token on the caller's sidecar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_invoke_method() {
+    let python = sdk_env("TANDEM_SDK_PYTHON");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/python/invoke.py");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let token = "py-api-token";
+
+    let app = EchoApp::start().await;
+    let callee = SidecarBuilder::new(BIN, "py-callee", &data)
+        .app_port(app.port)
+        .start();
+    callee.wait_ready(Duration::from_secs(10));
+    let caller = SidecarBuilder::new(BIN, "py-caller", &data)
+        .env("DAPR_API_TOKEN", token)
+        .start();
+
+    let mut cmd = Command::new(&python);
+    isolate(&mut cmd);
+    cmd.arg(&script)
+        .env("DAPR_HTTP_PORT", caller.http_port.to_string())
+        // Never used: invoke_method goes over HTTP, and the gRPC channel is opened lazily.
+        .env("DAPR_GRPC_PORT", free_port().to_string())
+        .env("DAPR_API_TOKEN", token)
+        .env("DAPR_HEALTH_TIMEOUT", "30")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .env("TANDEM_APP_ID", &caller.app_id)
+        .env("TANDEM_CALLEE_APP_ID", &callee.app_id);
+    let outcome = tokio::task::spawn_blocking(move || run_script(cmd, "python invoke.py"))
+        .await
+        .expect("script runner");
+    assert_passed(
+        &outcome,
+        "the dapr (PyPI) scenario (tests/sdk/python/invoke.py)",
+        &[&caller, &callee],
+    );
+    assert!(
+        outcome.stdout.contains("all dapr (python) checks passed"),
+        "the scenario did not finish"
+    );
+
+    // What reached the app: each call once (no retries), the rejected and unroutable ones never,
+    // and never the caller's API token.
+    let seen = app.seen();
+    let calls: Vec<String> = seen
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.uri))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "POST /orders/42?q=1&tag=v-1.2",
+            "PUT /notes/7",
+            "GET /items/9",
+            "DELETE /items/9",
+            "GET /default-verb",
+            "POST /teapot",
+            "GET /after-token",
+        ]
+    );
+    for s in &seen {
+        assert!(
+            s.headers.get("dapr-api-token").is_none(),
+            "the api token reached the app: {s:?}"
+        );
+        assert_eq!(s.headers["dapr-caller-app-id"], "py-caller");
+    }
+}
