@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod resolve;
 pub mod runtime;
+pub mod server;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

@@ -304,20 +304,8 @@ fn spawn_server(
     stop: &CancellationToken,
     name: &'static str,
 ) {
-    use axum::serve::ListenerExt;
-    let stop = stop.clone();
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     tracker.spawn(
-        async move {
-            let result = axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "server stopped with an error");
-            }
-        }
-        .instrument(tracing::info_span!("server", name)),
+        crate::server::serve(listener, router, stop.clone())
+            .instrument(tracing::info_span!("server", name)),
     );
 }
