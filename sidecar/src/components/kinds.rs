@@ -25,8 +25,8 @@ pub enum ComponentConfig {
         table: String,
         busy_timeout: Duration,
     },
-    StateRedis(redis::RedisConfig),
-    StatePostgres(postgres::PostgresConfig),
+    StateRedis(Box<redis::RedisConfig>),
+    StatePostgres(Box<postgres::PostgresConfig>),
     SecretsEnv {
         prefix: Option<String>,
     },
@@ -50,9 +50,9 @@ impl ComponentConfig {
                     .duration("busyTimeout")?
                     .unwrap_or(Duration::from_secs(5)),
             },
-            "state.redis" => ComponentConfig::StateRedis(redis::RedisConfig::from_metadata(md)?),
+            "state.redis" => ComponentConfig::StateRedis(Box::new(redis::RedisConfig::from_metadata(md)?)),
             "state.postgresql" => {
-                ComponentConfig::StatePostgres(postgres::PostgresConfig::from_metadata(md)?)
+                ComponentConfig::StatePostgres(Box::new(postgres::PostgresConfig::from_metadata(md)?))
             }
             "secretstores.local.env" => ComponentConfig::SecretsEnv {
                 prefix: md.get("prefix").map(str::to_owned),
