@@ -11,9 +11,22 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 
-/// Refuses bodies over `--max-body-size`: at once when `Content-Length` says so, otherwise when
-/// the streamed body passes the limit.
+/// Largest header block accepted (names and values together). hyper itself refuses more than
+/// 100 headers; this bounds their size with a JSON 431 instead of buffering arbitrarily much.
+pub const MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// Refuses oversize header blocks (431) and bodies over `--max-body-size` (413): at once when
+/// `Content-Length` says so, otherwise when the streamed body passes the limit.
 pub async fn limit_body(State(rt): State<SharedRuntime>, req: Request, next: Next) -> Response {
+    let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return ApiError::new(
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "ERR_HEADERS_TOO_LARGE",
+            format!("request headers total {header_bytes} bytes; the limit is {MAX_HEADER_BYTES}"),
+        )
+        .into_response();
+    }
     let limit = rt.max_body_size;
     let declared = req
         .headers()
@@ -29,8 +42,8 @@ pub async fn limit_body(State(rt): State<SharedRuntime>, req: Request, next: Nex
 }
 
 /// Maps a body read failure: over the limit is 413, anything else `ERR_BODY_READ`.
-pub fn read_error(err: axum::Error, limit: u64) -> ApiError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+pub fn read_error(err: &axum::Error, limit: u64) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
         if e.is::<LengthLimitError>() {
             return ApiError::body_too_large(limit);
@@ -54,7 +67,7 @@ impl FromRequest<SharedRuntime> for RawBody {
             .into_body()
             .collect()
             .await
-            .map_err(|e| read_error(e, rt.max_body_size))?;
+            .map_err(|e| read_error(&e, rt.max_body_size))?;
         Ok(RawBody(collected.to_bytes()))
     }
 }

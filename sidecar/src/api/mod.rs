@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod health;
 pub mod metadata;
+pub mod object;
 pub mod path;
 pub mod secrets;
 pub mod state;

@@ -1,6 +1,7 @@
 //! `/v1.0/state/*`: save, get, delete, bulk get and transactions, with Dapr's status codes.
 
 use super::body::JsonBody;
+use super::object::Obj;
 use super::state_request::*;
 use crate::components::registry::{Lookup, StateHandle};
 use crate::components::state::{Feature, KeyPrefix, StoreError};
@@ -66,14 +67,14 @@ pub async fn save(
     State(rt): State<SharedRuntime>,
     Path(store): Path<String>,
     uri: Uri,
-    JsonBody(items): JsonBody<Vec<StateItem>>,
+    JsonBody(items): JsonBody<Vec<Obj<StateItem>>>,
 ) -> Result<StatusCode, ApiError> {
     let handle = lookup(&rt, &store)?;
     let scope = scope(&rt, &handle);
     let query_md = query_metadata(uri.query());
     let requests = items
         .into_iter()
-        .map(|item| to_set(item, &scope, &query_md))
+        .map(|Obj(item)| to_set(item, &scope, &query_md))
         .collect::<Result<Vec<_>, _>>()?;
     let mut first_error = None;
     for req in requests {
@@ -176,7 +177,7 @@ fn data_value(data: &[u8]) -> Value {
 pub async fn bulk_get(
     State(rt): State<SharedRuntime>,
     Path(store): Path<String>,
-    JsonBody(req): JsonBody<BulkGetRequest>,
+    JsonBody(Obj(req)): JsonBody<Obj<BulkGetRequest>>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let handle = lookup(&rt, &store)?;
     let scope = scope(&rt, &handle);
@@ -213,7 +214,7 @@ pub async fn transaction(
     State(rt): State<SharedRuntime>,
     Path(store): Path<String>,
     uri: Uri,
-    JsonBody(req): JsonBody<TransactionRequest>,
+    JsonBody(Obj(req)): JsonBody<Obj<TransactionRequest>>,
 ) -> Result<StatusCode, ApiError> {
     let handle = lookup(&rt, &store)?;
     if !handle.store.features().contains(&Feature::Transactional) {

@@ -1,6 +1,7 @@
 //! The state API's request shapes and their translation into store requests: pure functions,
 //! table-tested. Key prefixing, TTL and concurrency options are decided here.
 
+use super::object::Obj;
 use crate::components::state::{Concurrency, DeleteRequest, KeyPrefix, SetRequest, TxOperation};
 use crate::error::ApiError;
 use bytes::Bytes;
@@ -66,7 +67,7 @@ pub struct StateItem {
 #[derive(Debug, Deserialize)]
 pub struct TransactionRequest {
     #[serde(default)]
-    pub operations: Vec<TransactionOperation>,
+    pub operations: Vec<Obj<TransactionOperation>>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, Value>>,
 }
@@ -74,7 +75,7 @@ pub struct TransactionRequest {
 #[derive(Debug, Deserialize)]
 pub struct TransactionOperation {
     pub operation: String,
-    pub request: StateItem,
+    pub request: Obj<StateItem>,
 }
 
 /// A bulk get request.
@@ -195,9 +196,9 @@ pub fn to_transaction(
     }
     req.operations
         .into_iter()
-        .map(|op| match op.operation.as_str() {
-            "upsert" => to_set(op.request, scope, &md).map(TxOperation::Upsert),
-            "delete" => to_delete(op.request, scope).map(TxOperation::Delete),
+        .map(|Obj(op)| match op.operation.as_str() {
+            "upsert" => to_set(op.request.0, scope, &md).map(TxOperation::Upsert),
+            "delete" => to_delete(op.request.0, scope).map(TxOperation::Delete),
             other => Err(ApiError::bad_request(
                 "ERR_NOT_SUPPORTED_STATE_OPERATION",
                 format!("operation type {other} not supported"),

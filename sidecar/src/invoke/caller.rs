@@ -13,6 +13,8 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use http::Uri;
 use http_body::Body as _;
+use http_body_util::BodyExt;
+use std::sync::{Arc, OnceLock};
 use tandem_crds::annotations::headers as dapr;
 
 fn invoke_error(app_id: &str, err: impl std::fmt::Display) -> ApiError {
@@ -20,6 +22,29 @@ fn invoke_error(app_id: &str, err: impl std::fmt::Display) -> ApiError {
         "ERR_DIRECT_INVOKE",
         format!("failed to invoke, id: {app_id}, err: {err}"),
     )
+}
+
+/// Why the client's request body failed while it was being forwarded, if it did.
+type BodyFault = Arc<OnceLock<ApiError>>;
+
+/// Wraps the client's body so that a failure of *its* stream (cut short, or over
+/// `--max-body-size`) is recorded: such a forward is the client's error (400/413), not the
+/// callee's (500), whatever the transport makes of the broken stream.
+fn watch_body(body: Body, limit: u64) -> (Body, BodyFault) {
+    let fault = BodyFault::default();
+    let recorder = fault.clone();
+    let watched = body.map_err(move |e| {
+        let _ = recorder.set(crate::api::body::read_error(&e, limit));
+        e
+    });
+    (Body::new(watched), fault)
+}
+
+fn forward_error(app_id: &str, err: &hyper_util::client::legacy::Error, fault: &BodyFault) -> ApiError {
+    match fault.get() {
+        Some(client_fault) => client_fault.clone(),
+        None => invoke_error(app_id, err),
+    }
 }
 
 /// The target and the method of a request: from the invoke path, else the `dapr-app-id` header
@@ -56,6 +81,7 @@ pub async fn invoke(State(rt): State<SharedRuntime>, req: Request) -> Result<Res
         None => format!("/{method}"),
     };
     let (mut parts, body) = req.into_parts();
+    let (body, fault) = watch_body(body, rt.max_body_size);
     outbound_headers(
         &mut parts.headers,
         &CallIdentity {
@@ -78,7 +104,7 @@ pub async fn invoke(State(rt): State<SharedRuntime>, req: Request) -> Result<Res
         let response = app
             .send(Request::from_parts(parts, body))
             .await
-            .map_err(|e| invoke_error(&target.app_id, e))?;
+            .map_err(|e| forward_error(&target.app_id, &e, &fault))?;
         return Ok(stream_back(response));
     }
 
@@ -113,11 +139,11 @@ pub async fn invoke(State(rt): State<SharedRuntime>, req: Request) -> Result<Res
             Err(e) if e.is_connect() => {
                 rt.resolver.forget(&target.app_id, addr);
                 if !(replayable && attempts < 3) {
-                    return Err(invoke_error(&target.app_id, e));
+                    return Err(forward_error(&target.app_id, &e, &fault));
                 }
                 tracing::debug!(app = %target.app_id, %addr, "peer refused the connection; trying again");
             }
-            Err(e) => return Err(invoke_error(&target.app_id, e)),
+            Err(e) => return Err(forward_error(&target.app_id, &e, &fault)),
         }
     }
 }
