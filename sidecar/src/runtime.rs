@@ -56,6 +56,7 @@ impl Runtime {
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .http2_only(true)
+            .http2_max_header_list_size(crate::server::H2_MAX_HEADER_LIST)
             .http2_keep_alive_interval(Some(Duration::from_secs(30)))
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector)

@@ -14,6 +14,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+/// The largest header list accepted or sent over h2 (hyper's default is 16 KiB).
+pub const H2_MAX_HEADER_LIST: u32 = 128 << 10;
+
 /// How long a client may take to send a request's headers (daprd's ReadHeaderTimeout).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -24,7 +27,12 @@ fn builder() -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(1024)
+        // Above the API's own 64 KiB header check, so peers never refuse what the caller accepted.
+        .max_header_list_size(H2_MAX_HEADER_LIST);
     builder
 }
 

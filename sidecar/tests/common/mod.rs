@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod components;
+pub mod raw_http;
+
 use std::path::Path;
 use std::time::Duration;
 
