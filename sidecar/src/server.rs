@@ -54,8 +54,13 @@ pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToke
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(|req: http::Request<Incoming>| req.map(axum::body::Body::new));
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+        let service = router
+            .clone()
+            .map_request(|req: http::Request<Incoming>| req.map(axum::body::Body::new));
+        let connection = builder.serve_connection_with_upgrades(
+            TokioIo::new(stream),
+            TowerToHyperService::new(service),
+        );
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
             if let Err(e) = connection.await {

@@ -407,13 +407,23 @@ fn slow_headers_are_cut_off() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = SidecarBuilder::new(BIN, "slow", dir.path()).start();
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", s.http_port)).expect("connect");
-    stream.write_all(b"GET /v1.0/metadata HTTP/1.1\r\nHost: x\r\n").expect("partial headers");
-    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    stream
+        .write_all(b"GET /v1.0/metadata HTTP/1.1\r\nHost: x\r\n")
+        .expect("partial headers");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
     let started = Instant::now();
     let mut buf = Vec::new();
     let _ = stream.read_to_end(&mut buf);
     let waited = started.elapsed();
-    assert!(waited < Duration::from_secs(15), "a slow client held the connection for {waited:?}");
+    assert!(
+        waited < Duration::from_secs(15),
+        "a slow client held the connection for {waited:?}"
+    );
     // Meanwhile the sidecar still serves everyone else.
-    assert_eq!(tandem_sidecar::testing::http_status(s.http_port, "/v1.0/healthz/outbound"), Some(204));
+    assert_eq!(
+        tandem_sidecar::testing::http_status(s.http_port, "/v1.0/healthz/outbound"),
+        Some(204)
+    );
 }

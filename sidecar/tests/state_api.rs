@@ -387,17 +387,42 @@ async fn redis_store_shares_daprs_layout() {
     contention(&s).await;
     // The key is `appid||key`, a hash with Dapr's `data` and `version` fields.
     let out = std::process::Command::new("redis-cli")
-        .args(["-p", &redis.port().to_string(), "HGET", "stateapp||counter", "data"])
+        .args([
+            "-p",
+            &redis.port().to_string(),
+            "HGET",
+            "stateapp||counter",
+            "data",
+        ])
         .output()
         .expect("redis-cli");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1000");
     let version = std::process::Command::new("redis-cli")
-        .args(["-p", &redis.port().to_string(), "HGET", "stateapp||counter", "version"])
+        .args([
+            "-p",
+            &redis.port().to_string(),
+            "HGET",
+            "stateapp||counter",
+            "version",
+        ])
         .output()
         .expect("redis-cli");
-    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), etag(&s, "counter").await);
-    let md = json_of(client().get(s.url("/v1.0/metadata")).send().await.expect("metadata")).await;
-    assert_eq!(md["components"][0]["capabilities"], json!(["ETAG", "TRANSACTIONAL", "TTL", "ACTOR"]));
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        etag(&s, "counter").await
+    );
+    let md = json_of(
+        client()
+            .get(s.url("/v1.0/metadata"))
+            .send()
+            .await
+            .expect("metadata"),
+    )
+    .await;
+    assert_eq!(
+        md["components"][0]["capabilities"],
+        json!(["ETAG", "TRANSACTIONAL", "TTL", "ACTOR"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -18,7 +18,11 @@ pub const MAX_HEADER_BYTES: usize = 64 << 10;
 /// Refuses oversize header blocks (431) and bodies over `--max-body-size` (413): at once when
 /// `Content-Length` says so, otherwise when the streamed body passes the limit.
 pub async fn limit_body(State(rt): State<SharedRuntime>, req: Request, next: Next) -> Response {
-    let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
     if header_bytes > MAX_HEADER_BYTES {
         return ApiError::new(
             http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

@@ -1,11 +1,11 @@
 //! `/v1.0/metadata`: what the `@dapr/dapr` SDK polls at start-up, and `PUT /v1.0/metadata/{key}`.
 
 use super::body::RawBody;
+use super::path::ApiPath as Path;
 use crate::components::ComponentStatus;
 use crate::error::ApiError;
 use crate::runtime::SharedRuntime;
 use axum::Json;
-use super::path::ApiPath as Path;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};

@@ -43,7 +43,13 @@ mod tests {
     #[test]
     fn objects_pass_and_arrays_do_not() {
         let ok: Obj<Item> = serde_json::from_str(r#"{"key":"k","n":2}"#).expect("object");
-        assert_eq!(ok.0, Item { key: "k".into(), n: 2 });
+        assert_eq!(
+            ok.0,
+            Item {
+                key: "k".into(),
+                n: 2
+            }
+        );
         assert!(serde_json::from_str::<Obj<Item>>(r#"["k", 2]"#).is_err());
         assert!(serde_json::from_str::<Vec<Obj<Item>>>(r#"[["k", 2]]"#).is_err());
         assert!(serde_json::from_str::<Obj<Item>>("5").is_err());

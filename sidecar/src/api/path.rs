@@ -13,7 +13,10 @@ pub struct ApiPath<T>(pub T);
 impl<T: DeserializeOwned + Send> FromRequestParts<SharedRuntime> for ApiPath<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, rt: &SharedRuntime) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        rt: &SharedRuntime,
+    ) -> Result<Self, Self::Rejection> {
         match Path::<T>::from_request_parts(parts, rt).await {
             Ok(Path(value)) => Ok(ApiPath(value)),
             Err(rejection) => Err(ApiError::bad_request(

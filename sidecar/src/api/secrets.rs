@@ -1,11 +1,11 @@
 //! `/v1.0/secrets/*`, with the Configuration's secret scopes applied.
 
+use super::path::ApiPath as Path;
 use crate::components::registry::Lookup;
 use crate::components::secrets::SecretStore;
 use crate::error::ApiError;
 use crate::runtime::SharedRuntime;
 use axum::Json;
-use super::path::ApiPath as Path;
 use axum::extract::State;
 use axum::http::StatusCode;
 use std::collections::BTreeMap;

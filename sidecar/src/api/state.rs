@@ -2,12 +2,12 @@
 
 use super::body::JsonBody;
 use super::object::Obj;
+use super::path::ApiPath as Path;
 use super::state_request::*;
 use crate::components::registry::{Lookup, StateHandle};
 use crate::components::state::{Feature, KeyPrefix, StoreError};
 use crate::error::ApiError;
 use crate::runtime::SharedRuntime;
-use super::path::ApiPath as Path;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};

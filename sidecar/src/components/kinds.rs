@@ -50,10 +50,12 @@ impl ComponentConfig {
                     .duration("busyTimeout")?
                     .unwrap_or(Duration::from_secs(5)),
             },
-            "state.redis" => ComponentConfig::StateRedis(Box::new(redis::RedisConfig::from_metadata(md)?)),
-            "state.postgresql" => {
-                ComponentConfig::StatePostgres(Box::new(postgres::PostgresConfig::from_metadata(md)?))
+            "state.redis" => {
+                ComponentConfig::StateRedis(Box::new(redis::RedisConfig::from_metadata(md)?))
             }
+            "state.postgresql" => ComponentConfig::StatePostgres(Box::new(
+                postgres::PostgresConfig::from_metadata(md)?,
+            )),
             "secretstores.local.env" => ComponentConfig::SecretsEnv {
                 prefix: md.get("prefix").map(str::to_owned),
             },

@@ -40,7 +40,11 @@ fn watch_body(body: Body, limit: u64) -> (Body, BodyFault) {
     (Body::new(watched), fault)
 }
 
-fn forward_error(app_id: &str, err: &hyper_util::client::legacy::Error, fault: &BodyFault) -> ApiError {
+fn forward_error(
+    app_id: &str,
+    err: &hyper_util::client::legacy::Error,
+    fault: &BodyFault,
+) -> ApiError {
     match fault.get() {
         Some(client_fault) => client_fault.clone(),
         None => invoke_error(app_id, err),
