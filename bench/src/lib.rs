@@ -1,0 +1,17 @@
+//! Helpers for Tandem's benchmark suite (`scripts/bench.sh`, `BENCHMARKS.md`):
+//!
+//! - [`echo`]: a minimal hyper HTTP/1.1 server that echoes the request body; the app behind the
+//!   sidecars and the "hello server" baseline.
+//! - [`cold_start`]: exec a command, time exec → first 2xx on a URL, stop it; repeat.
+//! - [`procfs`]: CPU time and memory of processes from `/proc`.
+//! - [`oha`]: the numbers the suite needs from `oha --output-format json`.
+//! - [`report`]: medians of per-round results, ratios and targets as a Markdown table.
+//! - [`ports`], [`stats`]: free loopback ports; median and percentiles.
+
+pub mod cold_start;
+pub mod echo;
+pub mod oha;
+pub mod ports;
+pub mod procfs;
+pub mod report;
+pub mod stats;

@@ -1,0 +1,481 @@
+//! The summary rows of the report: one function per benchmark, each comparing Tandem with the
+//! baseline measured in the same run and judging the target.
+
+use super::*;
+
+/// One table row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub bench: &'static str,
+    pub measure: String,
+    pub tandem: String,
+    pub baseline: String,
+    pub result: String,
+    pub target: String,
+    pub verdict: Verdict,
+}
+
+fn us(v: Option<f64>) -> String {
+    v.map_or("n/a".to_owned(), |v| format!("{v:.0} µs"))
+}
+
+fn signed_us(v: Option<f64>) -> String {
+    v.map_or("n/a".to_owned(), |v| format!("{v:+.0} µs"))
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("n/a".to_owned(), |v| format!("{v:.1} ms"))
+}
+
+fn rps(v: Option<f64>) -> String {
+    v.map_or("n/a".to_owned(), |v| format!("{v:.0} req/s"))
+}
+
+fn mib(kb: Option<f64>) -> String {
+    kb.map_or("n/a".to_owned(), |kb| format!("{:.1} MiB", kb / 1024.0))
+}
+
+fn times(v: Option<f64>) -> String {
+    v.map_or("n/a".to_owned(), |v| format!("{v:.2}×"))
+}
+
+/// `value ≤ limit`, or by how much it is over.
+fn at_most(value: Option<f64>, limit: f64, unit: &str) -> Verdict {
+    match value {
+        None => Verdict::Missed("no measurement".to_owned()),
+        Some(v) if v <= limit => Verdict::Met,
+        Some(v) => Verdict::Missed(format!(
+            "{:.1} {unit} over ({:.1}× the limit)",
+            v - limit,
+            if limit > 0.0 {
+                v / limit
+            } else {
+                f64::INFINITY
+            }
+        )),
+    }
+}
+
+/// `value ≥ limit`, or by how much it is under.
+fn at_least(value: Option<f64>, limit: f64) -> Verdict {
+    match value {
+        None => Verdict::Missed("no measurement".to_owned()),
+        Some(v) if v >= limit => Verdict::Met,
+        Some(v) => Verdict::Missed(format!(
+            "{v:.2}× vs ≥ {limit:.2}× (needs {:.0} % more)",
+            (limit / v - 1.0) * 100.0
+        )),
+    }
+}
+
+fn both(a: Verdict, b: Verdict) -> Verdict {
+    match (a, b) {
+        (Verdict::Met, Verdict::Met) => Verdict::Met,
+        (Verdict::Missed(x), Verdict::Missed(y)) => Verdict::Missed(format!("{x}; {y}")),
+        (Verdict::Missed(x), _) | (_, Verdict::Missed(x)) => Verdict::Missed(x),
+        (x, _) => x,
+    }
+}
+
+fn row(
+    bench: &'static str,
+    measure: impl Into<String>,
+    tandem: impl Into<String>,
+    baseline: impl Into<String>,
+    result: impl Into<String>,
+    target: impl Into<String>,
+    verdict: Verdict,
+) -> Row {
+    Row {
+        bench,
+        measure: measure.into(),
+        tandem: tandem.into(),
+        baseline: baseline.into(),
+        result: result.into(),
+        target: target.into(),
+        verdict,
+    }
+}
+
+fn failed_row(bench: &'static str, measure: &str, target: &str, why: &str) -> Row {
+    row(
+        bench,
+        measure,
+        "–",
+        "–",
+        "–",
+        target,
+        Verdict::Failed(why.to_owned()),
+    )
+}
+
+fn b1_rows(r: &Results, out: &mut Vec<Row>) {
+    if let Some(why) = r.failed("B1") {
+        out.push(failed_row("B1", "invocation latency", "", why));
+        return;
+    }
+    if !r.has_prefix("b1.") {
+        return;
+    }
+    let rate = r.meta("rate").unwrap_or("1000");
+    for (pct, limit) in [("p50", 100.0), ("p99", 300.0)] {
+        let key = |path: &str| format!("b1.{path}.{pct}_us");
+        let chain = r.median(&key("chain"));
+        let direct = r.median(&key("direct"));
+        let nginx = r.median(&key("nginx"));
+        let added = r.delta(&key("chain"), &key("direct"));
+        let nginx_added = r.delta(&key("nginx"), &key("direct"));
+        out.push(row(
+            "B1",
+            format!("invocation latency {pct}, {rate} req/s open loop"),
+            format!("two sidecars {}", us(chain)),
+            format!(
+                "direct {}; one nginx hop {} ({})",
+                us(direct),
+                us(nginx),
+                signed_us(nginx_added)
+            ),
+            format!("{} vs direct", signed_us(added)),
+            format!("≤ +{limit:.0} µs"),
+            at_most(added, limit, "µs"),
+        ));
+    }
+    let requested: f64 = rate.parse().unwrap_or(1000.0);
+    let achieved: Vec<f64> = ["direct", "nginx", "chain"]
+        .iter()
+        .flat_map(|p| r.all(&format!("b1.{p}.rps")))
+        .collect();
+    let min = achieved.iter().copied().reduce(f64::min);
+    out.push(row(
+        "B1",
+        "achieved rate (all B1 runs)",
+        format!("min {}", rps(min)),
+        format!("{requested:.0} req/s requested"),
+        min.map_or("n/a".to_owned(), |m| {
+            format!("{:.1} %", m / requested * 100.0)
+        }),
+        "≥ 95 % of requested",
+        match min {
+            Some(m) if m >= 0.95 * requested => Verdict::Met,
+            Some(m) => Verdict::Missed(format!("{:.1} % of the rate", m / requested * 100.0)),
+            None => Verdict::Missed("no measurement".to_owned()),
+        },
+    ));
+}
+
+fn b2_rows(r: &Results, out: &mut Vec<Row>) {
+    if let Some(why) = r.failed("B2") {
+        out.push(failed_row("B2", "throughput", "", why));
+        return;
+    }
+    if !r.has_prefix("b2.") {
+        return;
+    }
+    let direct = r.median("b2.direct.rps");
+    let nginx = r.median("b2.nginx.rps");
+    out.push(row(
+        "B2",
+        "throughput, one nginx hop (closed loop, 16 conns)",
+        "–",
+        format!("nginx hop {}; direct {}", rps(nginx), rps(direct)),
+        format!("{} direct", times(r.ratio("b2.nginx.rps", "b2.direct.rps"))),
+        "reference (0.39× on a quiet box)",
+        Verdict::Info,
+    ));
+    let one = r.ratio("b2.sidecar1.rps", "b2.nginx.rps");
+    out.push(row(
+        "B2",
+        "throughput, one sidecar hop (self-invocation)",
+        rps(r.median("b2.sidecar1.rps")),
+        format!("nginx hop {}", rps(nginx)),
+        format!("{} nginx hop", times(one)),
+        "≥ 0.90× nginx hop",
+        at_least(one, 0.9),
+    ));
+    let chain = r.ratio("b2.chain.rps", "b2.direct.rps");
+    out.push(row(
+        "B2",
+        "throughput, two-sidecar chain",
+        rps(r.median("b2.chain.rps")),
+        format!("direct {}", rps(direct)),
+        format!("{} direct", times(chain)),
+        "≥ 0.25× direct",
+        at_least(chain, 0.25),
+    ));
+    // The open-loop rate must stay ≤ 50 % of the slowest path's saturation.
+    if let (Some(chain_rps), Some(rate)) = (
+        r.median("b2.chain.rps"),
+        r.meta("rate").and_then(|v| v.parse::<f64>().ok()),
+    ) {
+        out.push(row(
+            "B2",
+            "B1's rate vs the slowest path's saturation",
+            format!("{rate:.0} req/s"),
+            format!("chain saturates at {}", rps(Some(chain_rps))),
+            format!("{:.0} %", rate / chain_rps * 100.0),
+            "≤ 50 % (method)",
+            if rate <= 0.5 * chain_rps {
+                Verdict::Met
+            } else {
+                Verdict::Missed("B1's open-loop latency is measured too close to saturation".into())
+            },
+        ));
+    }
+}
+
+fn b3_rows(r: &Results, out: &mut Vec<Row>) {
+    let nginx = r.median("b3.nginx.nginx.cpu_us_per_req");
+    let echo = r.median("b3.direct.echo.cpu_us_per_req");
+    let at_rate = [
+        ("sidecar A (caller)", "b3.chain.sidecar_a.cpu_us_per_req"),
+        ("sidecar B (callee)", "b3.chain.sidecar_b.cpu_us_per_req"),
+    ];
+    for (name, key) in at_rate.into_iter().filter(|_| r.has_prefix("b3.")) {
+        let v = r.median(key);
+        out.push(row(
+            "B3",
+            format!("CPU per request, {name}"),
+            us(v),
+            format!("nginx worker {}; echo app {}", us(nginx), us(echo)),
+            format!("{} nginx", times(v.zip(nginx).map(|(v, n)| v / n))),
+            "≤ 50 µs",
+            at_most(v, 50.0, "µs"),
+        ));
+    }
+    if r.has_prefix("b2cpu.") {
+        out.push(row(
+            "B3",
+            "CPU per request at saturation (B2, closed loop)",
+            format!(
+                "chain: A {} / B {}; one hop: B {}",
+                us(r.median("b2cpu.chain.sidecar_a.cpu_us_per_req")),
+                us(r.median("b2cpu.chain.sidecar_b.cpu_us_per_req")),
+                us(r.median("b2cpu.sidecar1.sidecar_b.cpu_us_per_req"))
+            ),
+            format!(
+                "nginx worker {}; echo app {}",
+                us(r.median("b2cpu.nginx.nginx.cpu_us_per_req")),
+                us(r.median("b2cpu.direct.echo.cpu_us_per_req"))
+            ),
+            "–",
+            "reference (the target is at the B1 rate)",
+            Verdict::Info,
+        ));
+    }
+}
+
+fn b4_rows(r: &Results, out: &mut Vec<Row>) {
+    if let Some(why) = r.failed("B4") {
+        out.push(failed_row("B4", "sidecar memory", "", why));
+    }
+    if !r.has_prefix("b4.") {
+        return;
+    }
+    let idle_wait = r.meta("idle_wait_s").unwrap_or("30");
+    let max2 = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let idle_a = r.median("b4.sidecar_a.idle_rss_kb");
+    let idle_b = r.median("b4.sidecar_b.idle_rss_kb");
+    out.push(row(
+        "B4",
+        format!("idle RSS {idle_wait} s after start (A / B)"),
+        format!("{} / {}", mib(idle_a), mib(idle_b)),
+        format!("hello server {}", mib(r.median("b4.echo.idle_rss_kb"))),
+        "–",
+        "≤ 10 MiB",
+        at_most(max2(idle_a, idle_b).map(|kb| kb / 1024.0), 10.0, "MiB"),
+    ));
+    let peak_a = r.median("b4.sidecar_a.peak_kb");
+    let peak_b = r.median("b4.sidecar_b.peak_kb");
+    if peak_a.is_some() || peak_b.is_some() {
+        out.push(row(
+            "B4",
+            "peak RSS (VmHWM) after B1 (A / B)",
+            format!("{} / {}", mib(peak_a), mib(peak_b)),
+            format!("hello server {}", mib(r.median("b4.echo.peak_kb"))),
+            "–",
+            "≤ 20 MiB",
+            at_most(max2(peak_a, peak_b).map(|kb| kb / 1024.0), 20.0, "MiB"),
+        ));
+    }
+    let drift_a = r.median("b4.sidecar_a.soak_drift_kb");
+    let drift_b = r.median("b4.sidecar_b.soak_drift_kb");
+    if drift_a.is_some() || drift_b.is_some() {
+        let worst = max2(drift_a, drift_b);
+        out.push(row(
+            "B4",
+            format!(
+                "RSS drift over the soak ({} min at the B1 rate; A / B)",
+                r.meta("soak_minutes").unwrap_or("10")
+            ),
+            format!("{} / {}", mib(drift_a), mib(drift_b)),
+            format!("hello server {}", mib(r.median("b4.echo.soak_drift_kb"))),
+            "–",
+            "≤ 1 MiB",
+            at_most(worst.map(|kb| kb / 1024.0), 1.0, "MiB"),
+        ));
+    } else {
+        out.push(row(
+            "B4",
+            "RSS drift over a 10-min soak",
+            "–",
+            "–",
+            "–",
+            "≤ 1 MiB",
+            Verdict::NotRun("needs `--soak`".into()),
+        ));
+    }
+}
+
+fn b5_rows(r: &Results, out: &mut Vec<Row>) {
+    let hello = r.all("b5.hello.sample_ms");
+    let inmem = r.all("b5.inmem.sample_ms");
+    let redis = r.all("b5.redis.sample_ms");
+    if hello.is_empty() && inmem.is_empty() && redis.is_empty() && r.failed("B5").is_none() {
+        return;
+    }
+    let p = |v: &[f64], q: f64| percentile(v, q);
+    let baseline = format!(
+        "hello server p50 {} / p99 {} (n={})",
+        ms(p(&hello, 50.0)),
+        ms(p(&hello, 99.0)),
+        hello.len()
+    );
+    let fail_of = |what: &str| {
+        r.fails
+            .iter()
+            .find(|(b, m)| b == "B5" && m.starts_with(what))
+            .map(|(_, m)| m.as_str())
+    };
+    if inmem.is_empty() {
+        out.push(failed_row(
+            "B5",
+            "cold start, in-memory components",
+            "p50 ≤ 15 ms, p99 ≤ 50 ms",
+            fail_of("in-memory").unwrap_or("no samples"),
+        ));
+    } else {
+        out.push(row(
+            "B5",
+            format!(
+                "cold start exec → healthz/outbound 204, in-memory (n={})",
+                inmem.len()
+            ),
+            format!("p50 {} / p99 {}", ms(p(&inmem, 50.0)), ms(p(&inmem, 99.0))),
+            baseline.clone(),
+            format!(
+                "{} p50 vs hello",
+                p(&inmem, 50.0)
+                    .zip(p(&hello, 50.0))
+                    .map_or("n/a".to_owned(), |(a, b)| format!("{:+.1} ms", a - b))
+            ),
+            "p50 ≤ 15 ms, p99 ≤ 50 ms",
+            both(
+                at_most(p(&inmem, 50.0), 15.0, "ms"),
+                at_most(p(&inmem, 99.0), 50.0, "ms"),
+            ),
+        ));
+    }
+    let redis_fail = fail_of("with a local Redis");
+    if redis.is_empty() {
+        out.push(failed_row(
+            "B5",
+            "cold start with a local Redis state store",
+            "p99 ≤ 100 ms",
+            redis_fail.unwrap_or("no samples"),
+        ));
+    } else {
+        out.push(row(
+            "B5",
+            format!(
+                "cold start with a local Redis state store (n={})",
+                redis.len()
+            ),
+            format!("p50 {} / p99 {}", ms(p(&redis, 50.0)), ms(p(&redis, 99.0))),
+            baseline,
+            "–",
+            "p99 ≤ 100 ms",
+            at_most(p(&redis, 99.0), 100.0, "ms"),
+        ));
+    }
+}
+
+fn b7_rows(r: &Results, out: &mut Vec<Row>) {
+    if let Some(why) = r.failed("B7") {
+        out.push(failed_row(
+            "B7",
+            "state GET/SET via the sidecar to Redis",
+            "added p50 ≤ 60 µs; GET ≥ 0.30×, SET ≥ 0.25× redis-benchmark",
+            why,
+        ));
+        return;
+    }
+    if !r.has_prefix("b7.") {
+        return;
+    }
+    let rate = r.meta("rate").unwrap_or("1000");
+    for op in ["get", "set"] {
+        let added = r.delta(
+            &format!("b7.sidecar.{op}_p50_us"),
+            &format!("b7.rb1.{op}_p50_us"),
+        );
+        let upper = op.to_uppercase();
+        out.push(row(
+            "B7",
+            format!("state {upper} p50 / p99, {rate} req/s open loop, 16 conns"),
+            format!(
+                "{} / {}",
+                us(r.median(&format!("b7.sidecar.{op}_p50_us"))),
+                us(r.median(&format!("b7.sidecar.{op}_p99_us")))
+            ),
+            format!(
+                "redis-benchmark -c 1 {upper} p50 {}",
+                us(r.median(&format!("b7.rb1.{op}_p50_us")))
+            ),
+            format!("{} added p50", signed_us(added)),
+            if op == "get" {
+                "added p50 ≤ 60 µs"
+            } else {
+                "– (GET is the target)"
+            },
+            if op == "get" {
+                at_most(added, 60.0, "µs")
+            } else {
+                Verdict::Info
+            },
+        ));
+    }
+    for (op, limit) in [("get", 0.30), ("set", 0.25)] {
+        let ratio = r.ratio(
+            &format!("b7.sidecar.{op}_rps"),
+            &format!("b7.rb16.{op}_rps"),
+        );
+        let upper = op.to_uppercase();
+        out.push(row(
+            "B7",
+            format!("state {upper} throughput, 16 conns closed loop"),
+            rps(r.median(&format!("b7.sidecar.{op}_rps"))),
+            format!(
+                "redis-benchmark -c 16 {upper} {}",
+                rps(r.median(&format!("b7.rb16.{op}_rps")))
+            ),
+            format!("{} redis-benchmark", times(ratio)),
+            format!("≥ {limit:.2}×"),
+            at_least(ratio, limit),
+        ));
+    }
+}
+
+/// The summary rows, in suite order.
+pub fn rows(r: &Results) -> Vec<Row> {
+    let mut out = Vec::new();
+    b1_rows(r, &mut out);
+    b2_rows(r, &mut out);
+    b3_rows(r, &mut out);
+    b4_rows(r, &mut out);
+    b5_rows(r, &mut out);
+    b7_rows(r, &mut out);
+    out
+}

@@ -1,0 +1,643 @@
+#!/usr/bin/env bash
+# Tandem's benchmark suite (BENCHMARKS.md). Every benchmark runs against its baseline in the same
+# run, in interleaved rounds (A B C A B C …); the report quotes medians of per-round results.
+#
+#   scripts/bench.sh                  full run: 3 rounds per benchmark (about 15 min on 2 cores)
+#   scripts/bench.sh --quick          1 short round: smoke-tests the script; numbers are rough
+#   scripts/bench.sh --only B1,B7     a subset (B3 and B4 take their numbers from B1, so they run it)
+#   scripts/bench.sh --soak           adds B4's 10-minute soak at the B1 rate
+#
+# Installs what it needs when missing (oha into target/tools, nginx and Redis from apt), builds
+# the release binaries, starts everything on free loopback ports under a temp dir and stops it by
+# PID on exit. The load generator runs on CPU 0, everything under test on CPU 1.
+# Writes target/bench/results.md (the report), results.tsv (raw records) and raw/ (oha JSON, logs).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+source scripts/lib/deps.sh
+
+usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+quick=0 soak=0 keep=0 only="B1,B2,B3,B4,B5,B7" rounds_opt=""
+orig_args="$*"
+while (($#)); do
+  case "$1" in
+    --quick) quick=1 ;;
+    --soak) soak=1 ;;
+    --only) only="${2:?--only needs a list like B1,B7}"; shift ;;
+    --only=*) only="${1#*=}" ;;
+    --rounds) rounds_opt="${2:?--rounds needs a number}"; shift ;;
+    --keep) keep=1 ;;  # keep the temp dir (logs, component files) for a post-mortem
+    -h | --help) usage; exit 0 ;;
+    *) echo "bench.sh: unknown option '$1'" >&2; usage >&2; exit 64 ;;
+  esac
+  shift
+done
+only="${only^^}"
+selected() { [[ ",$only," == *",$1,"* ]]; }
+for b in ${only//,/ }; do
+  case "$b" in B1 | B2 | B3 | B4 | B5 | B7) ;; *) echo "bench.sh: no benchmark '$b' (have B1 B2 B3 B4 B5 B7)" >&2; exit 64 ;; esac
+done
+# B3 (CPU per request) and B4's peak are read during B1.
+if selected B3 || selected B4; then selected B1 || only="$only,B1"; fi
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+rate=1000  # open-loop rate (req/s) for latency: B1, B7, the soak
+conns=16
+if ((quick)); then
+  rounds=1 lat_secs=2 tput_secs=2 warm_secs=1 b5_runs=5 rb_n16=20000 rb_n1=5000
+  idle_wait=5 cooldown_max=0 max_attempts=1
+else
+  # 12 s at 1 000 req/s = 12 000 samples per run (p99 needs ≥ 10 000).
+  rounds=3 lat_secs=12 tput_secs=10 warm_secs=2 b5_runs=10 rb_n16=200000 rb_n1=50000
+  idle_wait=30 cooldown_max=180 max_attempts=3
+fi
+[ -n "$rounds_opt" ] && rounds="$rounds_opt"
+# The soak: 10 min at the B1 rate; TANDEM_BENCH_SOAK_SECS shortens it to test the script.
+soak_secs=${TANDEM_BENCH_SOAK_SECS:-600}
+soak_warm=$((soak_secs / 10 < 60 ? soak_secs / 10 : 60))
+
+out_dir="$root/target/bench"
+raw="$out_dir/raw"
+rm -rf "$raw"
+mkdir -p "$raw"
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/tandem-bench.XXXXXX")"
+chmod 755 "$tmp"  # nginx's worker runs as nobody
+mkdir -p "$tmp/logs"
+results="$tmp/results.tsv"
+: >"$results"
+round_out="$results"  # where measure() writes; a per-round buffer while a round runs
+
+say() { printf '\033[1m==> [+%ss] %s\033[0m\n' "$SECONDS" "$*" >&2; }
+note() { printf '    %s\n' "$*" >&2; }
+meta() { printf 'meta\t%s\t%s\n' "$1" "$2" >>"$results"; }
+measure() { printf 'm\t%s\t%s\t%s\n' "$1" "$2" "$3" >>"$round_out"; }
+fail() {
+  printf 'fail\t%s\t%s\n' "$1" "$2" >>"$results"
+  printf '\033[1;31m!!! %s FAILED: %s\033[0m\n' "$1" "$2" >&2
+}
+warn() {
+  printf 'warn\t%s\t%s\n' "$1" "$2" >>"$results"
+  printf '\033[33mwarning: %s: %s\033[0m\n' "$1" "$2" >&2
+}
+# kv KEY "k=v k=v …" → v
+kv() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p" | head -n 1; }
+calc() { awk "BEGIN { printf \"%.3f\", $* }"; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+loadavg1() { cut -d' ' -f1 /proc/loadavg; }
+log_tail() { tail -n "${2:-5}" "$1" 2>/dev/null | tr '\n\t' '  ' | cut -c1-600; }
+
+# ---------------------------------------------------------------------------------------------
+# Processes: everything started here is stopped by PID on exit.
+pids=()
+stop_pid() {
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop_pid "${pids[i]}"; done
+  if ((keep)); then echo "temp dir kept: $tmp" >&2; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_bg NAME CMD… : runs CMD in the background with its output in $tmp/logs/NAME.log; sets
+# $last_pid. `taskset -c N prog` execs prog, so the PID is the program's own.
+start_bg() {
+  local name=$1
+  shift
+  "$@" >"$tmp/logs/$name.log" 2>&1 &
+  last_pid=$!
+  pids+=("$last_pid")
+}
+
+# wait_http URL STATUS SECONDS PID: until URL answers STATUS; fails early if PID dies.
+wait_http() {
+  local url=$1 want=$2 secs=$3 pid=$4 code deadline
+  deadline=$(($(date +%s) + secs))
+  while (($(date +%s) < deadline)); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)
+    [ "$code" = "$want" ] && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Tools and binaries
+SECONDS=0
+say "tools"
+OHA="$root/target/tools/bin/oha"
+if [ ! -x "$OHA" ]; then
+  note "installing oha into target/tools (several minutes on 2 cores)"
+  cargo install oha --locked --root "$root/target/tools" >"$tmp/logs/oha-install.log" 2>&1 ||
+    { cat "$tmp/logs/oha-install.log" >&2; exit 1; }
+fi
+command -v curl >/dev/null || apt_install curl
+command -v taskset >/dev/null || apt_install util-linux
+if (selected B1 || selected B2) && ! command -v nginx >/dev/null; then
+  note "installing nginx"
+  apt_install nginx
+fi
+if (selected B5 || selected B7) && ! { command -v redis-server && command -v redis-benchmark && command -v redis-cli; } >/dev/null; then
+  note "installing redis-server and redis-tools"
+  apt_install redis-server redis-tools
+fi
+if [ "${TANDEM_BENCH_NO_BUILD:-0}" != 1 ]; then
+  note "cargo build --release -p tandem-sidecar -p tandem-bench --locked"
+  cargo build --release -p tandem-sidecar -p tandem-bench --locked
+fi
+bin="$root/target/release"
+SIDECAR="$bin/tandem-sidecar" ECHO="$bin/bench-echo" COLD="$bin/cold-start" UTIL="$bin/bench-util"
+for b in "$SIDECAR" "$ECHO" "$COLD" "$UTIL"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
+if [ "$(nproc --all)" -lt 2 ]; then echo "bench.sh needs 2 CPUs (load generator on 0, the rest on 1)" >&2; exit 1; fi
+
+read -r -a port < <("$UTIL" free-ports 24)
+p_echo=${port[0]} p_nginx=${port[1]} p_redis=${port[2]}
+# Sidecars A (caller, no app), B (callee, app = bench-echo), S (state → Redis), C (cold starts):
+# http, public, internal, metrics.
+p_a=("${port[@]:3:4}") p_b=("${port[@]:7:4}") p_s=("${port[@]:11:4}") p_c=("${port[@]:15:4}")
+p_hello=${port[19]}
+
+head -c 1024 /dev/zero | tr '\0' 'x' >"$tmp/body.bin"
+
+mkdir -p "$tmp/components/mem" "$tmp/components/redis"
+cat >"$tmp/components/mem/statestore.yaml" <<EOF
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: statestore
+spec:
+  type: state.in-memory
+  version: v1
+EOF
+cat >"$tmp/components/mem/secrets.yaml" <<EOF
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: envsecrets
+spec:
+  type: secretstores.local.env
+  version: v1
+EOF
+cat >"$tmp/components/redis/statestore.yaml" <<EOF
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: statestore
+spec:
+  type: state.redis
+  version: v1
+  metadata:
+  - name: redisHost
+    value: "127.0.0.1:$p_redis"
+  - name: keyPrefix
+    value: none
+EOF
+
+# sidecar_args APPID PORTS-ARRAY-NAME COMPONENTS-DIR DATA-DIR [APP-PORT]
+sidecar_args() {
+  local -n ports_ref=$2
+  sidecar_cmd=("$SIDECAR" --app-id "$1" --dapr-http-port "${ports_ref[0]}"
+    --dapr-public-port "${ports_ref[1]}" --dapr-internal-grpc-port "${ports_ref[2]}"
+    --metrics-port "${ports_ref[3]}" --dapr-listen-addresses 127.0.0.1
+    --data-dir "$4" --resources-path "$3")
+  [ -n "${5:-}" ] && sidecar_cmd+=(--app-port "$5")
+  return 0
+}
+# start_sidecar NAME APPID PORTS-ARRAY-NAME COMPONENTS-DIR [APP-PORT]: sets $last_pid; fails
+# when /v1.0/healthz/outbound is not 204 within 20 s.
+start_sidecar() {
+  local name=$1
+  local -n sp=$3
+  sidecar_args "$2" "$3" "$4" "$tmp/data" "${5:-}"
+  start_bg "$name" taskset -c 1 "${sidecar_cmd[@]}"
+  wait_http "http://127.0.0.1:${sp[0]}/v1.0/healthz/outbound" 204 20 "$last_pid"
+}
+
+# ---------------------------------------------------------------------------------------------
+# oha (on CPU 0, one worker thread: the load generator has CPU 0 to itself)
+oha() { taskset -c 0 "$OHA" --no-tui --output-format json --worker-threads 1 -c "$conns" "$@"; }
+# oha_open OUT.json URL ARGS…: open loop at $rate with coordinated-omission correction.
+oha_open() {
+  local out=$1 url=$2
+  shift 2
+  oha -q "$rate" --latency-correction -n $((rate * lat_secs)) "$@" "$url" >"$out" 2>>"$tmp/logs/oha.log"
+}
+# oha_closed OUT.json URL ARGS…: closed loop for $tput_secs, in-flight requests waited for.
+oha_closed() {
+  local out=$1 url=$2
+  shift 2
+  oha -z "${tput_secs}s" -w "$@" "$url" >"$out" 2>>"$tmp/logs/oha.log"
+}
+# check_run BENCH LABEL SUMMARY [open]: warns on errors, non-2xx and (open loop) a rate below 95 %.
+check_run() {
+  local bench=$1 label=$2 s=$3 resp ok errs rps
+  resp=$(kv responses "$s") ok=$(kv ok "$s") errs=$(kv errors "$s") rps=$(kv rps "$s")
+  if [ "$errs" != 0 ] || [ "$ok" != "$resp" ] || [ "$resp" = 0 ]; then
+    warn "$bench" "$label: $ok of $resp responses were 2xx, $errs requests failed"
+  fi
+  if [ "${4:-}" = open ] && ! le "$(calc "0.95 * $rate")" "$rps"; then
+    warn "$bench" "$label: achieved $rps req/s of $rate requested"
+  fi
+  note "$label: $s"
+}
+cpu_us() { kv cpu_us "$("$UTIL" proc "$1")"; }
+
+# ---------------------------------------------------------------------------------------------
+# Rounds and the noise guard: before each round, wait (up to $cooldown_max s) for the 1-min load
+# average to fall to 1.0 or below; a round that still starts above 1.0 is repeated (up to
+# $max_attempts tries; the last try is kept and marked noisy).
+wait_quiet() {
+  local la waited=0
+  la=$(loadavg1)
+  while ! le "$la" 1.0 && ((waited < cooldown_max)); do
+    ((waited == 0)) && note "load average $la > 1.0: waiting up to ${cooldown_max}s for it to settle"
+    sleep 5
+    waited=$((waited + 5))
+    la=$(loadavg1)
+  done
+  echo "$la"
+}
+run_rounds() {
+  local bench=$1 fn=$2 r attempt la status
+  for ((r = 1; r <= rounds; r++)); do
+    attempt=1
+    while :; do
+      la=$(wait_quiet)
+      say "$bench round $r/$rounds (attempt $attempt, loadavg $la)"
+      round_out="$tmp/round.tsv"
+      : >"$round_out"
+      "$fn" "$r"
+      round_out="$results"
+      if le "$la" 1.0; then
+        status=ok
+      elif ((attempt < max_attempts)); then
+        printf 'round\t%s\t%s\t%s\t%s\t%s\n' "$bench" "$r" "$attempt" "$la" "repeated (started above 1.0)" >>"$results"
+        attempt=$((attempt + 1))
+        continue
+      else
+        status="noisy (started above 1.0; kept)"
+      fi
+      printf 'round\t%s\t%s\t%s\t%s\t%s\n' "$bench" "$r" "$attempt" "$la" "$status" >>"$results"
+      cat "$tmp/round.tsv" >>"$results"
+      break
+    done
+  done
+}
+
+meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+meta command "scripts/bench.sh${orig_args:+ $orig_args}"
+meta machine "$(nproc --all) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+meta commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes')"
+if ((quick)); then meta mode "quick: $rounds round, ${lat_secs}s latency runs, ${tput_secs}s throughput runs (smoke test; too few samples for a trustworthy p99)"; else meta mode "full: $rounds rounds, ${lat_secs}s latency runs ($((rate * lat_secs)) samples), ${tput_secs}s throughput runs"; fi
+meta rate "$rate"
+meta idle_wait_s "$idle_wait"
+meta soak_minutes "$(awk "BEGIN { print $soak_secs / 60 }")"
+
+# ---------------------------------------------------------------------------------------------
+# B1–B4: the invocation stack. oha → bench-echo (direct); oha → nginx → bench-echo;
+# oha → sidecar A → sidecar B → bench-echo (chain); oha → sidecar B → its own app (one hop).
+stack_up=0
+start_stack() {
+  say "starting bench-echo, nginx and sidecars A and B (CPU 1)"
+  start_bg echo taskset -c 1 "$ECHO" --port "$p_echo"
+  pid_echo=$last_pid
+  wait_http "http://127.0.0.1:$p_echo/" 200 10 "$pid_echo" || { fail B1 "bench-echo did not start: $(log_tail "$tmp/logs/echo.log")"; return 1; }
+
+  local nd="$tmp/nginx"
+  mkdir -p "$nd/logs"
+  cat >"$nd/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $nd/nginx.pid;
+error_log $nd/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $nd/body;
+  proxy_temp_path $nd/proxy;
+  fastcgi_temp_path $nd/fastcgi;
+  uwsgi_temp_path $nd/uwsgi;
+  scgi_temp_path $nd/scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 300s;
+  upstream echo {
+    server 127.0.0.1:$p_echo;
+    keepalive 64;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:$p_nginx;
+    location / {
+      proxy_pass http://echo;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+  start_bg nginx taskset -c 1 nginx -p "$nd" -c "$nd/nginx.conf" -e "$nd/error.log"
+  pid_nginx=$last_pid
+  wait_http "http://127.0.0.1:$p_nginx/" 200 10 "$pid_nginx" || { fail B1 "nginx did not start: $(log_tail "$nd/error.log")"; return 1; }
+  pid_nginx_worker=$(tr ' ' '\n' <"/proc/$pid_nginx/task/$pid_nginx/children" | grep -m1 . || true)
+  [ -n "$pid_nginx_worker" ] || { fail B1 "cannot find nginx's worker process"; return 1; }
+
+  start_sidecar sidecar_b b p_b "$tmp/components/mem" "$p_echo" ||
+    { fail B1 "sidecar B did not become healthy: $(log_tail "$tmp/logs/sidecar_b.log")"; return 1; }
+  pid_b=$last_pid
+  t_b=$(date +%s)
+  start_sidecar sidecar_a a p_a "$tmp/components/mem" ||
+    { fail B1 "sidecar A did not become healthy: $(log_tail "$tmp/logs/sidecar_a.log")"; return 1; }
+  pid_a=$last_pid
+  url_direct="http://127.0.0.1:$p_echo/echo"
+  url_nginx="http://127.0.0.1:$p_nginx/echo"
+  url_chain="http://127.0.0.1:${p_a[0]}/v1.0/invoke/b/method/echo"
+  url_sidecar1="http://127.0.0.1:${p_b[0]}/v1.0/invoke/b/method/echo"
+  # Correctness first: the body must come back through every path.
+  local path got
+  for path in direct nginx chain sidecar1; do
+    local u="url_$path"
+    got=$(curl -s --max-time 5 -X POST --data-binary @"$tmp/body.bin" "${!u}" || true)
+    if [ "$got" != "$(cat "$tmp/body.bin")" ]; then
+      fail B1 "POST ${!u} did not echo the 1 KiB body (got ${#got} bytes: ${got:0:200})"
+      return 1
+    fi
+  done
+  stack_up=1
+
+  if selected B4; then
+    local wait_left=$((t_b + idle_wait - $(date +%s)))
+    ((wait_left > 0)) && { note "B4: waiting ${wait_left}s for the idle measurement (${idle_wait}s after start)"; sleep "$wait_left"; }
+    local p s
+    for p in sidecar_a:$pid_a sidecar_b:$pid_b echo:$pid_echo; do
+      s=$("$UTIL" proc "${p#*:}")
+      measure "b4.${p%%:*}.idle_rss_kb" 0 "$(kv rss_kb "$s")"
+      note "B4 idle ${p%%:*}: $s"
+    done
+  fi
+  say "warming up every path (${warm_secs}s each at $rate req/s)"
+  for path in direct nginx chain sidecar1; do
+    local u="url_$path"
+    oha -q "$rate" -n $((rate * warm_secs)) -m POST -D "$tmp/body.bin" -T application/octet-stream "${!u}" >/dev/null 2>>"$tmp/logs/oha.log"
+  done
+}
+stop_stack() {
+  local p
+  for p in "${pid_a:-}" "${pid_b:-}" "${pid_nginx:-}" "${pid_echo:-}"; do
+    if [ -n "$p" ]; then stop_pid "$p"; fi
+  done
+  stack_up=0
+}
+
+# procs_of PATH → "name:pid …", the processes under test on that path
+procs_of() {
+  case $1 in
+    direct) echo "echo:$pid_echo" ;;
+    nginx) echo "nginx:$pid_nginx_worker echo:$pid_echo" ;;
+    sidecar1) echo "sidecar_b:$pid_b echo:$pid_echo" ;;
+    chain) echo "sidecar_a:$pid_a sidecar_b:$pid_b echo:$pid_echo" ;;
+  esac
+}
+# cpu_snapshot PATH: CPU time of the path's processes into $cpu_before
+cpu_snapshot() {
+  local p
+  cpu_before=()
+  for p in $(procs_of "$1"); do cpu_before[${p%%:*}]=$(cpu_us "${p#*:}"); done
+}
+# cpu_record KEY-PREFIX ROUND PATH REQUESTS: CPU µs per request of each process since cpu_snapshot
+cpu_record() {
+  local prefix=$1 r=$2 path=$3 n=$4 p name after
+  for p in $(procs_of "$path"); do
+    name=${p%%:*}
+    after=$(cpu_us "${p#*:}")
+    if ((n > 0)); then
+      measure "$prefix.$path.$name.cpu_us_per_req" "$r" "$(calc "($after - ${cpu_before[$name]}) / $n")"
+    fi
+  done
+}
+declare -A cpu_before=()
+
+b1_round() {
+  local r=$1 path s
+  for path in direct nginx chain; do
+    local u="url_$path" f="$raw/b1-$path-r$r.json"
+    cpu_snapshot "$path"
+    oha_open "$f" "${!u}" -m POST -D "$tmp/body.bin" -T application/octet-stream
+    s=$("$UTIL" oha "$f")
+    cpu_record b3 "$r" "$path" "$(kv ok "$s")"
+    check_run B1 "$path r$r" "$s" open
+    measure "b1.$path.p50_us" "$r" "$(kv p50_us "$s")"
+    measure "b1.$path.p99_us" "$r" "$(kv p99_us "$s")"
+    measure "b1.$path.rps" "$r" "$(kv rps "$s")"
+  done
+}
+
+b2_round() {
+  local r=$1 path s
+  for path in direct nginx sidecar1 chain; do
+    local u="url_$path" f="$raw/b2-$path-r$r.json"
+    cpu_snapshot "$path"
+    oha_closed "$f" "${!u}" -m POST -D "$tmp/body.bin" -T application/octet-stream
+    s=$("$UTIL" oha "$f")
+    cpu_record b2cpu "$r" "$path" "$(kv ok "$s")"
+    check_run B2 "$path r$r" "$s"
+    measure "b2.$path.rps" "$r" "$(kv rps "$s")"
+  done
+}
+
+soak() {
+  say "B4 soak: ${soak_secs}s at $rate req/s through the chain (RSS sampled every 10 s after ${soak_warm}s)"
+  local f="$raw/b4-soak.json" line
+  oha -q "$rate" --latency-correction -z "${soak_secs}s" -w -m POST -D "$tmp/body.bin" -T application/octet-stream "$url_chain" >"$f" 2>>"$tmp/logs/oha.log" &
+  local soak_pid=$!
+  pids+=("$soak_pid")
+  sleep "$soak_warm"
+  "$UTIL" watch --every-ms 10000 --duration-s $((soak_secs - soak_warm - 5)) "$pid_a" "$pid_b" "$pid_echo" >"$tmp/soak.txt"
+  wait "$soak_pid" || warn B4 "the soak's oha exited with an error"
+  check_run B4 "soak" "$("$UTIL" oha "$f")" open
+  while read -r line; do
+    local pid drift name
+    pid=$(kv pid "$line") drift=$(kv drift_kb "$line")
+    case $pid in "$pid_a") name=sidecar_a ;; "$pid_b") name=sidecar_b ;; *) name=echo ;; esac
+    measure "b4.$name.soak_drift_kb" 0 "$drift"
+    note "soak $name: $line"
+  done <"$tmp/soak.txt"
+}
+
+if selected B1 || selected B2; then
+  if start_stack; then
+    if selected B1; then
+      run_rounds B1 b1_round
+      if selected B4; then
+        for p in sidecar_a:$pid_a sidecar_b:$pid_b echo:$pid_echo; do
+          measure "b4.${p%%:*}.peak_kb" 0 "$(kv hwm_kb "$("$UTIL" proc "${p#*:}")")"
+        done
+      fi
+    fi
+    selected B2 && run_rounds B2 b2_round
+    ((soak)) && selected B4 && soak
+  fi
+  stop_stack
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Redis (B5's second variant, B7), on CPU 1.
+redis_up=0
+start_redis() {
+  ((redis_up)) && return 0
+  start_bg redis taskset -c 1 redis-server --port "$p_redis" --bind 127.0.0.1 --save '' --appendonly no --daemonize no
+  pid_redis=$last_pid
+  local i
+  for ((i = 0; i < 100; i++)); do
+    redis-cli -p "$p_redis" ping 2>/dev/null | grep -q PONG && { redis_up=1; return 0; }
+    sleep 0.05
+  done
+  return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# B5: cold start, exec → first 2xx; hello server, sidecar with in-memory components, sidecar with
+# a Redis state store; interleaved rounds of $b5_runs runs each.
+b5_redis_broken=0
+b5_variant() {
+  local r=$1 name=$2 url=$3
+  shift 3
+  local out="$tmp/b5-$name.out" err="$tmp/b5-$name.err"
+  if taskset -c 0 "$COLD" --runs "$b5_runs" --warmup 1 --cpu 1 --timeout-ms 10000 --url "$url" \
+    --log "$tmp/logs/b5-$name.log" -- "$@" >"$out" 2>"$err"; then
+    sed -n 's/^sample_ms=//p' "$out" | while read -r v; do measure "b5.$name.sample_ms" "$r" "$v"; done
+    note "B5 $name r$r: $(grep '^summary' "$out")"
+    return 0
+  fi
+  return 1
+}
+b5_round() {
+  local r=$1
+  rm -rf "$tmp/cold-data"
+  b5_variant "$r" hello "http://127.0.0.1:$p_hello/" "$ECHO" --port "$p_hello" ||
+    fail B5 "hello server: $(log_tail "$tmp/b5-hello.err" 3)"
+  sidecar_args cold p_c "$tmp/components/mem" "$tmp/cold-data"
+  b5_variant "$r" inmem "http://127.0.0.1:${p_c[0]}/v1.0/healthz/outbound" "${sidecar_cmd[@]}" ||
+    fail B5 "in-memory components: $(log_tail "$tmp/b5-inmem.err" 3) | sidecar log: $(log_tail "$tmp/logs/b5-inmem.log" 3)"
+  if ((!b5_redis_broken)); then
+    sidecar_args cold p_c "$tmp/components/redis" "$tmp/cold-data"
+    if ! b5_variant "$r" redis "http://127.0.0.1:${p_c[0]}/v1.0/healthz/outbound" "${sidecar_cmd[@]}"; then
+      b5_redis_broken=1
+      fail B5 "with a local Redis state store (state.redis): $(log_tail "$tmp/b5-redis.err" 3) | sidecar log: $(log_tail "$tmp/logs/b5-redis.log" 3)"
+    fi
+  fi
+}
+if selected B5; then
+  if start_redis; then
+    run_rounds B5 b5_round
+  else
+    fail B5 "redis-server did not start: $(log_tail "$tmp/logs/redis.log")"
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# B7: state GET/SET through a sidecar to Redis (100-byte values, 10 000 keys) vs redis-benchmark.
+value100="\"$(head -c 98 /dev/zero | tr '\0' 'v')\""  # a JSON string of 100 bytes
+b7_setup() {
+  start_redis || { fail B7 "redis-server did not start: $(log_tail "$tmp/logs/redis.log")"; return 1; }
+  say "B7: sidecar S with a state.redis store"
+  if ! start_sidecar sidecar_s s p_s "$tmp/components/redis"; then
+    fail B7 "the sidecar with a state.redis component did not become healthy within 20 s (is state.redis implemented yet?): $(log_tail "$tmp/logs/sidecar_s.log")"
+    return 1
+  fi
+  pid_s=$last_pid
+  local base="http://127.0.0.1:${p_s[0]}/v1.0/state/statestore" code got
+  code=$(curl -s -o "$tmp/b7-probe.out" -w '%{http_code}' --max-time 5 -X POST -H 'content-type: application/json' \
+    -d "[{\"key\":\"bench-probe\",\"value\":$value100}]" "$base" || true)
+  got=$(curl -s --max-time 5 "$base/bench-probe" || true)
+  if [ "$code" != 204 ] || [ "$got" != "$value100" ]; then
+    fail B7 "state.redis round trip failed: save → HTTP $code ($(head -c 300 "$tmp/b7-probe.out")), get → '${got:0:200}'"
+    return 1
+  fi
+  note "pre-loading 10 000 keys (k0000…k9999, 100-byte values)"
+  local batch i
+  for ((batch = 0; batch < 20; batch++)); do
+    {
+      printf '['
+      for ((i = batch * 500; i < batch * 500 + 500; i++)); do
+        ((i > batch * 500)) && printf ','
+        printf '{"key":"k%04d","value":%s}' "$i" "$value100"
+      done
+      printf ']'
+    } >"$tmp/preload.json"
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 -X POST -H 'content-type: application/json' \
+      --data-binary @"$tmp/preload.json" "$base" || true)
+    [ "$code" = 204 ] || { fail B7 "pre-loading keys failed: HTTP $code"; return 1; }
+  done
+  got=$(curl -s --max-time 5 "$base/k9999" || true)
+  [ "$got" = "$value100" ] || { fail B7 "k9999 did not read back after pre-loading: '${got:0:200}'"; return 1; }
+  note "redis DBSIZE: $(redis-cli -p "$p_redis" dbsize)"
+  printf '[{"key":"k0042","value":%s}]' "$value100" >"$tmp/set.json"
+  url_get="http://127.0.0.1:${p_s[0]}/v1.0/state/statestore/k[0-9]{4}"
+  url_set="$base"
+  # Warm the sidecar's Redis connections.
+  oha -q "$rate" -n $((rate * warm_secs)) --rand-regex-url "$url_get" >/dev/null 2>>"$tmp/logs/oha.log"
+}
+# redis_bench CLIENTS N → "SET rps p50_ms" and "GET rps p50_ms" lines
+redis_bench() {
+  taskset -c 0 redis-benchmark -h 127.0.0.1 -p "$p_redis" -c "$1" -n "$2" -d 100 -r 10000 -t set,get --csv 2>>"$tmp/logs/redis-benchmark.log" |
+    tr -d '"' | awk -F, '$1 == "SET" || $1 == "GET" { print $1, $2, $5 }'
+}
+b7_round() {
+  local r=$1 op rps p50 s f
+  while read -r op rps p50; do
+    op=${op,,}
+    measure "b7.rb16.${op}_rps" "$r" "$rps"
+    note "redis-benchmark -c 16 $op: $rps req/s, p50 $p50 ms"
+  done < <(redis_bench 16 "$rb_n16")
+  while read -r op rps p50; do
+    op=${op,,}
+    measure "b7.rb1.${op}_rps" "$r" "$rps"
+    measure "b7.rb1.${op}_p50_us" "$r" "$(calc "$p50 * 1000")"
+    note "redis-benchmark -c 1 $op: $rps req/s, p50 $p50 ms"
+  done < <(redis_bench 1 "$rb_n1")
+  f="$raw/b7-get-open-r$r.json"
+  oha_open "$f" "$url_get" --rand-regex-url
+  s=$("$UTIL" oha "$f")
+  check_run B7 "sidecar GET open loop r$r" "$s" open
+  measure b7.sidecar.get_p50_us "$r" "$(kv p50_us "$s")"
+  measure b7.sidecar.get_p99_us "$r" "$(kv p99_us "$s")"
+  f="$raw/b7-set-open-r$r.json"
+  oha_open "$f" "$url_set" -m POST -D "$tmp/set.json" -T application/json
+  s=$("$UTIL" oha "$f")
+  check_run B7 "sidecar SET open loop r$r" "$s" open
+  measure b7.sidecar.set_p50_us "$r" "$(kv p50_us "$s")"
+  measure b7.sidecar.set_p99_us "$r" "$(kv p99_us "$s")"
+  f="$raw/b7-get-closed-r$r.json"
+  oha_closed "$f" "$url_get" --rand-regex-url
+  s=$("$UTIL" oha "$f")
+  check_run B7 "sidecar GET closed loop r$r" "$s"
+  measure b7.sidecar.get_rps "$r" "$(kv rps "$s")"
+  f="$raw/b7-set-closed-r$r.json"
+  oha_closed "$f" "$url_set" -m POST -D "$tmp/set.json" -T application/json
+  s=$("$UTIL" oha "$f")
+  check_run B7 "sidecar SET closed loop r$r" "$s"
+  measure b7.sidecar.set_rps "$r" "$(kv rps "$s")"
+}
+if selected B7; then
+  b7_setup && run_rounds B7 b7_round
+  if [ -n "${pid_s:-}" ]; then stop_pid "$pid_s"; fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+meta duration "$((SECONDS / 60)) min $((SECONDS % 60)) s"
+cp "$results" "$out_dir/results.tsv"
+cp "$tmp"/logs/*.log "$raw/" 2>/dev/null || true
+say "report (target/bench/results.md), $((SECONDS / 60)) min $((SECONDS % 60)) s"
+"$UTIL" report --results "$results" --out "$out_dir/results.md"
