@@ -321,7 +321,7 @@ pub fn render(r: &Results) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::rows::{at_least, at_most};
+    use super::rows::at_least;
     use super::*;
 
     const SAMPLE: &str = "meta\tdate\t2026-01-01\nmeta\trate\t1000\n\

@@ -40,7 +40,7 @@ fn times(v: Option<f64>) -> String {
 }
 
 /// `value ≤ limit`, or by how much it is over.
-pub(super) fn at_most(value: Option<f64>, limit: f64, unit: &str) -> Verdict {
+fn at_most(value: Option<f64>, limit: f64, unit: &str) -> Verdict {
     match value {
         None => Verdict::Missed("no measurement".to_owned()),
         Some(v) if v <= limit => Verdict::Met,
@@ -68,7 +68,7 @@ pub(super) fn at_least(value: Option<f64>, limit: f64) -> Verdict {
     }
 }
 
-pub(super) fn both(a: Verdict, b: Verdict) -> Verdict {
+fn both(a: Verdict, b: Verdict) -> Verdict {
     match (a, b) {
         (Verdict::Met, Verdict::Met) => Verdict::Met,
         (Verdict::Missed(x), Verdict::Missed(y)) => Verdict::Missed(format!("{x}; {y}")),
