@@ -14,8 +14,26 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1. Ports come from below the kernel's
+/// ephemeral range (where outgoing connections get theirs) and are never handed out twice by one
+/// test process, so parallel tests do not race for the same port.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Start each test process at a different place so consecutive runs do not reuse ports.
+    let _ = NEXT.compare_exchange(
+        0,
+        15_000 + std::process::id() % 10_000,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..20_000 {
+        let candidate = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = u16::try_from(15_000 + candidate % 17_000).unwrap_or(15_000);
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -88,11 +88,33 @@ impl SidecarBuilder {
         cmd
     }
 
-    /// Starts the sidecar and waits until `/v1.0/healthz/outbound` answers 204.
+    /// Starts the sidecar and waits until `/v1.0/healthz/outbound` answers 204. A start that
+    /// lost a port to another process is retried on new ports.
     pub fn start(self) -> Sidecar {
-        let sidecar = self.spawn();
-        sidecar.wait_outbound_ready(Duration::from_secs(20));
-        sidecar
+        for _ in 0..5 {
+            let mut sidecar = self.clone().spawn();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if super::http_status(sidecar.http_port, "/v1.0/healthz/outbound") == Some(204) {
+                    return sidecar;
+                }
+                if let Ok(Some(_)) = sidecar.child.try_wait() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the sidecar never became ready; log:\n{}",
+                    sidecar.log()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let log = sidecar.log();
+            assert!(
+                log.contains("Address already in use"),
+                "the sidecar exited during start-up; log:\n{log}"
+            );
+        }
+        panic!("could not find free ports for a sidecar in 5 attempts");
     }
 
     /// Starts the sidecar without waiting.
