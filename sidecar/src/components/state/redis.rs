@@ -80,6 +80,24 @@ impl RedisConfig {
         if md.bool("enableTLS", false)? {
             return Err(refuse("enableTLS", "true", "TLS is not supported yet"));
         }
+        // Refused rather than silently treated as a single node, which would misbehave later.
+        if let Some(kind) = md
+            .get("redisType")
+            .filter(|t| !t.eq_ignore_ascii_case("node"))
+        {
+            return Err(refuse(
+                "redisType",
+                kind,
+                "only node is supported yet (not cluster)",
+            ));
+        }
+        if md.bool("failover", false)? {
+            return Err(refuse(
+                "failover",
+                "true",
+                "Sentinel failover is not supported yet",
+            ));
+        }
         // As in go-redis, zero means the default.
         let duration = |field, default| -> Result<Duration, MetadataError> {
             Ok(md

@@ -131,6 +131,11 @@ fn bad_metadata_names_the_field() {
         (&[("redisHost", "h:1"), ("enableTLS", "yes")], "enableTLS"),
         (&[("redisHost", "h:1"), ("enableTLS", "true")], "enableTLS"),
         (
+            &[("redisHost", "h:1"), ("redisType", "cluster")],
+            "redisType",
+        ),
+        (&[("redisHost", "h:1"), ("failover", "true")], "failover"),
+        (
             &[("redisHost", "h:1"), ("ttlInSeconds", "1h")],
             "ttlInSeconds",
         ),
