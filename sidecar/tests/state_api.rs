@@ -3,9 +3,10 @@
 
 mod common;
 
-use common::{client, json_of, write_component};
+use common::{client, json_of, manifest, write_component};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use tandem_crds::Component;
 use tandem_sidecar::testing::sidecar::{Sidecar, SidecarBuilder};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tandem-sidecar");
@@ -309,12 +310,13 @@ async fn contention(s: &Sidecar) {
     );
 }
 
-const IN_MEMORY: &str = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: statestore}\nspec: {type: state.in-memory, version: v1}\n";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn in_memory_store() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = start(dir.path(), IN_MEMORY);
+    let s = start(
+        dir.path(),
+        &manifest(&Component::test("statestore", "state.in-memory")),
+    );
     scenario(&s).await;
     contention(&s).await;
 }
@@ -323,9 +325,9 @@ async fn in_memory_store() {
 async fn sqlite_store_persists_across_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("db.sqlite");
-    let yaml = format!(
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: statestore}}\nspec:\n  type: state.sqlite\n  version: v1\n  metadata:\n  - {{name: connectionString, value: '{}'}}\n",
-        db.display()
+    let yaml = manifest(
+        &Component::test("statestore", "state.sqlite")
+            .with_metadata("connectionString", &db.to_string_lossy()),
     );
     let s = start(dir.path(), &yaml);
     scenario(&s).await;
@@ -378,39 +380,30 @@ async fn embedded_default_statestore_needs_no_resources() {
 async fn redis_store_shares_daprs_layout() {
     let redis = tandem_sidecar::testing::RedisServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let yaml = format!(
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: statestore}}\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n  - {{name: redisHost, value: '{}'}}\n  - {{name: actorStateStore, value: 'true'}}\n",
-        redis.addr()
+    let yaml = manifest(
+        &Component::test("statestore", "state.redis")
+            .with_metadata("redisHost", &redis.addr())
+            .with_metadata("actorStateStore", "true"),
     );
     let s = start(dir.path(), &yaml);
     scenario(&s).await;
     contention(&s).await;
     // The key is `appid||key`, a hash with Dapr's `data` and `version` fields.
-    let out = std::process::Command::new("redis-cli")
-        .args([
-            "-p",
-            &redis.port().to_string(),
-            "HGET",
-            "stateapp||counter",
-            "data",
-        ])
-        .output()
-        .expect("redis-cli");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1000");
-    let version = std::process::Command::new("redis-cli")
-        .args([
-            "-p",
-            &redis.port().to_string(),
-            "HGET",
-            "stateapp||counter",
-            "version",
-        ])
-        .output()
-        .expect("redis-cli");
-    assert_eq!(
-        String::from_utf8_lossy(&version.stdout).trim(),
-        etag(&s, "counter").await
-    );
+    let hget = |field: &str| {
+        let out = std::process::Command::new("redis-cli")
+            .args([
+                "-p",
+                &redis.port().to_string(),
+                "HGET",
+                "stateapp||counter",
+                field,
+            ])
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(hget("data"), "1000");
+    assert_eq!(hget("version"), etag(&s, "counter").await);
     let md = json_of(
         client()
             .get(s.url("/v1.0/metadata"))
@@ -429,9 +422,9 @@ async fn redis_store_shares_daprs_layout() {
 async fn postgres_store() {
     let pg = tandem_sidecar::testing::PostgresServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let yaml = format!(
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: statestore}}\nspec:\n  type: state.postgresql\n  version: v1\n  metadata:\n  - {{name: connectionString, value: '{}'}}\n",
-        pg.connection_string()
+    let yaml = manifest(
+        &Component::test("statestore", "state.postgresql")
+            .with_metadata("connectionString", &pg.connection_string()),
     );
     let s = start(dir.path(), &yaml);
     scenario(&s).await;

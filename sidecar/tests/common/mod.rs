@@ -23,3 +23,9 @@ pub fn write_component(dir: &Path, file: &str, yaml: &str) {
     std::fs::create_dir_all(dir).expect("resources dir");
     std::fs::write(dir.join(file), yaml).expect("write component");
 }
+
+/// A Component manifest as YAML, built with the contract crate's fixture builder
+/// (`Component::test(name, type).with_metadata(..)`) instead of a hand-written blob.
+pub fn manifest(component: &tandem_crds::Component) -> String {
+    serde_norway::to_string(component).expect("a Component serialises to YAML")
+}
