@@ -80,6 +80,13 @@ const POSTGRES_CONNECTION: &[&str] = &[
 /// Every component type Tandem supports.
 pub const CATALOGUE: &[ComponentKind] = &[
     ComponentKind {
+        type_: "pubsub.in-memory",
+        aliases: &[],
+        versions: &["v1"],
+        required: &[],
+        optional: &["consumerID"],
+    },
+    ComponentKind {
         type_: "state.in-memory",
         aliases: &[],
         versions: &["v1"],

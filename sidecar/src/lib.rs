@@ -14,6 +14,7 @@ pub mod error;
 pub mod invoke;
 pub mod lifecycle;
 pub mod metrics;
+pub mod pubsub;
 pub mod resolve;
 pub mod runtime;
 pub mod server;

@@ -204,6 +204,8 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         max_body_size: args.max_body_size,
         extended: Default::default(),
         shutdown: shutdown.clone(),
+        deliveries: TaskTracker::new(),
+        subscriptions: Default::default(),
     });
 
     let servers = TaskTracker::new();
@@ -265,6 +267,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
                 .instrument(tracing::info_span!("app_channel")),
         );
     }
+    tokio::spawn(crate::pubsub::start(rt.clone()).instrument(tracing::info_span!("pubsub")));
     let child = match app_command {
         Some(command) => Some(
             crate::child::spawn_app(&command, &args)
@@ -284,7 +287,12 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
     tracing::info!("shutting down: draining in-flight requests");
     stop_accepting.cancel();
     let grace = Duration::from_secs(args.dapr_graceful_shutdown_seconds);
-    if tokio::time::timeout(grace, servers.wait()).await.is_err() {
+    rt.deliveries.close();
+    let drained = async {
+        servers.wait().await;
+        rt.deliveries.wait().await;
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
             ?grace,
             "in-flight requests still running after the grace period; stopping anyway"

@@ -23,6 +23,7 @@ pub struct Metrics {
     component_latency: HistogramVec,
     invocations_sent: IntCounterVec,
     invocations_received: IntCounterVec,
+    pubsub_ingress: IntCounterVec,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -77,6 +78,14 @@ impl Metrics {
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(component_ops.clone()))?;
         registry.register(Box::new(component_latency.clone()))?;
+        let pubsub_ingress = IntCounterVec::new(
+            Opts::new(
+                "dapr_component_pubsub_ingress_count",
+                "Messages delivered to the app, by outcome",
+            ),
+            &["component", "topic", "process_status"],
+        )?;
+        registry.register(Box::new(pubsub_ingress.clone()))?;
         registry.register(Box::new(invocations_sent.clone()))?;
         registry.register(Box::new(invocations_received.clone()))?;
         // process_resident_memory_bytes, CPU seconds, open fds.
@@ -91,6 +100,7 @@ impl Metrics {
             component_latency,
             invocations_sent,
             invocations_received,
+            pubsub_ingress,
         })
     }
 
@@ -109,6 +119,14 @@ impl Metrics {
         self.component_latency
             .with_label_values(&labels)
             .observe(ms(took));
+    }
+
+    /// One delivery outcome (`success`, `retry`, `drop`); topics come from configuration, so the
+    /// label stays bounded.
+    pub fn pubsub_ingress(&self, component: &str, topic: &str, status: &str) {
+        self.pubsub_ingress
+            .with_label_values(&[component, topic, status])
+            .inc();
     }
 
     pub fn invocation_sent(&self, dst_app_id: &str) {

@@ -44,6 +44,10 @@ pub struct Runtime {
     pub extended: Mutex<BTreeMap<String, String>>,
     /// Fires when the sidecar should stop (signal, `/v1.0/shutdown`, fatal error, app exit).
     pub shutdown: CancellationToken,
+    /// In-flight pub/sub deliveries, drained at shutdown within the grace period.
+    pub deliveries: tokio_util::task::TaskTracker,
+    /// Active pub/sub subscriptions (shown in `/v1.0/metadata`).
+    pub subscriptions: std::sync::RwLock<Vec<Arc<crate::pubsub::subscriptions::Subscription>>>,
 }
 
 impl Runtime {

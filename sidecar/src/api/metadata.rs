@@ -45,6 +45,28 @@ pub async fn get(State(rt): State<SharedRuntime>) -> Json<Value> {
         "daprRuntimeVersion".into(),
         Value::String(RUNTIME_VERSION.into()),
     );
+    let subscriptions: Vec<Value> = rt
+        .subscriptions
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|s| {
+            let rules: Vec<Value> = s
+                .routes
+                .rules()
+                .into_iter()
+                .map(|(m, p)| json!({ "match": m, "path": p }))
+                .collect();
+            json!({
+                "pubsubname": s.pubsub,
+                "topic": s.topic,
+                "metadata": s.metadata,
+                "rules": rules,
+                "deadLetterTopic": s.dead_letter_topic.clone().unwrap_or_default(),
+                "type": "PROGRAMMATIC",
+            })
+        })
+        .collect();
     let app = &rt.app_connection;
     let mut connection = json!({ "protocol": app.protocol, "channelAddress": app.channel_address });
     if let Some(port) = app.port {
@@ -58,7 +80,7 @@ pub async fn get(State(rt): State<SharedRuntime>) -> Json<Value> {
         "components": components,
         "failedComponents": failed,
         "extended": extended,
-        "subscriptions": [],
+        "subscriptions": subscriptions,
         "httpEndpoints": [],
         "appConnectionProperties": connection,
     }))

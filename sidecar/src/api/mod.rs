@@ -7,6 +7,7 @@ pub mod health;
 pub mod metadata;
 pub mod object;
 pub mod path;
+pub mod publish;
 pub mod secrets;
 pub mod state;
 pub mod state_request;
@@ -78,6 +79,14 @@ pub fn api_router(rt: SharedRuntime) -> Router {
         .route("/v1.0/secrets/{store}/bulk", get(secrets::bulk))
         .route("/v1.0/secrets/{store}/{key}", get(secrets::get))
         .route("/v1.0/shutdown", post(health::shutdown))
+        .route(
+            "/v1.0/publish/{pubsub}/{*topic}",
+            post(publish::publish).put(publish::publish),
+        )
+        .route(
+            "/v1.0/publish/{pubsub}",
+            post(publish::no_topic).put(publish::no_topic),
+        )
         .route("/v1.0/invoke/{id}/method", any(caller::invoke))
         .route("/v1.0/invoke/{id}/method/{*method}", any(caller::invoke))
         // Invocation is also the fallback for unknown paths and methods (the dapr-app-id header).

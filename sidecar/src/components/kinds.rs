@@ -3,6 +3,7 @@
 //! ([`ComponentConfig::init`], which may reach a server and is retried).
 
 use super::metadata::{Metadata, MetadataError};
+use super::pubsub::{PubSub, memory::MemoryBroker};
 use super::secrets::{SecretStore, env::EnvStore, file::FileStore};
 use super::state::{StateStore, memory::MemoryStore, postgres, redis, sqlite::SqliteStore};
 use std::path::{Path, PathBuf};
@@ -14,11 +15,13 @@ use std::time::Duration;
 pub enum Instance {
     State(Arc<dyn StateStore>),
     Secrets(Arc<dyn SecretStore>),
+    PubSub(Arc<dyn PubSub>),
 }
 
 /// Validated settings of one component.
 #[derive(Debug, Clone)]
 pub enum ComponentConfig {
+    PubSubMemory,
     StateMemory,
     StateSqlite {
         path: String,
@@ -42,6 +45,7 @@ impl ComponentConfig {
     /// file paths.
     pub fn from_metadata(type_: &str, md: &Metadata, base: &Path) -> Result<Self, MetadataError> {
         Ok(match type_ {
+            "pubsub.in-memory" => ComponentConfig::PubSubMemory,
             "state.in-memory" => ComponentConfig::StateMemory,
             "state.sqlite" => ComponentConfig::StateSqlite {
                 path: md.require("connectionString")?.to_owned(),
@@ -84,6 +88,7 @@ impl ComponentConfig {
     /// Builds the instance; may be retried until the component's init timeout.
     pub async fn init(&self) -> Result<Instance, String> {
         Ok(match self {
+            ComponentConfig::PubSubMemory => Instance::PubSub(Arc::new(MemoryBroker::new())),
             ComponentConfig::StateMemory => Instance::State(Arc::new(MemoryStore::new())),
             ComponentConfig::StateSqlite {
                 path,

@@ -6,6 +6,7 @@ pub mod kinds;
 pub mod manifest;
 pub mod metadata;
 pub mod plan;
+pub mod pubsub;
 pub mod registry;
 pub mod secrets;
 pub mod state;

@@ -69,10 +69,14 @@ fn embedded_defaults(ctx: &PlanContext) -> Vec<Manifest> {
     let path = ctx.data_dir.join("state.sqlite");
     let state = tandem_crds::Component::test("statestore", "state.sqlite")
         .with_metadata("connectionString", &path.to_string_lossy());
-    vec![Manifest {
-        file: PathBuf::from("<embedded defaults>"),
-        component: state,
-    }]
+    let pubsub = tandem_crds::Component::test("pubsub", "pubsub.in-memory");
+    [state, pubsub]
+        .into_iter()
+        .map(|component| Manifest {
+            file: PathBuf::from("<embedded defaults>"),
+            component,
+        })
+        .collect()
 }
 
 /// Expands Dapr's metadata templates: `{uuid}`, `{podName}`, `{namespace}` (`ns.appid`), `{appID}`.
@@ -264,7 +268,7 @@ pub fn plan(ctx: &PlanContext) -> Result<(Plan, BuiltSecretStores), LoadError> {
                 secret_stores.insert(p.info.name.clone(), store);
                 plan.components.push(p);
             }
-            Ok((p, Instance::State(_))) => {
+            Ok((p, Instance::State(_) | Instance::PubSub(_))) => {
                 return Err(component_error(
                     m,
                     format!("{} is not a secret store", p.info.type_),

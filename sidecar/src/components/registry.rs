@@ -4,6 +4,7 @@
 
 use super::kinds::Instance;
 use super::plan::{FailedComponent, Plan, Planned};
+use super::pubsub::PubSub;
 use super::secrets::SecretStore;
 use super::state::{Feature, KeyPrefix, StateStore};
 use std::collections::HashMap;
@@ -158,6 +159,13 @@ impl Registry {
         }
     }
 
+    pub fn pubsub(&self, name: &str) -> Result<(&Slot, &Arc<dyn PubSub>), Lookup> {
+        match self.find("pubsub", name)? {
+            (slot, Instance::PubSub(broker)) => Ok((slot, broker)),
+            _ => Err(Lookup::NotFound),
+        }
+    }
+
     /// Capabilities shown in `/v1.0/metadata`.
     pub fn capabilities(&self, slot: &Slot) -> Vec<&'static str> {
         let mut caps: Vec<&'static str> = match slot.instance.get() {
@@ -188,8 +196,10 @@ impl Registry {
     /// Closes every state store (called once at shutdown, after the API has drained).
     pub async fn close(&self) {
         for slot in &self.slots {
-            if let Some(Instance::State(store)) = slot.instance.get() {
-                store.close().await;
+            match slot.instance.get() {
+                Some(Instance::State(store)) => store.close().await,
+                Some(Instance::PubSub(broker)) => broker.close().await,
+                _ => {}
             }
         }
     }

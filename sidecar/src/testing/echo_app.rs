@@ -1,12 +1,13 @@
 //! A small real HTTP app for invocation tests. It answers every request with the request's body
 //! streamed back, the status from an `x-status` header (default 200), and what it saw in
 //! headers: `x-echo-method`, `x-echo-uri`, and `x-echo-header-<name>` for each request header.
-//! An `x-delay-ms` header delays the answer. It records every request it got.
+//! An `x-delay-ms` header delays the answer. It records every request it got, except the
+//! sidecar's `GET /dapr/subscribe` (answered 404: no subscriptions).
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode};
 use std::sync::{Arc, Mutex};
 
@@ -27,6 +28,10 @@ pub struct EchoApp {
 
 async fn echo(State(seen): State<Arc<Mutex<Vec<Seen>>>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    // The sidecar asks every app for its pub/sub subscriptions; this app has none (404).
+    if parts.uri.path() == "/dapr/subscribe" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     seen.lock().unwrap_or_else(|p| p.into_inner()).push(Seen {
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),

@@ -22,13 +22,14 @@ fn names(plan: &Plan) -> Vec<&str> {
 }
 
 #[test]
-fn embedded_default_is_a_sqlite_statestore() {
+fn embedded_defaults_are_a_sqlite_statestore_and_an_in_memory_pubsub() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = ctx(dir.path());
     c.resources_paths.clear();
     let (plan, _) = plan(&c).expect("plan");
-    assert_eq!(names(&plan), vec!["statestore"]);
+    assert_eq!(names(&plan), vec!["statestore", "pubsub"]);
     assert_eq!(plan.components[0].info.type_, "state.sqlite");
+    assert_eq!(plan.components[1].info.type_, "pubsub.in-memory");
 }
 
 #[test]

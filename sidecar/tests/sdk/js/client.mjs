@@ -93,6 +93,12 @@ const callee = http.createServer((req, res) => {
   const chunks = [];
   req.on("data", (c) => chunks.push(c));
   req.on("end", () => {
+    // The sidecar asks every app for its pub/sub subscriptions; this one has none.
+    if (req.url === "/dapr/subscribe") {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
     const record = { method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString("utf8") };
     seen.push(record);
     if (req.url.startsWith("/text")) {

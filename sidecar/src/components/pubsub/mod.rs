@@ -1,0 +1,60 @@
+//! Pub/sub brokers. A broker carries opaque messages (the CloudEvent bytes the API built) per
+//! topic; the runtime's delivery loop decides, per message, whether to ack (the app answered
+//! SUCCESS or DROP) or nack (anything else: the broker delivers it again later). Nothing is
+//! acked before the app has answered: at-least-once.
+
+pub mod memory;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use tokio::sync::mpsc;
+
+/// A message as a broker carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub topic: String,
+    pub data: Bytes,
+    /// Broker-level metadata (passed to the app as headers on delivery).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Why a broker operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PubSubError {
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// Settles one delivered message.
+#[async_trait]
+pub trait Acker: Send + Sync {
+    /// Done with it: never deliver it again.
+    async fn ack(self: Box<Self>);
+    /// Not done: deliver it again later.
+    async fn nack(self: Box<Self>);
+}
+
+/// One delivered message and the means to settle it.
+pub struct Delivery {
+    pub message: Message,
+    pub acker: Box<dyn Acker>,
+}
+
+/// A pub/sub broker implementation.
+#[async_trait]
+pub trait PubSub: Send + Sync + 'static {
+    /// Publishes; `Ok` means the broker holds the message.
+    async fn publish(&self, message: Message) -> Result<(), PubSubError>;
+
+    /// Starts consuming `topic` as the consumer group `consumer`; deliveries arrive on the
+    /// returned channel (closed when the broker closes).
+    async fn subscribe(
+        &self,
+        topic: &str,
+        consumer: &str,
+    ) -> Result<mpsc::UnboundedReceiver<Delivery>, PubSubError>;
+
+    /// Releases connections; called once at shutdown.
+    async fn close(&self) {}
+}

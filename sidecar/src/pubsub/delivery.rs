@@ -1,0 +1,277 @@
+//! Delivery to the app, at least once: a message is acked only after the app answered SUCCESS
+//! (or DROP, or 404, which are dead-lettered when a dead-letter topic is set); anything else is
+//! retried with backoff, then dead-lettered or nacked for the broker to deliver again. At most
+//! `CONCURRENCY` deliveries per subscription run at once. On shutdown no new delivery starts;
+//! unstarted messages are nacked, in-flight ones finish within the grace period.
+
+use super::cloudevent;
+use super::subscriptions::Subscription;
+use crate::components::pubsub::{Delivery, Message};
+use crate::runtime::SharedRuntime;
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Deliveries in flight per subscription.
+pub const CONCURRENCY: usize = 16;
+/// Attempts before a message is dead-lettered (or nacked back to the broker).
+pub const ATTEMPTS: u32 = 5;
+
+/// What the app's answer means for a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Retry,
+    Drop,
+}
+
+/// Dapr's reading of the app's answer (reference 1.6).
+pub fn classify(status: u16, body: &[u8]) -> Outcome {
+    match status {
+        200..=299 => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => match map.get("status").and_then(Value::as_str) {
+                None | Some("") => Outcome::Success,
+                Some(s) if s.eq_ignore_ascii_case("SUCCESS") => Outcome::Success,
+                Some(s) if s.eq_ignore_ascii_case("DROP") => Outcome::Drop,
+                Some(_) => Outcome::Retry,
+            },
+            _ => Outcome::Success, // empty or non-JSON body
+        },
+        404 => Outcome::Drop,
+        _ => Outcome::Retry,
+    }
+}
+
+/// Consumes one subscription until `stop`.
+pub async fn run(rt: SharedRuntime, sub: Arc<Subscription>, stop: CancellationToken) {
+    let broker = match rt.registry.pubsub(&sub.pubsub) {
+        Ok((_, broker)) => broker.clone(),
+        Err(why) => {
+            tracing::error!(pubsub = %sub.pubsub, topic = %sub.topic, ?why, "subscription not started: pubsub unavailable");
+            return;
+        }
+    };
+    let consumer = sub
+        .metadata
+        .get("consumerID")
+        .cloned()
+        .unwrap_or_else(|| rt.app_id.clone());
+    let mut deliveries = match broker.subscribe(&sub.topic, &consumer).await {
+        Ok(rx) => rx,
+        Err(e) => {
+            tracing::error!(pubsub = %sub.pubsub, topic = %sub.topic, error = %e, "subscribe failed");
+            return;
+        }
+    };
+    tracing::info!(pubsub = %sub.pubsub, topic = %sub.topic, "subscribed");
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    loop {
+        let delivery = tokio::select! {
+            _ = stop.cancelled() => break,
+            d = deliveries.recv() => match d { Some(d) => d, None => break },
+        };
+        let permit = tokio::select! {
+            _ = stop.cancelled() => { delivery.acker.nack().await; break }
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (rt, sub, stop) = (rt.clone(), sub.clone(), stop.clone());
+        rt.deliveries.clone().spawn(
+            async move {
+                deliver(&rt, &sub, delivery, &stop).await;
+                drop(permit);
+            }
+            .instrument(tracing::debug_span!("delivery")),
+        );
+    }
+    // Leave what was not started for the broker to deliver again.
+    while let Ok(d) = deliveries.try_recv() {
+        d.acker.nack().await;
+    }
+}
+
+/// The CloudEvent the app receives for a message.
+fn event_of(sub: &Subscription, message: &Message) -> Value {
+    let now = time::OffsetDateTime::now_utc();
+    if sub.raw_payload {
+        return cloudevent::raw_payload_event(&message.data, &sub.pubsub, &sub.topic, now);
+    }
+    match serde_json::from_slice::<Value>(&message.data) {
+        Ok(event @ Value::Object(_)) => event,
+        // Published raw by someone else: deliver it as a raw-payload event.
+        _ => cloudevent::raw_payload_event(&message.data, &sub.pubsub, &sub.topic, now),
+    }
+}
+
+async fn deliver(
+    rt: &SharedRuntime,
+    sub: &Subscription,
+    delivery: Delivery,
+    stop: &CancellationToken,
+) {
+    let Delivery { message, acker } = delivery;
+    let event = event_of(sub, &message);
+    let now = time::OffsetDateTime::now_utc();
+    if cloudevent::is_expired(&event, now) {
+        tracing::debug!(topic = %sub.topic, "expired message dropped");
+        rt.metrics.pubsub_ingress(&sub.pubsub, &sub.topic, "drop");
+        acker.ack().await;
+        return;
+    }
+    let Some(path) = sub.routes.route(&event).map(str::to_owned) else {
+        tracing::warn!(topic = %sub.topic, "no route matched; message dropped");
+        dead_letter_or_drop(rt, sub, &message).await;
+        acker.ack().await;
+        return;
+    };
+    let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+    let mut backoff = Duration::from_millis(100);
+    for attempt in 1..=ATTEMPTS {
+        let outcome = post(rt, sub, &path, &event, &message, body.clone()).await;
+        match outcome {
+            Outcome::Success => {
+                rt.metrics
+                    .pubsub_ingress(&sub.pubsub, &sub.topic, "success");
+                acker.ack().await;
+                return;
+            }
+            Outcome::Drop => {
+                rt.metrics.pubsub_ingress(&sub.pubsub, &sub.topic, "drop");
+                tracing::warn!(topic = %sub.topic, %path, "the app dropped a message");
+                dead_letter_or_drop(rt, sub, &message).await;
+                acker.ack().await;
+                return;
+            }
+            Outcome::Retry => {
+                rt.metrics.pubsub_ingress(&sub.pubsub, &sub.topic, "retry");
+                if attempt == ATTEMPTS || stop.is_cancelled() {
+                    break;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    if sub.dead_letter_topic.is_some() && !stop.is_cancelled() {
+        dead_letter_or_drop(rt, sub, &message).await;
+        acker.ack().await;
+    } else {
+        // Not lost: the broker delivers it again later.
+        acker.nack().await;
+    }
+}
+
+async fn post(
+    rt: &SharedRuntime,
+    sub: &Subscription,
+    path: &str,
+    event: &Value,
+    message: &Message,
+    body: Bytes,
+) -> Outcome {
+    let Some(app) = rt.app.as_ref() else {
+        return Outcome::Retry;
+    };
+    let uri = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    };
+    let mut req = Request::post(uri)
+        .body(Body::from(body))
+        .unwrap_or_default();
+    let h = req.headers_mut();
+    for (k, v) in &message.metadata {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            h.insert(name, value);
+        }
+    }
+    h.remove(http::header::CONTENT_LENGTH);
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/cloudevents+json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&sub.pubsub) {
+        h.insert(HeaderName::from_static("pubsubname"), v);
+    }
+    if let Some(tp) = event
+        .get("traceparent")
+        .and_then(Value::as_str)
+        .and_then(|t| HeaderValue::from_str(t).ok())
+    {
+        h.insert(HeaderName::from_static("traceparent"), tp);
+    }
+    if let Some(token) = &rt.app_token {
+        h.insert(HeaderName::from_static("dapr-api-token"), token.clone());
+    }
+    match app.send(req).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            classify(status, &body)
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "delivery to the app failed");
+            Outcome::Retry
+        }
+    }
+}
+
+async fn dead_letter_or_drop(rt: &SharedRuntime, sub: &Subscription, message: &Message) {
+    let Some(topic) = &sub.dead_letter_topic else {
+        return;
+    };
+    let Ok((_, broker)) = rt.registry.pubsub(&sub.pubsub) else {
+        return;
+    };
+    let dead = Message {
+        topic: topic.clone(),
+        data: message.data.clone(),
+        metadata: message.metadata.clone(),
+    };
+    if let Err(e) = broker.publish(dead).await {
+        tracing::error!(topic = %topic, error = %e, "publishing to the dead-letter topic failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_answers_mean_what_dapr_says() {
+        let cases: &[(u16, &str, Outcome)] = &[
+            (200, "", Outcome::Success),
+            (200, r#"{"status":"SUCCESS"}"#, Outcome::Success),
+            (204, "", Outcome::Success),
+            (200, r#"{"status":""}"#, Outcome::Success),
+            (200, "not json", Outcome::Success),
+            (200, r#"{"status":"RETRY"}"#, Outcome::Retry),
+            (200, r#"{"status":"DROP"}"#, Outcome::Drop),
+            (200, r#"{"status":"MAYBE"}"#, Outcome::Retry),
+            (404, "", Outcome::Drop),
+            (500, r#"{"status":"SUCCESS"}"#, Outcome::Retry),
+            (503, "", Outcome::Retry),
+        ];
+        for (status, body, want) in cases {
+            assert_eq!(classify(*status, body.as_bytes()), *want, "{status} {body}");
+        }
+    }
+}

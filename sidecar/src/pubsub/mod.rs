@@ -1,0 +1,78 @@
+//! Pub/sub: publishing, subscriptions and delivery to the app.
+
+pub mod cloudevent;
+pub mod delivery;
+pub mod routing;
+pub mod subscriptions;
+
+use crate::runtime::SharedRuntime;
+use http::{HeaderValue, Request};
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Once the app is reachable and components have settled: asks the app for its subscriptions
+/// and starts delivering. Nothing is delivered before the app is ready.
+pub async fn start(rt: SharedRuntime) {
+    let Some(app) = rt.app.clone() else { return };
+    let stop = rt.shutdown.clone();
+    while !(app.is_ready() && rt.registry.settled()) {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+    let subscriptions = match discover(&rt).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the app's subscriptions failed");
+            return;
+        }
+    };
+    for json in subscriptions {
+        match subscriptions::Subscription::try_from(json) {
+            Ok(sub) => {
+                let sub = Arc::new(sub);
+                rt.subscriptions
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(sub.clone());
+                tokio::spawn(delivery::run(rt.clone(), sub, stop.clone()));
+            }
+            Err(e) => tracing::error!(error = %e, "subscription refused"),
+        }
+    }
+}
+
+/// `GET /dapr/subscribe` on the app: 404 or an empty body means no subscriptions.
+async fn discover(rt: &SharedRuntime) -> Result<Vec<subscriptions::SubscriptionJson>, String> {
+    let Some(app) = rt.app.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let mut req = Request::get("/dapr/subscribe")
+        .body(axum::body::Body::empty())
+        .map_err(|e| e.to_string())?;
+    if let Ok(id) = HeaderValue::from_str(&rt.app_id) {
+        req.headers_mut().insert("dapr-app-id", id);
+    }
+    req.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(token) = &rt.app_token {
+        req.headers_mut().insert("dapr-api-token", token.clone());
+    }
+    let response = app.send(req).await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    match status.as_u16() {
+        200..=299 => subscriptions::parse_subscribe_answer(&body),
+        404 => Ok(Vec::new()),
+        other => Err(format!("GET /dapr/subscribe answered {other}")),
+    }
+}
