@@ -222,3 +222,63 @@ async fn publish_route_retry_drop_and_dead_letter() {
         .expect("publish");
     assert_eq!(json_of(r).await["errorCode"], "ERR_PUBSUB_REQUEST_METADATA");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn declarative_subscriptions_route_by_cel() {
+    let got: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // This app answers /dapr/subscribe too, but only the declarative subscriptions name topic `d`.
+    let app = Router::new().fallback(subscriber).with_state(got.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let res = dir.path().join("res");
+    common::write_component(
+        &res,
+        "pubsub.yaml",
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: bus}\nspec: {type: pubsub.in-memory, version: v1}\n---\napiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {name: d}\nspec:\n  pubsubname: bus\n  topic: d\n  routes:\n    rules:\n    - {match: 'event.data.kind == \"special\"', path: /special}\n    default: /plain\nscopes: [shop]\n---\napiVersion: dapr.io/v1alpha1\nkind: Subscription\nmetadata: {name: elsewhere}\nspec: {pubsubname: bus, topic: d, route: /never}\nscopes: [other-app]\n",
+    );
+    let s = SidecarBuilder::new(BIN, "shop", dir.path())
+        .app_port(port)
+        .resources(&res)
+        .start();
+    s.wait_ready(Duration::from_secs(10));
+    let c = client();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let md = json_of(
+            c.get(s.url("/v1.0/metadata"))
+                .send()
+                .await
+                .expect("metadata"),
+        )
+        .await;
+        let subs = md["subscriptions"].as_array().cloned().unwrap_or_default();
+        if subs.iter().any(|s| s["topic"] == "d") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "declarative subscription never appeared: {md}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for kind in ["special", "ordinary"] {
+        let r = c
+            .post(s.url("/v1.0/publish/bus/d"))
+            .json(&json!({"kind": kind}))
+            .send()
+            .await
+            .expect("publish");
+        assert_eq!(r.status().as_u16(), 204);
+    }
+    wait_for(&got, "/special", 1, Duration::from_secs(5)).await;
+    wait_for(&got, "/plain", 1, Duration::from_secs(5)).await;
+    assert_eq!(
+        count(&got, "/never"),
+        0,
+        "a subscription scoped to another app must not deliver"
+    );
+}

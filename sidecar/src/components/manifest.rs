@@ -40,13 +40,28 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ReadError> {
     Ok(files)
 }
 
-/// Parses every document of one file; Components are returned, other kinds are skipped.
-pub fn parse_file(file: &Path, text: &str) -> Result<Vec<Manifest>, ReadError> {
+/// A declarative Subscription and the file it was read from.
+#[derive(Debug, Clone)]
+pub struct SubscriptionManifest {
+    pub file: PathBuf,
+    pub subscription: tandem_crds::Subscription,
+}
+
+/// Everything read from resources paths.
+#[derive(Debug, Clone, Default)]
+pub struct Resources {
+    pub components: Vec<Manifest>,
+    pub subscriptions: Vec<SubscriptionManifest>,
+}
+
+/// Parses every document of one file: Components and Subscriptions are kept, other kinds
+/// skipped.
+pub fn parse_file(file: &Path, text: &str) -> Result<Resources, ReadError> {
     let err = |message: String| ReadError {
         file: file.display().to_string(),
         message,
     };
-    let mut out = Vec::new();
+    let mut out = Resources::default();
     for (i, document) in serde_norway::Deserializer::from_str(text).enumerate() {
         let value = serde_json::Value::deserialize_from(document)
             .map_err(|e| err(format!("document {}: invalid YAML: {e}", i + 1)))?;
@@ -54,6 +69,20 @@ pub fn parse_file(file: &Path, text: &str) -> Result<Vec<Manifest>, ReadError> {
             continue; // an empty document (`---` at the end)
         }
         let header: TypeMeta = serde_json::from_value(value.clone()).unwrap_or_default();
+        if header.is_dapr(tandem_crds::subscription::KIND) {
+            let name = value
+                .pointer("/metadata/name")
+                .and_then(|n| n.as_str())
+                .unwrap_or("")
+                .to_owned();
+            let subscription: tandem_crds::Subscription = serde_json::from_value(value)
+                .map_err(|e| err(format!("subscription {name:?}: {e}")))?;
+            out.subscriptions.push(SubscriptionManifest {
+                file: file.to_path_buf(),
+                subscription,
+            });
+            continue;
+        }
         if !header.is_dapr(tandem_crds::component::KIND) {
             tracing::debug!(file = %file.display(), kind = %header.kind, "skipping a resource that is not a Component");
             continue;
@@ -71,7 +100,7 @@ pub fn parse_file(file: &Path, text: &str) -> Result<Vec<Manifest>, ReadError> {
                 i + 1
             )));
         }
-        out.push(Manifest {
+        out.components.push(Manifest {
             file: file.to_path_buf(),
             component,
         });
@@ -80,15 +109,17 @@ pub fn parse_file(file: &Path, text: &str) -> Result<Vec<Manifest>, ReadError> {
 }
 
 /// Reads every manifest under the given paths (directories or single files).
-pub fn read_all(paths: &[PathBuf]) -> Result<Vec<Manifest>, ReadError> {
-    let mut out = Vec::new();
+pub fn read_all(paths: &[PathBuf]) -> Result<Resources, ReadError> {
+    let mut out = Resources::default();
     for dir in paths {
         for file in yaml_files(dir)? {
             let text = std::fs::read_to_string(&file).map_err(|e| ReadError {
                 file: file.display().to_string(),
                 message: format!("cannot read: {e}"),
             })?;
-            out.extend(parse_file(&file, &text)?);
+            let found = parse_file(&file, &text)?;
+            out.components.extend(found.components);
+            out.subscriptions.extend(found.subscriptions);
         }
     }
     Ok(out)
@@ -110,14 +141,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_multi_document_files_and_skips_other_kinds() {
+    fn reads_components_and_subscriptions_and_skips_other_kinds() {
         let text = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: a}\nspec: {type: state.in-memory, version: v1}\n---\napiVersion: dapr.io/v1alpha1\nkind: Subscription\nmetadata: {name: s}\nspec: {topic: t, pubsubname: p, route: /r}\n---\napiVersion: apps/v1\nkind: Component\nmetadata: {name: not-dapr}\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: b}\nspec: {type: secretstores.local.env, version: v1}\n---\n";
         let got = parse_file(Path::new("x.yaml"), text).expect("parses");
         let names: Vec<_> = got
+            .components
             .iter()
             .map(|m| m.component.metadata.name.as_str())
             .collect();
         assert_eq!(names, vec!["a", "b"]);
+        assert_eq!(got.subscriptions.len(), 1, "Subscriptions are kept too");
+        assert_eq!(got.subscriptions[0].subscription.spec.route.as_deref(), Some("/r"));
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct Planned {
 pub struct Plan {
     pub components: Vec<Planned>,
     pub failed: Vec<FailedComponent>,
+    /// Declarative Subscriptions for this app (scopes applied, routes checked).
+    pub subscriptions: Vec<tandem_crds::Subscription>,
 }
 
 /// Why start-up must stop.
@@ -220,11 +222,16 @@ fn info_of(m: &Manifest, type_: &str) -> ComponentInfo {
 pub type BuiltSecretStores = HashMap<String, Arc<dyn SecretStore>>;
 
 pub fn plan(ctx: &PlanContext) -> Result<(Plan, BuiltSecretStores), LoadError> {
-    let manifests = if ctx.resources_paths.is_empty() {
-        embedded_defaults(ctx)
+    let resources = if ctx.resources_paths.is_empty() {
+        manifest::Resources {
+            components: embedded_defaults(ctx),
+            subscriptions: Vec::new(),
+        }
     } else {
         manifest::read_all(&ctx.resources_paths)?
     };
+    let subscriptions = plan_subscriptions(ctx, resources.subscriptions)?;
+    let manifests = resources.components;
     let mut seen = HashMap::new();
     let mut in_scope = Vec::new();
     for m in manifests {
@@ -247,7 +254,10 @@ pub fn plan(ctx: &PlanContext) -> Result<(Plan, BuiltSecretStores), LoadError> {
         .into_iter()
         .partition(|m| m.component.spec.type_.starts_with("secretstores."));
 
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        subscriptions,
+        ..Plan::default()
+    };
     let mut secret_stores: HashMap<String, Arc<dyn SecretStore>> = HashMap::new();
     let no_stores = HashMap::new();
     for m in &secret_manifests {
@@ -288,6 +298,32 @@ pub fn plan(ctx: &PlanContext) -> Result<(Plan, BuiltSecretStores), LoadError> {
         }
     }
     Ok((plan, secret_stores))
+}
+
+/// Keeps the Subscriptions in scope for this app; one whose routing rules do not compile stops
+/// start-up with a message naming the file and the subscription.
+fn plan_subscriptions(
+    ctx: &PlanContext,
+    found: Vec<manifest::SubscriptionManifest>,
+) -> Result<Vec<tandem_crds::Subscription>, LoadError> {
+    let mut out = Vec::new();
+    for m in found {
+        let s = &m.subscription;
+        if !s.scopes.is_empty() && !s.scopes.iter().any(|id| *id == ctx.app_id) {
+            continue;
+        }
+        let json = crate::pubsub::subscriptions::SubscriptionJson::from(s);
+        if let Err(message) = crate::pubsub::subscriptions::Subscription::try_from(json) {
+            return Err(LoadError::Component {
+                file: m.file.display().to_string(),
+                name: s.metadata.name.clone(),
+                type_: "Subscription".into(),
+                message,
+            });
+        }
+        out.push(m.subscription);
+    }
+    Ok(out)
 }
 
 fn component_error(m: &Manifest, message: String) -> LoadError {

@@ -79,6 +79,7 @@ pub struct Registry {
     slots: Vec<Arc<Slot>>,
     by_name: HashMap<String, Arc<Slot>>,
     failed: Vec<FailedComponent>,
+    subscriptions: Vec<tandem_crds::Subscription>,
 }
 
 impl Registry {
@@ -103,11 +104,17 @@ impl Registry {
             slots,
             by_name,
             failed: plan.failed,
+            subscriptions: plan.subscriptions,
         }
     }
 
     pub fn slots(&self) -> &[Arc<Slot>] {
         &self.slots
+    }
+
+    /// Declarative Subscriptions for this app.
+    pub fn declared_subscriptions(&self) -> &[tandem_crds::Subscription] {
+        &self.subscriptions
     }
 
     /// Components that failed before initialisation (bad manifests with `ignoreErrors`).

@@ -22,13 +22,16 @@ pub async fn start(rt: SharedRuntime) {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
-    let subscriptions = match discover(&rt).await {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::warn!(error = %e, "reading the app's subscriptions failed");
-            return;
-        }
-    };
+    let mut subscriptions: Vec<subscriptions::SubscriptionJson> = rt
+        .registry
+        .declared_subscriptions()
+        .iter()
+        .map(subscriptions::SubscriptionJson::from)
+        .collect();
+    match discover(&rt).await {
+        Ok(found) => subscriptions.extend(found),
+        Err(e) => tracing::warn!(error = %e, "reading the app's subscriptions failed"),
+    }
     for json in subscriptions {
         match subscriptions::Subscription::try_from(json) {
             Ok(sub) => {

@@ -50,6 +50,36 @@ pub struct RuleJson {
     pub path: String,
 }
 
+impl From<&tandem_crds::Subscription> for SubscriptionJson {
+    /// A declarative Subscription (v1alpha1 `route` or v2alpha1 `routes`) in the app's shape.
+    fn from(s: &tandem_crds::Subscription) -> Self {
+        SubscriptionJson {
+            pubsubname: s.spec.pubsubname.clone(),
+            topic: s.spec.topic.clone(),
+            route: s.spec.route.clone(),
+            routes: s.spec.routes.as_ref().map(|r| RoutesJson {
+                rules: r
+                    .rules
+                    .iter()
+                    .map(|rule| RuleJson {
+                        match_: rule.match_.clone(),
+                        path: rule.path.clone(),
+                    })
+                    .collect(),
+                default: r.default.clone(),
+            }),
+            metadata: Some(
+                s.spec
+                    .metadata
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            ),
+            dead_letter_topic: s.spec.dead_letter_topic.clone(),
+        }
+    }
+}
+
 /// Parses the app's answer: an empty body means none.
 pub fn parse_subscribe_answer(body: &[u8]) -> Result<Vec<SubscriptionJson>, String> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -152,3 +152,31 @@ fn templates_expand() {
     assert_eq!(uuid.len(), 36);
     assert_ne!(uuid, expand_templates("{uuid}", &c));
 }
+
+#[test]
+fn declarative_subscriptions_honour_scopes_and_refuse_bad_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "subs.yaml",
+        "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {name: mine}\nspec:\n  pubsubname: pubsub\n  topic: orders\n  routes:\n    rules:\n    - {match: 'event.type == \"big\"', path: /big}\n    default: /orders\nscopes: [order]\n---\napiVersion: dapr.io/v1alpha1\nkind: Subscription\nmetadata: {name: theirs}\nspec: {pubsubname: pubsub, topic: t, route: /t}\nscopes: [catalog]\n",
+    );
+    let (planned, _) = plan(&ctx(dir.path())).expect("plan");
+    let names: Vec<&str> = planned
+        .subscriptions
+        .iter()
+        .map(|s| s.metadata.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["mine"]);
+
+    write(
+        dir.path(),
+        "subs.yaml",
+        "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {name: broken}\nspec:\n  pubsubname: pubsub\n  topic: orders\n  routes:\n    rules:\n    - {match: 'event.type ==', path: /x}\n",
+    );
+    let msg = plan(&ctx(dir.path())).expect_err("bad CEL").to_string();
+    assert!(
+        msg.contains("subs.yaml") && msg.contains("broken") && msg.contains("event.type =="),
+        "{msg}"
+    );
+}
