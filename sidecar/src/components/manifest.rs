@@ -151,7 +151,10 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["a", "b"]);
         assert_eq!(got.subscriptions.len(), 1, "Subscriptions are kept too");
-        assert_eq!(got.subscriptions[0].subscription.spec.route.as_deref(), Some("/r"));
+        assert_eq!(
+            got.subscriptions[0].subscription.spec.route.as_deref(),
+            Some("/r")
+        );
     }
 
     #[test]
