@@ -309,7 +309,7 @@ fn plan_subscriptions(
     let mut out = Vec::new();
     for m in found {
         let s = &m.subscription;
-        if !s.scopes.is_empty() && !s.scopes.iter().any(|id| *id == ctx.app_id) {
+        if !s.scopes.is_empty() && !s.scopes.contains(&ctx.app_id) {
             continue;
         }
         let json = crate::pubsub::subscriptions::SubscriptionJson::from(s);
