@@ -189,6 +189,30 @@ async fn publish_route_retry_drop_and_dead_letter() {
         tandem_sidecar::pubsub::delivery::ATTEMPTS as usize
     );
 
+    // Bulk publish, with @dapr/dapr's `entryID` spelling: each entry is its own CloudEvent.
+    let bulk = json!([
+        {"entryID": "e1", "event": {"id": 3, "total": 10}, "contentType": "application/json"},
+        {"entryID": "e2", "event": {"id": 4, "total": 1000}, "contentType": "application/json"},
+    ]);
+    let r = c
+        .post(s.url("/v1.0-alpha1/publish/bulk/pubsub/orders"))
+        .json(&bulk)
+        .send()
+        .await
+        .expect("bulk");
+    assert_eq!(r.status().as_u16(), 204);
+    wait_for(&got, "/orders", 2, Duration::from_secs(5)).await;
+    wait_for(&got, "/big", 2, Duration::from_secs(5)).await;
+    let dup = json!([{"entryId": "x", "event": 1}, {"entryId": "x", "event": 2}]);
+    let r = c
+        .post(s.url("/v1.0-alpha1/publish/bulk/pubsub/orders"))
+        .json(&dup)
+        .send()
+        .await
+        .expect("bulk");
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(json_of(r).await["errorCode"], "ERR_PUBSUB_EVENTS_SER");
+
     // Errors as Dapr's table says.
     let r = c
         .post(s.url("/v1.0/publish/nosuch/t"))

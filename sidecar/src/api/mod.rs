@@ -87,6 +87,14 @@ pub fn api_router(rt: SharedRuntime) -> Router {
             "/v1.0/publish/{pubsub}",
             post(publish::no_topic).put(publish::no_topic),
         )
+        .route(
+            "/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}",
+            post(publish::bulk).put(publish::bulk),
+        )
+        .route(
+            "/v1.0/publish/bulk/{pubsub}/{*topic}",
+            post(publish::bulk).put(publish::bulk),
+        )
         .route("/v1.0/invoke/{id}/method", any(caller::invoke))
         .route("/v1.0/invoke/{id}/method/{*method}", any(caller::invoke))
         // Invocation is also the fallback for unknown paths and methods (the dapr-app-id header).
