@@ -148,8 +148,10 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         "--dapr-public-port",
     )
     .await?;
+    // Standalone peers are on this machine (the registry only advertises 127.0.0.1), and this
+    // port reaches the app with its APP_API_TOKEN: keep it off the network.
     let internal = bind(
-        SocketAddr::from(([0, 0, 0, 0], args.dapr_internal_grpc_port)),
+        SocketAddr::from(([127, 0, 0, 1], args.dapr_internal_grpc_port)),
         "--dapr-internal-grpc-port",
     )
     .await?;

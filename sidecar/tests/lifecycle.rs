@@ -427,3 +427,32 @@ fn slow_headers_are_cut_off() {
         Some(204)
     );
 }
+
+#[test]
+fn the_internal_port_listens_on_loopback_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = SidecarBuilder::new(BIN, "local", dir.path()).start();
+    // Port numbers are hex in /proc/net/tcp; 0100007F is 127.0.0.1, state 0A is LISTEN.
+    let tcp = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let port = format!(":{:04X}", s.internal_port);
+    let listeners: Vec<&str> = tcp
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|local| local.ends_with(&port))
+        })
+        .filter(|l| l.split_whitespace().nth(3) == Some("0A"))
+        .collect();
+    assert!(
+        !listeners.is_empty(),
+        "nothing listens on the internal port"
+    );
+    for l in listeners {
+        let local = l.split_whitespace().nth(1).unwrap_or_default();
+        assert!(
+            local.starts_with("0100007F:"),
+            "internal port bound beyond loopback: {local}"
+        );
+    }
+}
