@@ -306,3 +306,57 @@ async fn declarative_subscriptions_route_by_cel() {
         "a subscription scoped to another app must not deliver"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_streams_broker_delivers_through_the_sidecar() {
+    let redis = tandem_sidecar::testing::RedisServer::start();
+    let got: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let app = Router::new().fallback(subscriber).with_state(got.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let res = dir.path().join("res");
+    common::write_component(
+        &res,
+        "pubsub.yaml",
+        &common::manifest(
+            &tandem_crds::Component::test("pubsub", "pubsub.redis")
+                .with_metadata("redisHost", &redis.addr())
+                .with_metadata("processingTimeout", "1s")
+                .with_metadata("redeliverInterval", "200ms"),
+        ),
+    );
+    let s = SidecarBuilder::new(BIN, "shop", dir.path())
+        .app_port(port)
+        .resources(&res)
+        .start();
+    s.wait_ready(Duration::from_secs(10));
+    let c = client();
+    for total in [5, 500] {
+        let r = c
+            .post(s.url("/v1.0/publish/pubsub/orders"))
+            .json(&json!({"total": total}))
+            .send()
+            .await
+            .expect("publish");
+        assert_eq!(r.status().as_u16(), 204);
+    }
+    wait_for(&got, "/orders", 1, Duration::from_secs(10)).await;
+    wait_for(&got, "/big", 1, Duration::from_secs(10)).await;
+    // RETRY twice then SUCCESS goes through Redis' pending list: three deliveries in all.
+    c.post(s.url("/v1.0/publish/pubsub/flaky"))
+        .json(&json!("x"))
+        .send()
+        .await
+        .expect("publish");
+    wait_for(&got, "/flaky", 3, Duration::from_secs(15)).await;
+    // The message is on the stream, as Dapr's Redis pub/sub keeps it.
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string(), "XLEN", "orders"])
+        .output()
+        .expect("redis-cli");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
+}

@@ -3,6 +3,7 @@
 //! ([`ComponentConfig::init`], which may reach a server and is retried).
 
 use super::metadata::{Metadata, MetadataError};
+use super::pubsub::redis as redis_pubsub;
 use super::pubsub::{PubSub, memory::MemoryBroker};
 use super::secrets::{SecretStore, env::EnvStore, file::FileStore};
 use super::state::{StateStore, memory::MemoryStore, postgres, redis, sqlite::SqliteStore};
@@ -22,6 +23,7 @@ pub enum Instance {
 #[derive(Debug, Clone)]
 pub enum ComponentConfig {
     PubSubMemory,
+    PubSubRedis(Box<redis_pubsub::RedisPubSubConfig>),
     StateMemory,
     StateSqlite {
         path: String,
@@ -46,6 +48,9 @@ impl ComponentConfig {
     pub fn from_metadata(type_: &str, md: &Metadata, base: &Path) -> Result<Self, MetadataError> {
         Ok(match type_ {
             "pubsub.in-memory" => ComponentConfig::PubSubMemory,
+            "pubsub.redis" => ComponentConfig::PubSubRedis(Box::new(
+                redis_pubsub::RedisPubSubConfig::from_metadata(md)?,
+            )),
             "state.in-memory" => ComponentConfig::StateMemory,
             "state.sqlite" => ComponentConfig::StateSqlite {
                 path: md.require("connectionString")?.to_owned(),
@@ -89,6 +94,9 @@ impl ComponentConfig {
     pub async fn init(&self) -> Result<Instance, String> {
         Ok(match self {
             ComponentConfig::PubSubMemory => Instance::PubSub(Arc::new(MemoryBroker::new())),
+            ComponentConfig::PubSubRedis(cfg) => {
+                Instance::PubSub(Arc::new(redis_pubsub::RedisPubSub::connect(cfg).await?))
+            }
             ComponentConfig::StateMemory => Instance::State(Arc::new(MemoryStore::new())),
             ComponentConfig::StateSqlite {
                 path,

@@ -4,6 +4,7 @@
 //! acked before the app has answered: at-least-once.
 
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 use bytes::Bytes;
