@@ -7,6 +7,7 @@ pub mod manifest;
 pub mod metadata;
 pub mod plan;
 pub mod pubsub;
+pub mod redis_connection;
 pub mod registry;
 pub mod secrets;
 pub mod state;

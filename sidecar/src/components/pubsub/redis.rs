@@ -12,8 +12,9 @@ mod tests;
 
 use super::{Acker, Delivery, Message, PubSub, PubSubError};
 use crate::components::metadata::{Metadata, MetadataError};
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use ::redis::{AsyncConnectionConfig, IntoConnectionInfo, Value};
+use crate::components::redis_connection::{RedisConnection, refuse};
+use ::redis::aio::{ConnectionManager, MultiplexedConnection};
+use ::redis::{AsyncConnectionConfig, Value};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,14 +22,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Validated settings of a `pubsub.redis` component.
-#[derive(Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RedisPubSubConfig {
-    /// Host name or IP address (IPv6 without brackets).
-    pub host: String,
-    pub port: u16,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub db: i64,
+    pub connection: RedisConnection,
     /// The consumer group; when unset, the consumer `subscribe` is given (the app id).
     pub consumer_id: Option<String>,
     /// How long a delivered entry may stay unacknowledged before it is delivered again.
@@ -39,39 +35,11 @@ pub struct RedisPubSubConfig {
     pub max_len_approx: Option<u64>,
     /// `MINID ~ now - ttl` on every publish (when `max_len_approx` is unset).
     pub stream_ttl: Option<Duration>,
-    pub dial_timeout: Duration,
-    /// The larger of `readTimeout` and `writeTimeout`.
-    pub response_timeout: Duration,
-}
-
-// By hand so a logged config never shows the password.
-impl std::fmt::Debug for RedisPubSubConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisPubSubConfig")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("db", &self.db)
-            .field("consumer_id", &self.consumer_id)
-            .field("processing_timeout", &self.processing_timeout)
-            .field("redeliver_interval", &self.redeliver_interval)
-            .field("max_len_approx", &self.max_len_approx)
-            .field("stream_ttl", &self.stream_ttl)
-            .field("dial_timeout", &self.dial_timeout)
-            .field("response_timeout", &self.response_timeout)
-            .finish()
-    }
 }
 
 /// Dapr's defaults.
 const DEFAULT_PROCESSING_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_REDELIVER_INTERVAL: Duration = Duration::from_secs(60);
-/// go-redis defaults, which Dapr inherits.
-const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
-const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(3);
-/// Reconnect attempts per outage before pending commands fail.
-const RECONNECT_RETRIES: usize = 3;
 /// Entries per `XREADGROUP` and how long it blocks on the server.
 const READ_COUNT: usize = 10;
 const READ_BLOCK: Duration = Duration::from_secs(1);
@@ -81,51 +49,11 @@ const CLAIM_COUNT: usize = 100;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
-fn refuse(field: &str, value: &str, reason: &str) -> MetadataError {
-    MetadataError {
-        field: field.to_owned(),
-        value: value.to_owned(),
-        reason: reason.to_owned(),
-    }
-}
-
 impl RedisPubSubConfig {
     /// Reads the fields Tandem uses; Dapr's other fields (pool sizes, retries, queueDepth,
     /// concurrency, …) are accepted and ignored so existing component files load unchanged.
     pub fn from_metadata(md: &Metadata) -> Result<Self, MetadataError> {
-        let addr = md.require("redisHost")?;
-        let (host, port) = addr
-            .rsplit_once(':')
-            .ok_or_else(|| refuse("redisHost", addr, "expected host:port"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = port.parse::<u16>().ok().filter(|p| *p > 0);
-        let (Some(port), false) = (port, host.is_empty()) else {
-            return Err(refuse("redisHost", addr, "expected host:port"));
-        };
-        let db = md.int("redisDB")?.unwrap_or(0);
-        if db < 0 {
-            return Err(refuse("redisDB", &db.to_string(), "must be 0 or more"));
-        }
-        if md.bool("enableTLS", false)? {
-            return Err(refuse("enableTLS", "true", "TLS is not supported yet"));
-        }
-        if let Some(kind) = md
-            .get("redisType")
-            .filter(|t| !t.eq_ignore_ascii_case("node"))
-        {
-            return Err(refuse(
-                "redisType",
-                kind,
-                "only node is supported yet (not cluster)",
-            ));
-        }
-        if md.bool("failover", false)? {
-            return Err(refuse(
-                "failover",
-                "true",
-                "Sentinel failover is not supported yet",
-            ));
-        }
+        let connection = RedisConnection::from_metadata(md)?;
         for field in ["queueDepth", "concurrency"] {
             if let Some(n) = md.int(field)?
                 && n < 0
@@ -150,28 +78,13 @@ impl RedisPubSubConfig {
             Some(d) if d.is_zero() => None,
             Some(d) => Some(d),
         };
-        // As in go-redis, zero means the default.
-        let duration = |field, default| -> Result<Duration, MetadataError> {
-            Ok(md
-                .duration(field)?
-                .filter(|d| !d.is_zero())
-                .unwrap_or(default))
-        };
-        let read = duration("readTimeout", DEFAULT_READ_TIMEOUT)?;
-        let write = duration("writeTimeout", read)?;
         Ok(RedisPubSubConfig {
-            host: host.to_owned(),
-            port,
-            username: md.get("redisUsername").map(str::to_owned),
-            password: md.get("redisPassword").map(str::to_owned),
-            db,
+            connection,
             consumer_id: md.get("consumerID").map(str::to_owned),
             processing_timeout,
             redeliver_interval,
             max_len_approx,
             stream_ttl: md.duration("streamTTL")?.filter(|d| !d.is_zero()),
-            dial_timeout: duration("dialTimeout", DEFAULT_DIAL_TIMEOUT)?,
-            response_timeout: read.max(write),
         })
     }
 }
@@ -200,31 +113,8 @@ fn backend(what: &str, topic: &str, err: ::redis::RedisError) -> PubSubError {
 impl RedisPubSub {
     /// Connects and sends PING, so a component init fails (and is retried) while Redis is down.
     pub async fn connect(cfg: &RedisPubSubConfig) -> Result<Self, String> {
-        let target = format!("redis at {}:{}", cfg.host, cfg.port);
-        let mut settings = ::redis::RedisConnectionInfo::default().set_db(cfg.db);
-        if let Some(user) = &cfg.username {
-            settings = settings.set_username(user);
-        }
-        if let Some(password) = &cfg.password {
-            settings = settings.set_password(password);
-        }
-        let info = ::redis::ConnectionAddr::Tcp(cfg.host.clone(), cfg.port)
-            .into_connection_info()
-            .map_err(|e| format!("{target}: {e}"))?
-            .set_redis_settings(settings);
-        let client = ::redis::Client::open(info).map_err(|e| format!("{target}: {e}"))?;
-        let manager_cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(cfg.dial_timeout))
-            .set_response_timeout(Some(cfg.response_timeout))
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_max_delay(BACKOFF_MAX);
-        let mut conn = ConnectionManager::new_with_config(client.clone(), manager_cfg)
-            .await
-            .map_err(|e| format!("connecting to {target}: {e}"))?;
-        let _: String = ::redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| format!("PING {target}: {e}"))?;
+        let client = cfg.connection.client()?;
+        let conn = cfg.connection.manager(client.clone()).await?;
         Ok(RedisPubSub {
             client,
             conn,
@@ -405,8 +295,8 @@ impl Subscription {
         stop: CancellationToken,
     ) {
         let conn_cfg = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(cfg.dial_timeout))
-            .set_response_timeout(Some(READ_BLOCK + cfg.response_timeout));
+            .set_connection_timeout(Some(cfg.connection.dial_timeout))
+            .set_response_timeout(Some(READ_BLOCK + cfg.connection.response_timeout));
         let mut backoff = BACKOFF_MIN;
         loop {
             let connected = tokio::select! {

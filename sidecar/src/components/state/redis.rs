@@ -10,112 +10,26 @@ mod tests;
 
 use super::*;
 use crate::components::metadata::{Metadata, MetadataError};
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{IntoConnectionInfo, Script};
+use crate::components::redis_connection::RedisConnection;
+use ::redis::Script;
+use ::redis::aio::ConnectionManager;
 use std::time::{Duration, SystemTime};
 
 /// Validated settings of a `state.redis` component.
-#[derive(Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RedisConfig {
-    /// Host name or IP address (IPv6 without brackets).
-    pub host: String,
-    pub port: u16,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub db: i64,
+    pub connection: RedisConnection,
     /// `ttlInSeconds`: applied to writes whose request carries no TTL.
     pub default_ttl: Option<i64>,
-    pub dial_timeout: Duration,
-    /// The larger of `readTimeout` and `writeTimeout`: the client has one per-command timeout.
-    pub response_timeout: Duration,
-}
-
-// By hand so a logged config never shows the password.
-impl std::fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("db", &self.db)
-            .field("default_ttl", &self.default_ttl)
-            .field("dial_timeout", &self.dial_timeout)
-            .field("response_timeout", &self.response_timeout)
-            .finish()
-    }
-}
-
-/// go-redis defaults, which Dapr inherits.
-const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
-const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(3);
-/// Reconnect attempts per outage before pending commands fail (Dapr's `redisMaxRetries` default).
-const RECONNECT_RETRIES: usize = 3;
-
-fn refuse(field: &str, value: &str, reason: &str) -> MetadataError {
-    MetadataError {
-        field: field.to_owned(),
-        value: value.to_owned(),
-        reason: reason.to_owned(),
-    }
 }
 
 impl RedisConfig {
     /// Reads the fields Tandem uses; Dapr's other fields (pool sizes, retries, …) are accepted
     /// and ignored so existing component files load unchanged.
     pub fn from_metadata(md: &Metadata) -> Result<Self, MetadataError> {
-        let addr = md.require("redisHost")?;
-        let (host, port) = addr
-            .rsplit_once(':')
-            .ok_or_else(|| refuse("redisHost", addr, "expected host:port"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = port.parse::<u16>().ok().filter(|p| *p > 0);
-        let (Some(port), false) = (port, host.is_empty()) else {
-            return Err(refuse("redisHost", addr, "expected host:port"));
-        };
-        let db = md.int("redisDB")?.unwrap_or(0);
-        if db < 0 {
-            return Err(refuse("redisDB", &db.to_string(), "must be 0 or more"));
-        }
-        if md.bool("enableTLS", false)? {
-            return Err(refuse("enableTLS", "true", "TLS is not supported yet"));
-        }
-        // Refused rather than silently treated as a single node, which would misbehave later.
-        if let Some(kind) = md
-            .get("redisType")
-            .filter(|t| !t.eq_ignore_ascii_case("node"))
-        {
-            return Err(refuse(
-                "redisType",
-                kind,
-                "only node is supported yet (not cluster)",
-            ));
-        }
-        if md.bool("failover", false)? {
-            return Err(refuse(
-                "failover",
-                "true",
-                "Sentinel failover is not supported yet",
-            ));
-        }
-        // As in go-redis, zero means the default.
-        let duration = |field, default| -> Result<Duration, MetadataError> {
-            Ok(md
-                .duration(field)?
-                .filter(|d| !d.is_zero())
-                .unwrap_or(default))
-        };
-        let read = duration("readTimeout", DEFAULT_READ_TIMEOUT)?;
-        let write = duration("writeTimeout", read)?;
         Ok(RedisConfig {
-            host: host.to_owned(),
-            port,
-            username: md.get("redisUsername").map(str::to_owned),
-            password: md.get("redisPassword").map(str::to_owned),
-            db,
+            connection: RedisConnection::from_metadata(md)?,
             default_ttl: md.int("ttlInSeconds")?,
-            dial_timeout: duration("dialTimeout", DEFAULT_DIAL_TIMEOUT)?,
-            response_timeout: read.max(write),
         })
     }
 }
@@ -221,31 +135,7 @@ fn start_version() -> i64 {
 impl RedisStore {
     /// Connects and sends PING, so a component init fails (and is retried) while Redis is down.
     pub async fn connect(cfg: &RedisConfig) -> Result<Self, String> {
-        let target = format!("redis at {}:{}", cfg.host, cfg.port);
-        let mut settings = ::redis::RedisConnectionInfo::default().set_db(cfg.db);
-        if let Some(user) = &cfg.username {
-            settings = settings.set_username(user);
-        }
-        if let Some(password) = &cfg.password {
-            settings = settings.set_password(password);
-        }
-        let info = ::redis::ConnectionAddr::Tcp(cfg.host.clone(), cfg.port)
-            .into_connection_info()
-            .map_err(|e| format!("{target}: {e}"))?
-            .set_redis_settings(settings);
-        let client = ::redis::Client::open(info).map_err(|e| format!("{target}: {e}"))?;
-        let manager_cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(cfg.dial_timeout))
-            .set_response_timeout(Some(cfg.response_timeout))
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_max_delay(Duration::from_secs(2));
-        let mut conn = ConnectionManager::new_with_config(client, manager_cfg)
-            .await
-            .map_err(|e| format!("connecting to {target}: {e}"))?;
-        let _: String = ::redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| format!("PING {target}: {e}"))?;
+        let conn = cfg.connection.manager(cfg.connection.client()?).await?;
         Ok(RedisStore {
             conn,
             default_ttl: cfg.default_ttl,

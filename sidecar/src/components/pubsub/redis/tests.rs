@@ -262,7 +262,10 @@ async fn entry_without_data_is_acked_and_skipped() {
 fn metadata_defaults() {
     let cfg =
         RedisPubSubConfig::from_metadata(&md(&[("redisHost", "localhost:6379")])).expect("config");
-    assert_eq!((cfg.host.as_str(), cfg.port), ("localhost", 6379));
+    assert_eq!(
+        (cfg.connection.host.as_str(), cfg.connection.port),
+        ("localhost", 6379)
+    );
     assert_eq!(cfg.processing_timeout, Duration::from_secs(15));
     assert_eq!(cfg.redeliver_interval, Some(Duration::from_secs(60)));
     assert_eq!(cfg.consumer_id, None);

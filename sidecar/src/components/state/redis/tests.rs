@@ -169,8 +169,15 @@ fn good_metadata_is_read() {
         ("poolSize", "20"),
     ]))
     .expect("valid");
-    assert_eq!((cfg.host.as_str(), cfg.port, cfg.db), ("::1", 6380, 2));
-    assert_eq!(cfg.response_timeout, Duration::from_secs(4));
+    assert_eq!(
+        (
+            cfg.connection.host.as_str(),
+            cfg.connection.port,
+            cfg.connection.db
+        ),
+        ("::1", 6380, 2)
+    );
+    assert_eq!(cfg.connection.response_timeout, Duration::from_secs(4));
     assert!(!format!("{cfg:?}").contains("secret"));
 }
 
