@@ -13,8 +13,9 @@ pub struct ComponentKind {
     pub versions: &'static [&'static str],
     /// Fields that must be present (one of each `|`-separated group).
     pub required: &'static [&'static str],
-    /// Every other field the type understands.
-    pub optional: &'static [&'static str],
+    /// Every other field the type understands, in groups (shared connection fields, then the
+    /// type's own).
+    pub optional: &'static [&'static [&'static str]],
 }
 
 /// Fields the runtime itself reads on every component (not passed to the implementation).
@@ -52,8 +53,6 @@ const REDIS_CONNECTION: &[&str] = &[
     "minIdleConns",
     "idleCheckFrequency",
     "idleTimeout",
-    "ttlInSeconds",
-    "queryIndexes",
     "useEntraID",
 ];
 
@@ -84,7 +83,7 @@ pub const CATALOGUE: &[ComponentKind] = &[
         aliases: &[],
         versions: &["v1"],
         required: &[],
-        optional: &["consumerID"],
+        optional: &[&["consumerID"]],
     },
     ComponentKind {
         type_: "pubsub.redis",
@@ -92,33 +91,16 @@ pub const CATALOGUE: &[ComponentKind] = &[
         versions: &["v1"],
         required: &["redisHost"],
         optional: &[
-            "redisPassword",
-            "redisUsername",
-            "consumerID",
-            "enableTLS",
-            "redeliverInterval",
-            "processingTimeout",
-            "queueDepth",
-            "concurrency",
-            "redisType",
-            "redisDB",
-            "redisMaxRetries",
-            "redisMinRetryInterval",
-            "redisMaxRetryInterval",
-            "dialTimeout",
-            "readTimeout",
-            "writeTimeout",
-            "poolSize",
-            "poolTimeout",
-            "maxConnAge",
-            "minIdleConns",
-            "idleCheckFrequency",
-            "idleTimeout",
-            "failover",
-            "sentinelMasterName",
-            "maxLenApprox",
-            "streamTTL",
-            "useEntraID",
+            REDIS_CONNECTION,
+            &[
+                "consumerID",
+                "redeliverInterval",
+                "processingTimeout",
+                "queueDepth",
+                "concurrency",
+                "maxLenApprox",
+                "streamTTL",
+            ],
         ],
     },
     ComponentKind {
@@ -133,41 +115,41 @@ pub const CATALOGUE: &[ComponentKind] = &[
         aliases: &[],
         versions: &["v1"],
         required: &["connectionString"],
-        optional: &[
+        optional: &[&[
             "tableName",
             "timeout",
             "cleanupInterval",
             "busyTimeout",
             "disableWAL",
-        ],
+        ]],
     },
     ComponentKind {
         type_: "state.redis",
         aliases: &[],
         versions: &["v1"],
         required: &["redisHost"],
-        optional: REDIS_CONNECTION,
+        optional: &[REDIS_CONNECTION, &["ttlInSeconds", "queryIndexes"]],
     },
     ComponentKind {
         type_: "state.postgresql",
         aliases: &["state.postgres"],
         versions: &["v1"],
         required: &["connectionString|host"],
-        optional: POSTGRES_CONNECTION,
+        optional: &[POSTGRES_CONNECTION],
     },
     ComponentKind {
         type_: "secretstores.local.env",
         aliases: &[],
         versions: &["v1"],
         required: &[],
-        optional: &["prefix"],
+        optional: &[&["prefix"]],
     },
     ComponentKind {
         type_: "secretstores.local.file",
         aliases: &[],
         versions: &["v1"],
         required: &["secretsFile"],
-        optional: &["nestedSeparator", "multiValued"],
+        optional: &[&["nestedSeparator", "multiValued"]],
     },
 ];
 
@@ -213,7 +195,7 @@ impl ComponentKind {
                 .required
                 .iter()
                 .flat_map(|g| g.split('|'))
-                .chain(self.optional.iter().copied())
+                .chain(self.optional.iter().flat_map(|group| group.iter()).copied())
                 .chain(RUNTIME_FIELDS.iter().copied())
                 .any(|k| k.eq_ignore_ascii_case(field));
             if !known {
