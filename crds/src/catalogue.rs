@@ -76,6 +76,21 @@ const POSTGRES_CONNECTION: &[&str] = &[
     "useAWSIAM",
 ];
 
+/// Fields the runtime reads on every binding: `direction` (`input`, `output` or both) and the
+/// app `route` input events are POSTed to.
+const BINDING_FIELDS: &[&str] = &["direction", "route"];
+
+const MQTT_CONNECTION: &[&str] = &[
+    "consumerID",
+    "qos",
+    "retain",
+    "cleanSession",
+    "caCert",
+    "clientCert",
+    "clientKey",
+    "backOffMaxRetries",
+];
+
 /// Every component type Tandem supports.
 pub const CATALOGUE: &[ComponentKind] = &[
     ComponentKind {
@@ -102,6 +117,103 @@ pub const CATALOGUE: &[ComponentKind] = &[
                 "streamTTL",
             ],
         ],
+    },
+    ComponentKind {
+        type_: "pubsub.mqtt3",
+        aliases: &["pubsub.mqtt"],
+        versions: &["v1"],
+        required: &["url"],
+        optional: &[MQTT_CONNECTION],
+    },
+    ComponentKind {
+        type_: "pubsub.rabbitmq",
+        aliases: &[],
+        versions: &["v1"],
+        required: &["connectionString|hostname"],
+        optional: &[&[
+            "protocol",
+            "username",
+            "password",
+            "consumerID",
+            "durable",
+            "deletedWhenUnused",
+            "autoAck",
+            "deliveryMode",
+            "requeueInFailure",
+            "prefetchCount",
+            "reconnectWait",
+            "reconnectWaitSeconds",
+            "concurrency",
+            "concurrencyMode",
+            "enableDeadLetter",
+            "maxLen",
+            "maxLenBytes",
+            "exchangeKind",
+            "publisherConfirm",
+            "ttlInSeconds",
+            "caCert",
+            "clientCert",
+            "clientKey",
+            "saslExternal",
+            "clientName",
+            "heartBeat",
+            "publishMessagePropertiesToMetadata",
+        ]],
+    },
+    ComponentKind {
+        type_: "bindings.cron",
+        aliases: &[],
+        versions: &["v1"],
+        required: &["schedule"],
+        optional: &[BINDING_FIELDS],
+    },
+    ComponentKind {
+        type_: "bindings.http",
+        aliases: &[],
+        versions: &["v1"],
+        required: &["url"],
+        optional: &[
+            BINDING_FIELDS,
+            &[
+                "responseTimeout",
+                "maxResponseBodySize",
+                "MTLSRootCA",
+                "MTLSClientCert",
+                "MTLSClientKey",
+                "MTLSRenegotiation",
+                "securityToken",
+                "securityTokenHeader",
+                "errorIfNot2XX",
+            ],
+        ],
+    },
+    ComponentKind {
+        type_: "bindings.redis",
+        aliases: &[],
+        versions: &["v1"],
+        required: &["redisHost"],
+        optional: &[BINDING_FIELDS, REDIS_CONNECTION],
+    },
+    ComponentKind {
+        type_: "bindings.mqtt3",
+        aliases: &["bindings.mqtt"],
+        versions: &["v1"],
+        required: &["url", "topic"],
+        optional: &[BINDING_FIELDS, MQTT_CONNECTION],
+    },
+    ComponentKind {
+        type_: "bindings.localstorage",
+        aliases: &[],
+        versions: &["v1"],
+        required: &["rootPath"],
+        optional: &[BINDING_FIELDS],
+    },
+    ComponentKind {
+        type_: "bindings.postgresql",
+        aliases: &["bindings.postgres"],
+        versions: &["v1"],
+        required: &["connectionString|host"],
+        optional: &[BINDING_FIELDS, POSTGRES_CONNECTION],
     },
     ComponentKind {
         type_: "state.in-memory",

@@ -2,6 +2,7 @@
 //! ([`ComponentConfig::from_metadata`], pure, run before any port is bound) and initialisation
 //! ([`ComponentConfig::init`], which may reach a server and is retried).
 
+use super::bindings::Binding;
 use super::metadata::{Metadata, MetadataError};
 use super::pubsub::redis as redis_pubsub;
 use super::pubsub::{PubSub, memory::MemoryBroker};
@@ -17,6 +18,7 @@ pub enum Instance {
     State(Arc<dyn StateStore>),
     Secrets(Arc<dyn SecretStore>),
     PubSub(Arc<dyn PubSub>),
+    Binding(Binding),
 }
 
 /// Validated settings of one component.

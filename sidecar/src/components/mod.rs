@@ -2,6 +2,7 @@
 //! catalogue and resolving secret references ([`plan`]), and the live [`registry`] the API looks
 //! components up in, filled as each one finishes initialising.
 
+pub mod bindings;
 pub mod kinds;
 pub mod manifest;
 pub mod metadata;

@@ -42,6 +42,8 @@ pub struct Planned {
     pub ignore_errors: bool,
     pub key_prefix: KeyPrefix,
     pub actor_state_store: bool,
+    /// `route` and `direction`, for bindings only.
+    pub binding: Option<super::bindings::BindingSettings>,
 }
 
 /// Everything to load.
@@ -198,6 +200,15 @@ impl Resolver<'_> {
             actor_state_store: md
                 .bool("actorStateStore", false)
                 .map_err(|e| e.to_string())?,
+            binding: if kind.block() == "bindings" {
+                Some(super::bindings::BindingSettings::new(
+                    &m.component.metadata.name,
+                    md.get("route"),
+                    md.get("direction"),
+                )?)
+            } else {
+                None
+            },
         })
     }
 }
@@ -278,7 +289,7 @@ pub fn plan(ctx: &PlanContext) -> Result<(Plan, BuiltSecretStores), LoadError> {
                 secret_stores.insert(p.info.name.clone(), store);
                 plan.components.push(p);
             }
-            Ok((p, Instance::State(_) | Instance::PubSub(_))) => {
+            Ok((p, Instance::State(_) | Instance::PubSub(_) | Instance::Binding(_))) => {
                 return Err(component_error(
                     m,
                     format!("{} is not a secret store", p.info.type_),

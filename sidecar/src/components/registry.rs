@@ -2,6 +2,7 @@
 //! initialises in the background, retried with backoff until its `initTimeout`. Lookups never
 //! block: a component that is not ready yet is reported as such.
 
+use super::bindings::Binding;
 use super::kinds::Instance;
 use super::plan::{FailedComponent, Plan, Planned};
 use super::pubsub::PubSub;
@@ -169,6 +170,13 @@ impl Registry {
     pub fn pubsub(&self, name: &str) -> Result<(&Slot, &Arc<dyn PubSub>), Lookup> {
         match self.find("pubsub", name)? {
             (slot, Instance::PubSub(broker)) => Ok((slot, broker)),
+            _ => Err(Lookup::NotFound),
+        }
+    }
+
+    pub fn binding(&self, name: &str) -> Result<(&Slot, &Binding), Lookup> {
+        match self.find("bindings", name)? {
+            (slot, Instance::Binding(binding)) => Ok((slot, binding)),
             _ => Err(Lookup::NotFound),
         }
     }
