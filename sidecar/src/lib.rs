@@ -11,6 +11,7 @@ pub mod child;
 pub mod cli;
 pub mod components;
 pub mod error;
+pub mod input_bindings;
 pub mod invoke;
 pub mod lifecycle;
 pub mod metrics;

@@ -270,6 +270,9 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         );
     }
     tokio::spawn(crate::pubsub::start(rt.clone()).instrument(tracing::info_span!("pubsub")));
+    tokio::spawn(
+        crate::input_bindings::start(rt.clone()).instrument(tracing::info_span!("bindings")),
+    );
     let child = match app_command {
         Some(command) => Some(
             crate::child::spawn_app(&command, &args)

@@ -24,6 +24,8 @@ pub struct Metrics {
     invocations_sent: IntCounterVec,
     invocations_received: IntCounterVec,
     pubsub_ingress: IntCounterVec,
+    input_bindings: IntCounterVec,
+    output_bindings: IntCounterVec,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -86,6 +88,22 @@ impl Metrics {
             &["component", "topic", "process_status"],
         )?;
         registry.register(Box::new(pubsub_ingress.clone()))?;
+        let input_bindings = IntCounterVec::new(
+            Opts::new(
+                "dapr_component_input_binding_count",
+                "Input binding events delivered to the app, by outcome",
+            ),
+            &["component", "success"],
+        )?;
+        let output_bindings = IntCounterVec::new(
+            Opts::new(
+                "dapr_component_output_binding_count",
+                "Output binding invocations, by operation and outcome",
+            ),
+            &["component", "operation", "success"],
+        )?;
+        registry.register(Box::new(input_bindings.clone()))?;
+        registry.register(Box::new(output_bindings.clone()))?;
         registry.register(Box::new(invocations_sent.clone()))?;
         registry.register(Box::new(invocations_received.clone()))?;
         // process_resident_memory_bytes, CPU seconds, open fds.
@@ -101,6 +119,8 @@ impl Metrics {
             invocations_sent,
             invocations_received,
             pubsub_ingress,
+            input_bindings,
+            output_bindings,
         })
     }
 
@@ -126,6 +146,18 @@ impl Metrics {
     pub fn pubsub_ingress(&self, component: &str, topic: &str, status: &str) {
         self.pubsub_ingress
             .with_label_values(&[component, topic, status])
+            .inc();
+    }
+
+    pub fn input_binding(&self, component: &str, success: bool) {
+        self.input_bindings
+            .with_label_values(&[component, if success { "true" } else { "false" }])
+            .inc();
+    }
+
+    pub fn output_binding(&self, component: &str, operation: &str, success: bool) {
+        self.output_bindings
+            .with_label_values(&[component, operation, if success { "true" } else { "false" }])
             .inc();
     }
 

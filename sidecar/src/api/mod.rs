@@ -2,6 +2,7 @@
 //! sits where it does.
 
 pub mod auth;
+pub mod bindings;
 pub mod body;
 pub mod health;
 pub mod metadata;
@@ -94,6 +95,10 @@ pub fn api_router(rt: SharedRuntime) -> Router {
         .route(
             "/v1.0/publish/bulk/{pubsub}/{*topic}",
             post(publish::bulk).put(publish::bulk),
+        )
+        .route(
+            "/v1.0/bindings/{name}",
+            post(bindings::invoke).put(bindings::invoke),
         )
         .route("/v1.0/invoke/{id}/method", any(caller::invoke))
         .route("/v1.0/invoke/{id}/method/{*method}", any(caller::invoke))

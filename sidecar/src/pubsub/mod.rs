@@ -14,14 +14,10 @@ use std::time::Duration;
 /// Once the app is reachable and components have settled: asks the app for its subscriptions
 /// and starts delivering. Nothing is delivered before the app is ready.
 pub async fn start(rt: SharedRuntime) {
-    let Some(app) = rt.app.clone() else { return };
-    let stop = rt.shutdown.clone();
-    while !(app.is_ready() && rt.registry.settled()) {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
+    if rt.app.is_none() || !wait_for_app(&rt).await {
+        return;
     }
+    let stop = rt.shutdown.clone();
     let mut subscriptions: Vec<subscriptions::SubscriptionJson> = rt
         .registry
         .declared_subscriptions()
@@ -45,6 +41,21 @@ pub async fn start(rt: SharedRuntime) {
             Err(e) => tracing::error!(error = %e, "subscription refused"),
         }
     }
+}
+
+/// Waits until the app is reachable and every component has settled; false when the sidecar
+/// shuts down first (or runs without an app).
+pub async fn wait_for_app(rt: &SharedRuntime) -> bool {
+    let Some(app) = rt.app.as_ref() else {
+        return false;
+    };
+    while !(app.is_ready() && rt.registry.settled()) {
+        tokio::select! {
+            _ = rt.shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+    true
 }
 
 /// `GET /dapr/subscribe` on the app: 404 or an empty body means no subscriptions.
