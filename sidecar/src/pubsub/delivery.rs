@@ -1,7 +1,8 @@
-//! Delivery to the app, at least once: a message is acked only after the app answered SUCCESS
-//! (or DROP, or 404, which are dead-lettered when a dead-letter topic is set); anything else is
-//! retried with backoff, then dead-lettered or nacked for the broker to deliver again. At most
-//! `CONCURRENCY` deliveries per subscription run at once. On shutdown no new delivery starts;
+//! Delivery to the app, at least once: a message is acked only after the app answered SUCCESS,
+//! DROP (counted, never redelivered) or 404 (dead-lettered when a dead-letter topic is set);
+//! anything else is retried with backoff, then dead-lettered or nacked for the broker to deliver
+//! again. An app that cannot be reached at all costs no attempt. At most `CONCURRENCY`
+//! deliveries per subscription run at once. On shutdown no new delivery starts;
 //! unstarted messages are nacked, in-flight ones finish within the grace period.
 
 use super::cloudevent;
@@ -15,7 +16,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -24,12 +25,22 @@ pub const CONCURRENCY: usize = 16;
 /// Attempts before a message is dead-lettered (or nacked back to the broker).
 pub const ATTEMPTS: u32 = 5;
 
+/// How long a delivery waits before trying an app that refused the connection again.
+const UNREACHABLE_PAUSE: Duration = Duration::from_millis(250);
+
+/// The app could not be reached at all (no answer, not even an error status).
+struct Unreachable;
+
 /// What the app's answer means for a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Success,
     Retry,
+    /// The app said DROP: acked, counted, never redelivered nor dead-lettered.
     Drop,
+    /// The route does not exist (404): acked with a warning and a metric, and dead-lettered
+    /// when the subscription has a dead-letter topic, so nothing vanishes unseen.
+    NoRoute,
 }
 
 /// Dapr's reading of the app's answer (reference 1.6).
@@ -44,18 +55,21 @@ pub fn classify(status: u16, body: &[u8]) -> Outcome {
             },
             _ => Outcome::Success, // empty or non-JSON body
         },
-        404 => Outcome::Drop,
+        404 => Outcome::NoRoute,
         _ => Outcome::Retry,
     }
 }
 
-/// Consumes one subscription until `stop`.
-pub async fn run(rt: SharedRuntime, sub: Arc<Subscription>, stop: CancellationToken) {
+/// Subscribes at the broker; `None` (logged) when the pubsub is unavailable or refuses.
+pub async fn subscribe(
+    rt: &SharedRuntime,
+    sub: &Subscription,
+) -> Option<mpsc::UnboundedReceiver<Delivery>> {
     let broker = match rt.registry.pubsub(&sub.pubsub) {
         Ok((_, broker)) => broker.clone(),
         Err(why) => {
             tracing::error!(pubsub = %sub.pubsub, topic = %sub.topic, ?why, "subscription not started: pubsub unavailable");
-            return;
+            return None;
         }
     };
     let consumer = sub
@@ -63,14 +77,25 @@ pub async fn run(rt: SharedRuntime, sub: Arc<Subscription>, stop: CancellationTo
         .get("consumerID")
         .cloned()
         .unwrap_or_else(|| rt.app_id.clone());
-    let mut deliveries = match broker.subscribe(&sub.topic, &consumer).await {
-        Ok(rx) => rx,
+    match broker.subscribe(&sub.topic, &consumer).await {
+        Ok(rx) => {
+            tracing::info!(pubsub = %sub.pubsub, topic = %sub.topic, "subscribed");
+            Some(rx)
+        }
         Err(e) => {
             tracing::error!(pubsub = %sub.pubsub, topic = %sub.topic, error = %e, "subscribe failed");
-            return;
+            None
         }
-    };
-    tracing::info!(pubsub = %sub.pubsub, topic = %sub.topic, "subscribed");
+    }
+}
+
+/// Consumes one subscription until `stop`.
+pub async fn run(
+    rt: SharedRuntime,
+    sub: Arc<Subscription>,
+    mut deliveries: mpsc::UnboundedReceiver<Delivery>,
+    stop: CancellationToken,
+) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     loop {
         let delivery = tokio::select! {
@@ -132,8 +157,20 @@ async fn deliver(
     };
     let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
     let mut backoff = Duration::from_millis(100);
-    for attempt in 1..=ATTEMPTS {
-        let outcome = post(rt, sub, &path, &event, &message, body.clone()).await;
+    let mut attempt = 0;
+    while attempt < ATTEMPTS {
+        let outcome = match post(rt, sub, &path, &event, &message, body.clone()).await {
+            Ok(outcome) => outcome,
+            Err(Unreachable) => {
+                // The app is down (crashed, restarting): not the message's fault, so it costs
+                // no attempt; wait for the app, or leave the message to the broker on shutdown.
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(UNREACHABLE_PAUSE) => continue,
+                }
+            }
+        };
+        attempt += 1;
         match outcome {
             Outcome::Success => {
                 rt.metrics
@@ -143,7 +180,13 @@ async fn deliver(
             }
             Outcome::Drop => {
                 rt.metrics.pubsub_ingress(&sub.pubsub, &sub.topic, "drop");
-                tracing::warn!(topic = %sub.topic, %path, "the app dropped a message");
+                tracing::debug!(topic = %sub.topic, %path, "the app dropped a message");
+                acker.ack().await;
+                return;
+            }
+            Outcome::NoRoute => {
+                rt.metrics.pubsub_ingress(&sub.pubsub, &sub.topic, "drop");
+                tracing::warn!(topic = %sub.topic, %path, "the app has no such route (404); message dropped");
                 dead_letter_or_drop(rt, sub, &message).await;
                 acker.ack().await;
                 return;
@@ -177,9 +220,9 @@ async fn post(
     event: &Value,
     message: &Message,
     body: Bytes,
-) -> Outcome {
+) -> Result<Outcome, Unreachable> {
     let Some(app) = rt.app.as_ref() else {
-        return Outcome::Retry;
+        return Err(Unreachable);
     };
     let uri = if path.starts_with('/') {
         path.to_owned()
@@ -225,11 +268,15 @@ async fn post(
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            classify(status, &body)
+            Ok(classify(status, &body))
+        }
+        Err(e) if e.is_connect() => {
+            tracing::debug!(error = %e, "the app is unreachable");
+            Err(Unreachable)
         }
         Err(e) => {
             tracing::debug!(error = %e, "delivery to the app failed");
-            Outcome::Retry
+            Ok(Outcome::Retry)
         }
     }
 }
@@ -266,7 +313,7 @@ mod tests {
             (200, r#"{"status":"RETRY"}"#, Outcome::Retry),
             (200, r#"{"status":"DROP"}"#, Outcome::Drop),
             (200, r#"{"status":"MAYBE"}"#, Outcome::Retry),
-            (404, "", Outcome::Drop),
+            (404, "", Outcome::NoRoute),
             (500, r#"{"status":"SUCCESS"}"#, Outcome::Retry),
             (503, "", Outcome::Retry),
         ];

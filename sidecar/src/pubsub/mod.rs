@@ -31,12 +31,17 @@ pub async fn start(rt: SharedRuntime) {
     for json in subscriptions {
         match subscriptions::Subscription::try_from(json) {
             Ok(sub) => {
+                // Listed only once the broker has the subscription: what is published after
+                // the app sees it in /v1.0/metadata reaches it.
+                let Some(rx) = delivery::subscribe(&rt, &sub).await else {
+                    continue;
+                };
                 let sub = Arc::new(sub);
                 rt.subscriptions
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
                     .push(sub.clone());
-                tokio::spawn(delivery::run(rt.clone(), sub, stop.clone()));
+                tokio::spawn(delivery::run(rt.clone(), sub, rx, stop.clone()));
             }
             Err(e) => tracing::error!(error = %e, "subscription refused"),
         }

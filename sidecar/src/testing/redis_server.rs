@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Child,
     port: u16,
+    /// Set for a durable server: its append-only file lives here and survives a kill.
+    data_dir: Option<tempfile::TempDir>,
 }
 
 /// How long a fresh server gets to answer PING before the attempt is abandoned.
@@ -51,22 +53,55 @@ impl RedisServer {
     /// Starts a server and returns once it answers PING. Blocks the calling thread briefly
     /// (test code only).
     pub fn start() -> RedisServer {
+        Self::start_with(None)
+    }
+
+    /// A server that fsyncs every write to an append-only file (`appendfsync always`), so what
+    /// it acknowledged survives [`RedisServer::kill`] and comes back with
+    /// [`RedisServer::restart`]: the broker-outage tests need a broker that does not lose data.
+    pub fn start_durable() -> RedisServer {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir for redis: {e}"));
+        Self::start_with(Some(dir))
+    }
+
+    fn spawn(bin: &std::path::Path, port: u16, data_dir: Option<&tempfile::TempDir>) -> Child {
+        let mut cmd = Command::new(bin);
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"]);
+        match data_dir {
+            Some(dir) => cmd
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                ])
+                .arg("--dir")
+                .arg(dir.path()),
+            None => cmd.args(["--save", "", "--appendonly", "no"]),
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()))
+    }
+
+    fn start_with(data_dir: Option<tempfile::TempDir>) -> RedisServer {
         let bin = find_redis_server();
         let mut last_failure = String::new();
         for _ in 0..ATTEMPTS {
             let port = free_port();
-            let mut child = Command::new(&bin)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
+            let mut child = Self::spawn(&bin, port, data_dir.as_ref());
             let deadline = Instant::now() + START_DEADLINE;
             loop {
                 if answers_ping(port) {
-                    return RedisServer { child, port };
+                    return RedisServer {
+                        child,
+                        port,
+                        data_dir,
+                    };
                 }
                 if let Ok(Some(status)) = child.try_wait() {
                     last_failure = format!("redis-server on port {port} exited with {status}");
@@ -92,6 +127,29 @@ impl RedisServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// SIGKILLs the server (a crash: no shutdown save).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port (and, when durable, the same data) and waits
+    /// until it answers PING.
+    pub fn restart(&mut self) {
+        self.kill();
+        let bin = find_redis_server();
+        self.child = Self::spawn(&bin, self.port, self.data_dir.as_ref());
+        let deadline = Instant::now() + START_DEADLINE;
+        while !answers_ping(self.port) {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not come back on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

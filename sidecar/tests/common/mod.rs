@@ -3,6 +3,7 @@
 
 pub mod components;
 pub mod raw_http;
+pub mod subscriber;
 
 use std::path::Path;
 use std::time::Duration;

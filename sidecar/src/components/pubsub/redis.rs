@@ -5,7 +5,8 @@
 //! Every `subscribe` call reads as its own consumer of the group (`XREADGROUP ... >`) on a
 //! dedicated connection; an ack is `XACK`, a nack leaves the entry pending, and a reclaimer
 //! (`XAUTOCLAIM`, every `redeliverInterval`) delivers entries pending for longer than
-//! `processingTimeout` again: at-least-once.
+//! `processingTimeout` again: at-least-once. Entries this process is still handling are claimed
+//! (which keeps them idle-fresh) but not delivered twice, so a slow app causes no duplicates.
 
 #[cfg(test)]
 mod tests;
@@ -17,6 +18,8 @@ use ::redis::aio::{ConnectionManager, MultiplexedConnection};
 use ::redis::{AsyncConnectionConfig, Value};
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +46,8 @@ const DEFAULT_REDELIVER_INTERVAL: Duration = Duration::from_secs(60);
 /// Entries per `XREADGROUP` and how long it blocks on the server.
 const READ_COUNT: usize = 10;
 const READ_BLOCK: Duration = Duration::from_secs(1);
+/// How long an `XACK` is retried through a broker outage.
+const ACK_RETRY_FOR: Duration = Duration::from_secs(10);
 /// Entries per `XAUTOCLAIM`.
 const CLAIM_COUNT: usize = 100;
 /// Back-off of a reader after a network error.
@@ -229,7 +234,13 @@ struct Subscription {
     group: String,
     consumer: String,
     tx: mpsc::UnboundedSender<Delivery>,
+    /// Entries handed to the runtime and not yet settled. The reclaimer's `XAUTOCLAIM` still
+    /// claims them (which resets their idle time: a heartbeat) but does not deliver them twice.
+    in_flight: InFlight,
 }
+
+/// Entry ids delivered by this process and not yet acked or nacked.
+type InFlight = Arc<Mutex<HashSet<String>>>;
 
 /// Acks with `XACK`; a nack leaves the entry pending for the reclaimer.
 struct RedisAcker {
@@ -237,35 +248,71 @@ struct RedisAcker {
     topic: String,
     group: String,
     id: String,
+    in_flight: InFlight,
+}
+
+impl RedisAcker {
+    fn settled(&self) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
 }
 
 #[async_trait]
 impl Acker for RedisAcker {
     async fn ack(self: Box<Self>) {
-        let acked: Result<i64, _> = ::redis::cmd("XACK")
-            .arg(&self.topic)
-            .arg(&self.group)
-            .arg(&self.id)
-            .query_async(&mut self.conn.clone())
-            .await;
-        if let Err(e) = acked {
-            // Still pending: the reclaimer delivers it again (at-least-once).
-            tracing::warn!(topic = %self.topic, group = %self.group, id = %self.id, error = %e, "redis XACK failed");
+        // Retried through a short outage: while the XACK is outstanding the entry stays in
+        // flight here, so the reclaimer does not hand it out again (a duplicate) meanwhile.
+        let deadline = tokio::time::Instant::now() + ACK_RETRY_FOR;
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let acked: Result<i64, _> = ::redis::cmd("XACK")
+                .arg(&self.topic)
+                .arg(&self.group)
+                .arg(&self.id)
+                .query_async(&mut self.conn.clone())
+                .await;
+            match acked {
+                Ok(_) => break,
+                Err(e) if tokio::time::Instant::now() + backoff > deadline => {
+                    // Still pending: the reclaimer delivers it again (at-least-once).
+                    tracing::warn!(topic = %self.topic, group = %self.group, id = %self.id, error = %e, "redis XACK failed");
+                    break;
+                }
+                Err(_) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
         }
+        self.settled();
     }
 
-    async fn nack(self: Box<Self>) {}
+    async fn nack(self: Box<Self>) {
+        self.settled();
+    }
 }
 
 impl Subscription {
     /// Sends one delivery per entry; `false` once the receiver is gone.
     async fn deliver(&self, entries: Vec<Entry>) -> bool {
         for entry in entries {
+            let fresh = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(entry.id.clone());
+            if !fresh {
+                continue; // still being handled here; the claim only refreshed its idle time
+            }
             let acker = RedisAcker {
                 conn: self.conn.clone(),
                 topic: self.topic.clone(),
                 group: self.group.clone(),
                 id: entry.id,
+                in_flight: self.in_flight.clone(),
             };
             let Some(data) = entry.data else {
                 tracing::warn!(topic = %self.topic, id = %acker.id, "redis stream entry without a data field; skipped");
@@ -452,6 +499,7 @@ impl PubSub for RedisPubSub {
             consumer: format!("{group}-{:016x}", rand::random::<u64>()),
             group,
             tx,
+            in_flight: Arc::default(),
         };
         if let Some(interval) = self.cfg.redeliver_interval {
             tokio::spawn(sub.clone().reclaim_loop(
