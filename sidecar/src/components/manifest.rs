@@ -94,7 +94,7 @@ pub fn parse_file(file: &Path, text: &str) -> Result<Resources, ReadError> {
             .to_owned();
         let component: Component =
             serde_json::from_value(value).map_err(|e| err(format!("component {name:?}: {e}")))?;
-        if component.metadata.name.is_empty() {
+        if component.name().is_empty() {
             return Err(err(format!(
                 "document {}: a Component needs metadata.name",
                 i + 1
@@ -144,11 +144,7 @@ mod tests {
     fn reads_components_and_subscriptions_and_skips_other_kinds() {
         let text = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: a}\nspec: {type: state.in-memory, version: v1}\n---\napiVersion: dapr.io/v1alpha1\nkind: Subscription\nmetadata: {name: s}\nspec: {topic: t, pubsubname: p, route: /r}\n---\napiVersion: apps/v1\nkind: Component\nmetadata: {name: not-dapr}\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: b}\nspec: {type: secretstores.local.env, version: v1}\n---\n";
         let got = parse_file(Path::new("x.yaml"), text).expect("parses");
-        let names: Vec<_> = got
-            .components
-            .iter()
-            .map(|m| m.component.metadata.name.as_str())
-            .collect();
+        let names: Vec<_> = got.components.iter().map(|m| m.component.name()).collect();
         assert_eq!(names, vec!["a", "b"]);
         assert_eq!(got.subscriptions.len(), 1, "Subscriptions are kept too");
         assert_eq!(

@@ -220,7 +220,7 @@ fn info_of(m: &Manifest, type_: &str) -> ComponentInfo {
         &m.component.spec.version
     };
     ComponentInfo {
-        name: m.component.metadata.name.clone(),
+        name: m.component.name().to_owned(),
         type_: type_.to_owned(),
         version: version.to_owned(),
         file: m.file.clone(),
@@ -247,10 +247,10 @@ pub fn plan(ctx: &PlanContext) -> Result<(Plan, BuiltSecretStores), LoadError> {
     let mut in_scope = Vec::new();
     for m in manifests {
         if !m.component.in_scope(&ctx.app_id) {
-            tracing::debug!(component = %m.component.metadata.name, "not loaded: scoped to other apps");
+            tracing::debug!(component = %m.component.name(), "not loaded: scoped to other apps");
             continue;
         }
-        if let Some(first) = seen.insert(m.component.metadata.name.clone(), m.file.clone()) {
+        if let Some(first) = seen.insert(m.component.name().to_owned(), m.file.clone()) {
             return Err(component_error(
                 &m,
                 format!(
@@ -327,7 +327,7 @@ fn plan_subscriptions(
         if let Err(message) = crate::pubsub::subscriptions::Subscription::try_from(json) {
             return Err(LoadError::Component {
                 file: m.file.display().to_string(),
-                name: s.metadata.name.clone(),
+                name: s.name().to_owned(),
                 type_: "Subscription".into(),
                 message,
             });
@@ -340,7 +340,7 @@ fn plan_subscriptions(
 fn component_error(m: &Manifest, message: String) -> LoadError {
     LoadError::Component {
         file: m.file.display().to_string(),
-        name: m.component.metadata.name.clone(),
+        name: m.component.name().to_owned(),
         type_: m.component.spec.type_.clone(),
         message,
     }
@@ -350,7 +350,7 @@ fn record_failure(plan: &mut Plan, m: &Manifest, message: String) -> Result<(), 
     if !m.component.spec.ignore_errors {
         return Err(component_error(m, message));
     }
-    tracing::error!(component = %m.component.metadata.name, error = %message, "component failed to load; ignored (ignoreErrors)");
+    tracing::error!(component = %m.component.name(), error = %message, "component failed to load; ignored (ignoreErrors)");
     plan.failed.push(FailedComponent {
         info: info_of(m, &m.component.spec.type_),
         error: message,

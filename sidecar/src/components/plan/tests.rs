@@ -162,11 +162,7 @@ fn declarative_subscriptions_honour_scopes_and_refuse_bad_rules() {
         "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {name: mine}\nspec:\n  pubsubname: pubsub\n  topic: orders\n  routes:\n    rules:\n    - {match: 'event.type == \"big\"', path: /big}\n    default: /orders\nscopes: [order]\n---\napiVersion: dapr.io/v1alpha1\nkind: Subscription\nmetadata: {name: theirs}\nspec: {pubsubname: pubsub, topic: t, route: /t}\nscopes: [catalog]\n",
     );
     let (planned, _) = plan(&ctx(dir.path())).expect("plan");
-    let names: Vec<&str> = planned
-        .subscriptions
-        .iter()
-        .map(|s| s.metadata.name.as_str())
-        .collect();
+    let names: Vec<&str> = planned.subscriptions.iter().map(|s| s.name()).collect();
     assert_eq!(names, vec!["mine"]);
 
     write(
