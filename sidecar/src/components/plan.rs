@@ -202,7 +202,7 @@ impl Resolver<'_> {
                 .map_err(|e| e.to_string())?,
             binding: if kind.block() == "bindings" {
                 Some(super::bindings::BindingSettings::new(
-                    &m.component.metadata.name,
+                    m.component.name(),
                     md.get("route"),
                     md.get("direction"),
                 )?)
