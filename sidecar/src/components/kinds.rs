@@ -2,10 +2,12 @@
 //! ([`ComponentConfig::from_metadata`], pure, run before any port is bound) and initialisation
 //! ([`ComponentConfig::init`], which may reach a server and is retried).
 
-use super::bindings::Binding;
+use super::bindings::{self, Binding};
 use super::metadata::{Metadata, MetadataError};
+use super::postgres_connection::PostgresConnection;
 use super::pubsub::redis as redis_pubsub;
 use super::pubsub::{PubSub, memory::MemoryBroker};
+use super::redis_connection::RedisConnection;
 use super::secrets::{SecretStore, env::EnvStore, file::FileStore};
 use super::state::{StateStore, memory::MemoryStore, postgres, redis, sqlite::SqliteStore};
 use std::path::{Path, PathBuf};
@@ -42,6 +44,11 @@ pub enum ComponentConfig {
         separator: String,
         multi_valued: bool,
     },
+    BindingCron(Box<bindings::cron::CronConfig>),
+    BindingHttp(Box<bindings::http::HttpConfig>),
+    BindingRedis(Box<RedisConnection>),
+    BindingLocalStorage(Box<bindings::localstorage::LocalStorageConfig>),
+    BindingPostgres(Box<PostgresConnection>),
 }
 
 impl ComponentConfig {
@@ -82,6 +89,21 @@ impl ComponentConfig {
                     multi_valued: md.bool("multiValued", false)?,
                 }
             }
+            "bindings.cron" => ComponentConfig::BindingCron(Box::new(
+                bindings::cron::CronConfig::from_metadata(md)?,
+            )),
+            "bindings.http" => ComponentConfig::BindingHttp(Box::new(
+                bindings::http::HttpConfig::from_metadata(md)?,
+            )),
+            "bindings.redis" => {
+                ComponentConfig::BindingRedis(Box::new(RedisConnection::from_metadata(md)?))
+            }
+            "bindings.localstorage" => ComponentConfig::BindingLocalStorage(Box::new(
+                bindings::localstorage::LocalStorageConfig::from_metadata(md)?,
+            )),
+            "bindings.postgresql" => {
+                ComponentConfig::BindingPostgres(Box::new(PostgresConnection::from_metadata(md)?))
+            }
             other => {
                 return Err(MetadataError {
                     field: "spec.type".into(),
@@ -121,6 +143,21 @@ impl ComponentConfig {
                 separator,
                 multi_valued,
             } => Instance::Secrets(Arc::new(FileStore::load(path, separator, *multi_valued)?)),
+            ComponentConfig::BindingCron(cfg) => {
+                Instance::Binding(bindings::cron::CronBinding::binding(cfg))
+            }
+            ComponentConfig::BindingHttp(cfg) => Instance::Binding(Binding::output(Arc::new(
+                bindings::http::HttpBinding::new(cfg)?,
+            ))),
+            ComponentConfig::BindingRedis(cfg) => Instance::Binding(Binding::output(Arc::new(
+                bindings::redis::RedisBinding::connect(cfg).await?,
+            ))),
+            ComponentConfig::BindingLocalStorage(cfg) => Instance::Binding(Binding::output(
+                Arc::new(bindings::localstorage::LocalStorage::open(cfg).await?),
+            )),
+            ComponentConfig::BindingPostgres(cfg) => Instance::Binding(Binding::output(Arc::new(
+                bindings::postgres::PostgresBinding::connect(cfg).await?,
+            ))),
         })
     }
 }

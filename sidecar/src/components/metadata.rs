@@ -78,6 +78,15 @@ impl Metadata {
             .transpose()
     }
 
+    /// A byte size: a plain number of bytes or a Kubernetes quantity (`100Mi`, `1Gi`, `512k`),
+    /// as Dapr's `ByteSize` reads it. Zero or less means "no limit" to Dapr, so `None` then.
+    pub fn byte_size(&self, name: &str) -> Result<Option<u64>, MetadataError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => parse_byte_size(v).map_err(|reason| Self::refuse(name, v, reason)),
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
@@ -90,6 +99,53 @@ pub fn parse_bool(v: &str) -> Option<bool> {
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
         _ => None,
     }
+}
+
+/// Dapr's `IsTruthy` (`true`, `yes`, `on`, `1`, … in any case): anything else is false. Some
+/// settings (`errorIfNot2XX`) are read this way rather than with [`parse_bool`].
+pub fn is_truthy(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes" | "true" | "t" | "on" | "1"
+    )
+}
+
+/// A Kubernetes quantity as a number of bytes, rounded up; `None` for zero or less.
+pub fn parse_byte_size(v: &str) -> Result<Option<u64>, String> {
+    let v = v.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(v.len());
+    let (number, suffix) = v.split_at(split);
+    let scale: f64 = match suffix {
+        "" => 1.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        _ => {
+            return Err(format!(
+                "unknown unit {suffix:?} (expected k, M, G, Ki, Mi, Gi, …)"
+            ));
+        }
+    };
+    let number: f64 = number
+        .parse()
+        .map_err(|_| "expected a size like 100Mi, 1Gi, 512k or a number of bytes".to_owned())?;
+    let bytes = (number * scale).ceil();
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err("too large".to_owned());
+    }
+    // In range (checked above), so the cast neither truncates nor wraps.
+    Ok((bytes > 0.0).then_some(bytes as u64))
 }
 
 /// A Go duration string (`1h2m3s`, `250ms`, `1.5s`) or a bare number of seconds.
@@ -134,5 +190,38 @@ mod tests {
         assert!(m.duration("bad").is_err());
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(m.int("n"), Ok(Some(12)));
+    }
+
+    #[test]
+    fn byte_sizes_read_kubernetes_quantities() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("100Mi", Some(100 << 20)),
+            ("1Gi", Some(1 << 30)),
+            ("512k", Some(512_000)),
+            ("1.5Ki", Some(1536)),
+            ("2048", Some(2048)),
+            ("0", None),
+            ("-1", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_byte_size(text), Ok(*want), "{text}");
+        }
+        for bad in ["", "10XB", "Mi", "1..2Mi", "1e400"] {
+            assert!(parse_byte_size(bad).is_err(), "{bad}");
+        }
+        let err = md(&[("max", "lots")])
+            .byte_size("max")
+            .expect_err("not a size");
+        assert_eq!(err.field, "max");
+    }
+
+    #[test]
+    fn truthy_is_daprs_loose_reading() {
+        for yes in ["true", "TRUE", "yes", "Y", "on", "1", " t "] {
+            assert!(is_truthy(yes), "{yes}");
+        }
+        for no in ["false", "0", "no", "off", "", "2", "maybe"] {
+            assert!(!is_truthy(no), "{no}");
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod kinds;
 pub mod manifest;
 pub mod metadata;
 pub mod plan;
+pub mod postgres_connection;
 pub mod pubsub;
 pub mod redis_connection;
 pub mod registry;

@@ -2,6 +2,13 @@
 //! whose events the runtime POSTs to the app. A component may be either or both; the runtime
 //! decides which side runs from what the implementation offers and the `direction` metadata.
 
+pub mod cron;
+mod go_time;
+pub mod http;
+pub mod localstorage;
+pub mod postgres;
+pub mod redis;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::BTreeMap;

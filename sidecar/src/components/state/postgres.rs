@@ -14,11 +14,10 @@ pub use config::PostgresConfig;
 use super::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{GenericClient, Pool};
 use rows::{Op, Sql, Write, compact_json, xmin};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
-use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 fn describe(e: &tokio_postgres::Error) -> String {
@@ -93,28 +92,11 @@ async fn sweep(pool: Pool, sql: String, every: Duration) {
 impl PostgresStore {
     /// Builds the pool, connects once (so init retries see failures) and creates the table.
     pub async fn connect(cfg: &PostgresConfig) -> Result<Self, String> {
-        let mut pg = cfg.pg.clone();
-        if pg.get_connect_timeout().is_none() {
-            pg.connect_timeout(cfg.timeout);
-        }
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let mut builder = Pool::builder(manager)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(cfg.timeout))
-            .create_timeout(Some(cfg.timeout));
-        if let Some(n) = cfg.max_conns {
-            builder = builder.max_size(n);
-        }
-        let pool = builder.build().map_err(|e| format!("postgres pool: {e}"))?;
-        tokio::time::timeout(cfg.timeout, migrate(&pool, &cfg.table))
+        let timeout = cfg.connection.timeout;
+        let pool = cfg.connection.pool()?;
+        tokio::time::timeout(timeout, migrate(&pool, &cfg.table))
             .await
-            .map_err(|_| format!("postgres: no answer within {:?}", cfg.timeout))??;
+            .map_err(|_| format!("postgres: no answer within {timeout:?}"))??;
         let sql = Sql::new(&cfg.table);
         let sweeper = cfg.cleanup_interval.map(|every| {
             tokio::spawn(sweep(pool.clone(), sql.sweep.clone(), every)).abort_handle()
@@ -122,7 +104,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             sql,
-            timeout: cfg.timeout,
+            timeout,
             sweeper,
         })
     }
