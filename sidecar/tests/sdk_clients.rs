@@ -259,3 +259,63 @@ async fn python_sdk_invoke_method() {
         assert_eq!(s.headers["dapr-caller-app-id"], "py-caller");
     }
 }
+
+/// `@dapr/dapr`'s `DaprServer` (HTTP) subscribes through its sidecar and receives what the SDK's
+/// `DaprClient` publishes through another sidecar (shared Redis Streams pubsub, JSON and raw
+/// payload); the same client drives an output binding (`bindings.localstorage`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_sdk_pubsub_server_and_bindings() {
+    let js_dir = sdk_env("TANDEM_SDK_JS_DIR");
+    let redis = tandem_sidecar::testing::RedisServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let files = dir.path().join("files");
+    let resources = dir.path().join("resources");
+    std::fs::create_dir_all(&resources).expect("resources dir");
+    std::fs::write(
+        resources.join("pubsub.yaml"),
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  type: pubsub.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: {}\n",
+            redis.addr()
+        ),
+    )
+    .expect("write pubsub.yaml");
+    std::fs::write(
+        resources.join("files.yaml"),
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: files\nspec:\n  type: bindings.localstorage\n  version: v1\n  metadata:\n  - name: rootPath\n    value: {}\n",
+            files.display()
+        ),
+    )
+    .expect("write files.yaml");
+    let app_port = free_port();
+    let subscriber = SidecarBuilder::new(BIN, "js-subscriber", &data)
+        .app_port(app_port)
+        .resources(&resources)
+        .start();
+    let publisher = SidecarBuilder::new(BIN, "js-publisher", &data)
+        .resources(&resources)
+        .start();
+    let mut cmd = Command::new("node");
+    isolate(&mut cmd);
+    cmd.arg("pubsub.mjs")
+        .current_dir(&js_dir)
+        .env("TANDEM_SUB_HTTP_PORT", subscriber.http_port.to_string())
+        .env("TANDEM_SUB_APP_PORT", app_port.to_string())
+        .env("TANDEM_PUB_HTTP_PORT", publisher.http_port.to_string())
+        .env("TANDEM_FILES_ROOT", &files);
+    let outcome = tokio::task::spawn_blocking(move || run_script(cmd, "node pubsub.mjs"))
+        .await
+        .expect("script runner");
+    assert_passed(
+        &outcome,
+        "the @dapr/dapr pub/sub scenario (tests/sdk/js/pubsub.mjs)",
+        &[&subscriber, &publisher],
+    );
+    assert!(
+        outcome
+            .stdout
+            .contains("all @dapr/dapr pub/sub and binding checks passed"),
+        "the scenario did not finish"
+    );
+}

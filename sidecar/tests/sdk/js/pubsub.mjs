@@ -1,0 +1,126 @@
+// @dapr/dapr's DaprServer (HTTP) as a subscriber and its DaprClient as publisher and output
+// binding caller, against real Tandem sidecars. Started by sidecar/tests/sdk_clients.rs; exits
+// non-zero on the first failed check.
+//
+// Environment (set by the Rust test):
+//   TANDEM_SUB_HTTP_PORT    the subscriber's sidecar (its app port is TANDEM_SUB_APP_PORT)
+//   TANDEM_SUB_APP_PORT     where DaprServer listens
+//   TANDEM_PUB_HTTP_PORT    the publisher's sidecar, which has the `files` binding
+//                           (bindings.localstorage) and shares the `pubsub` component
+//   TANDEM_FILES_ROOT       that binding's rootPath
+
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { CommunicationProtocolEnum, DaprClient, DaprServer, LogLevel } from "@dapr/dapr";
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) {
+    throw new Error(`environment variable ${name} is not set (this script is run by sidecar/tests/sdk_clients.rs)`);
+  }
+  return value;
+}
+
+const subHttpPort = required("TANDEM_SUB_HTTP_PORT");
+const subAppPort = required("TANDEM_SUB_APP_PORT");
+const pubHttpPort = required("TANDEM_PUB_HTTP_PORT");
+const filesRoot = required("TANDEM_FILES_ROOT");
+
+let step = "setup";
+const check = async (name, body) => {
+  step = name;
+  await body();
+  console.log(`ok - ${name}`);
+};
+
+const logger = { level: LogLevel.Error };
+const received = [];
+let waiters = [];
+function notify() {
+  waiters = waiters.filter((w) => !w());
+}
+function waitFor(predicate, ms, what) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+    const probe = () => {
+      if (predicate()) {
+        clearTimeout(timer);
+        resolve();
+        return true;
+      }
+      return false;
+    };
+    if (!probe()) waiters.push(probe);
+  });
+}
+
+const server = new DaprServer({
+  serverHost: "127.0.0.1",
+  serverPort: subAppPort,
+  communicationProtocol: CommunicationProtocolEnum.HTTP,
+  clientOptions: { daprHost: "127.0.0.1", daprPort: subHttpPort, logger },
+  logger,
+});
+const publisher = new DaprClient({
+  daprHost: "127.0.0.1",
+  daprPort: pubHttpPort,
+  communicationProtocol: CommunicationProtocolEnum.HTTP,
+  logger,
+});
+
+try {
+  await check("DaprServer subscribes and starts", async () => {
+    await server.pubsub.subscribe("pubsub", "orders", async (data, headers) => {
+      received.push({ data, headers });
+      notify();
+    });
+    await server.pubsub.subscribe("pubsub", "raw-orders", async (data) => {
+      received.push({ data, raw: true });
+      notify();
+    }, undefined, { rawPayload: "true" });
+    await server.start();
+  });
+
+  await check("the subscriber's sidecar lists the subscriptions", async () => {
+    const deadline = Date.now() + 15000;
+    for (;;) {
+      const md = await server.client.metadata.get();
+      const topics = (md.subscriptions || []).map((s) => s.topic).sort();
+      if (topics.includes("orders") && topics.includes("raw-orders")) break;
+      assert.ok(Date.now() < deadline, `subscriptions never listed: ${JSON.stringify(md.subscriptions)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  await check("a JSON object published by DaprClient reaches the DaprServer handler", async () => {
+    await publisher.pubsub.publish("pubsub", "orders", { orderId: 42, item: "tea" });
+    await waitFor(() => received.some((r) => r.data && r.data.orderId === 42), 15000, "order 42");
+    const got = received.find((r) => r.data && r.data.orderId === 42);
+    assert.deepEqual(got.data, { orderId: 42, item: "tea" });
+  });
+
+  await check("a raw-payload subscription gets the body as published", async () => {
+    await publisher.pubsub.publish("pubsub", "raw-orders", { orderId: 7 }, { metadata: { rawPayload: "true" } });
+    await waitFor(() => received.some((r) => r.raw && r.data && r.data.orderId === 7), 15000, "raw order 7");
+  });
+
+  await check("DaprClient invokes an output binding (create, get, list, delete)", async () => {
+    await publisher.binding.send("files", "create", { hello: "binding" }, { fileName: "greeting.json" });
+    const onDisk = JSON.parse(fs.readFileSync(path.join(filesRoot, "greeting.json"), "utf8"));
+    assert.deepEqual(onDisk, { hello: "binding" });
+    const got = await publisher.binding.send("files", "get", undefined, { fileName: "greeting.json" });
+    assert.deepEqual(got, { hello: "binding" });
+    const listed = await publisher.binding.send("files", "list", undefined, {});
+    assert.ok(Array.isArray(listed) && listed.some((p) => String(p).endsWith("greeting.json")), JSON.stringify(listed));
+    await publisher.binding.send("files", "delete", undefined, { fileName: "greeting.json" });
+    assert.equal(fs.existsSync(path.join(filesRoot, "greeting.json")), false);
+  });
+
+  console.log("all @dapr/dapr pub/sub and binding checks passed");
+  await server.stop();
+  process.exit(0);
+} catch (err) {
+  console.error(`not ok - ${step}: ${err && err.stack ? err.stack : err}`);
+  process.exit(1);
+}
