@@ -13,5 +13,6 @@ pub mod echo;
 pub mod oha;
 pub mod ports;
 pub mod procfs;
+pub mod pubsub;
 pub mod report;
 pub mod stats;
