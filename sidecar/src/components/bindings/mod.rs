@@ -2,6 +2,8 @@
 //! whose events the runtime POSTs to the app. A component may be either or both; the runtime
 //! decides which side runs from what the implementation offers and the `direction` metadata.
 
+pub mod mqtt;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::BTreeMap;
