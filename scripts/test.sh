@@ -6,7 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/lib/deps.sh
 
-ensure_backends     # redis-server, PostgreSQL binaries
+ensure_backends     # redis-server, PostgreSQL, mosquitto, RabbitMQ binaries
 ensure_sdk_clients  # the official @dapr/dapr (npm) and dapr (PyPI) SDKs, for the client tests
 # etcd, kube-apiserver and kubectl for the cluster tests (tandem-envtest): built once, then cached.
 KUBEBUILDER_ASSETS="$(scripts/envtest.sh)"

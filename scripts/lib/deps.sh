@@ -21,6 +21,11 @@ ensure_backends() {
   command -v redis-server >/dev/null || apt_install redis-server
   if ! find_pg_bin >/dev/null; then apt_install postgresql; fi
   command -v runuser >/dev/null || apt_install util-linux
+  # MQTT and AMQP brokers: the tests start private instances of the binaries (the packages'
+  # system services are not used), and openssl makes the TLS test certificates.
+  [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || apt_install mosquitto
+  [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || apt_install rabbitmq-server
+  command -v openssl >/dev/null || apt_install openssl
 }
 
 # The official Dapr SDKs for sidecar/tests/sdk_clients.rs: @dapr/dapr from npm, pinned by

@@ -2,9 +2,13 @@
 //! ([`ComponentConfig::from_metadata`], pure, run before any port is bound) and initialisation
 //! ([`ComponentConfig::init`], which may reach a server and is retried).
 
+use super::bindings::mqtt as mqtt_binding;
 use super::bindings::{self, Binding};
 use super::metadata::{Metadata, MetadataError};
+use super::mqtt_connection::MqttSettings;
 use super::postgres_connection::PostgresConnection;
+use super::pubsub::mqtt::MqttPubSub;
+use super::pubsub::rabbitmq;
 use super::pubsub::redis as redis_pubsub;
 use super::pubsub::{PubSub, memory::MemoryBroker};
 use super::redis_connection::RedisConnection;
@@ -28,6 +32,9 @@ pub enum Instance {
 pub enum ComponentConfig {
     PubSubMemory,
     PubSubRedis(Box<redis_pubsub::RedisPubSubConfig>),
+    PubSubMqtt(Box<MqttSettings>),
+    PubSubRabbitMq(Box<rabbitmq::RabbitMqConfig>),
+    BindingMqtt(Box<mqtt_binding::MqttBindingConfig>),
     StateMemory,
     StateSqlite {
         path: String,
@@ -59,6 +66,15 @@ impl ComponentConfig {
             "pubsub.in-memory" => ComponentConfig::PubSubMemory,
             "pubsub.redis" => ComponentConfig::PubSubRedis(Box::new(
                 redis_pubsub::RedisPubSubConfig::from_metadata(md)?,
+            )),
+            "pubsub.mqtt3" => {
+                ComponentConfig::PubSubMqtt(Box::new(MqttSettings::from_metadata(md)?))
+            }
+            "pubsub.rabbitmq" => ComponentConfig::PubSubRabbitMq(Box::new(
+                rabbitmq::RabbitMqConfig::from_metadata(md)?,
+            )),
+            "bindings.mqtt3" => ComponentConfig::BindingMqtt(Box::new(
+                mqtt_binding::MqttBindingConfig::from_metadata(md)?,
             )),
             "state.in-memory" => ComponentConfig::StateMemory,
             "state.sqlite" => ComponentConfig::StateSqlite {
@@ -120,6 +136,19 @@ impl ComponentConfig {
             ComponentConfig::PubSubMemory => Instance::PubSub(Arc::new(MemoryBroker::new())),
             ComponentConfig::PubSubRedis(cfg) => {
                 Instance::PubSub(Arc::new(redis_pubsub::RedisPubSub::connect(cfg).await?))
+            }
+            ComponentConfig::PubSubMqtt(cfg) => {
+                Instance::PubSub(Arc::new(MqttPubSub::connect(cfg).await?))
+            }
+            ComponentConfig::PubSubRabbitMq(cfg) => {
+                Instance::PubSub(Arc::new(rabbitmq::RabbitMqPubSub::connect(cfg).await?))
+            }
+            ComponentConfig::BindingMqtt(cfg) => {
+                let binding = Arc::new(mqtt_binding::MqttBinding::connect(cfg).await?);
+                Instance::Binding(Binding {
+                    input: Some(binding.clone()),
+                    output: Some(binding),
+                })
             }
             ComponentConfig::StateMemory => Instance::State(Arc::new(MemoryStore::new())),
             ComponentConfig::StateSqlite {

@@ -6,6 +6,7 @@ pub mod bindings;
 pub mod kinds;
 pub mod manifest;
 pub mod metadata;
+pub mod mqtt_connection;
 pub mod plan;
 pub mod postgres_connection;
 pub mod pubsub;

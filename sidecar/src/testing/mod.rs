@@ -3,15 +3,20 @@
 //! a small echo app.
 
 pub mod echo_app;
+pub mod mosquitto_server;
 pub mod postgres_server;
+pub mod rabbitmq_server;
 pub mod redis_server;
 pub mod sidecar;
 
+pub use mosquitto_server::MosquittoServer;
 pub use postgres_server::PostgresServer;
+pub use rabbitmq_server::RabbitServer;
 pub use redis_server::RedisServer;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A port that was free a moment ago on 127.0.0.1. Ports come from below the kernel's
@@ -53,4 +58,18 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// A new, empty directory under the system temp dir, named `<prefix>-<pid>-<nanos>-<n>`.
+pub fn fresh_dir(prefix: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    for n in 0..100u32 {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}-{n}", std::process::id()));
+        if std::fs::create_dir(&dir).is_ok() {
+            return dir;
+        }
+    }
+    panic!("could not create a temp dir for {prefix}");
 }

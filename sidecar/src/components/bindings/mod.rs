@@ -8,6 +8,7 @@ pub mod http;
 pub mod localstorage;
 pub mod postgres;
 pub mod redis;
+pub mod mqtt;
 
 use async_trait::async_trait;
 use bytes::Bytes;

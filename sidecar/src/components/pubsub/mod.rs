@@ -4,6 +4,8 @@
 //! acked before the app has answered: at-least-once.
 
 pub mod memory;
+pub mod mqtt;
+pub mod rabbitmq;
 pub mod redis;
 
 use async_trait::async_trait;
