@@ -6,9 +6,9 @@ pub mod cron;
 mod go_time;
 pub mod http;
 pub mod localstorage;
+pub mod mqtt;
 pub mod postgres;
 pub mod redis;
-pub mod mqtt;
 
 use async_trait::async_trait;
 use bytes::Bytes;
