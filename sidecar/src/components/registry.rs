@@ -208,12 +208,13 @@ impl Registry {
             .map(|_| ())
     }
 
-    /// Closes every state store (called once at shutdown, after the API has drained).
+    /// Closes every component with connections (called once at shutdown, after the API has drained).
     pub async fn close(&self) {
         for slot in &self.slots {
             match slot.instance.get() {
                 Some(Instance::State(store)) => store.close().await,
                 Some(Instance::PubSub(broker)) => broker.close().await,
+                Some(Instance::Binding(binding)) => binding.close().await,
                 _ => {}
             }
         }

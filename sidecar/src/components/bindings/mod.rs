@@ -88,6 +88,9 @@ pub trait OutputBinding: Send + Sync + 'static {
     fn operations(&self) -> &'static [&'static str];
 
     async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse, BindingError>;
+
+    /// Releases connections; called once at shutdown.
+    async fn close(&self) {}
 }
 
 /// One event of an input binding, with the means to report how the app took it.
@@ -109,6 +112,9 @@ pub trait InputBinding: Send + Sync + 'static {
     /// Starts reading; events arrive on the returned channel until the binding is closed. The
     /// runtime calls this once, only after the app is ready and has accepted the OPTIONS probe.
     async fn read(&self) -> Result<mpsc::Receiver<InputEvent>, BindingError>;
+
+    /// Stops reading and releases connections; called once at shutdown.
+    async fn close(&self) {}
 }
 
 /// A binding component: one or both sides.
@@ -119,6 +125,15 @@ pub struct Binding {
 }
 
 impl Binding {
+    /// Closes the component once (a component that is both sides is closed through its input).
+    pub async fn close(&self) {
+        match (&self.input, &self.output) {
+            (Some(input), _) => input.close().await,
+            (None, Some(output)) => output.close().await,
+            (None, None) => {}
+        }
+    }
+
     pub fn output(binding: Arc<dyn OutputBinding>) -> Self {
         Binding {
             input: None,

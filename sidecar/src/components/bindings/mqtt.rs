@@ -82,7 +82,7 @@ impl MqttBinding {
     }
 
     /// Disconnects and ends the input stream.
-    pub async fn close(&self) {
+    pub async fn shutdown(&self) {
         self.stop.cancel();
         self.client.close().await;
     }
@@ -124,6 +124,10 @@ impl OutputBinding for MqttBinding {
 
 #[async_trait]
 impl InputBinding for MqttBinding {
+    async fn close(&self) {
+        self.shutdown().await;
+    }
+
     async fn read(&self) -> Result<mpsc::Receiver<InputEvent>, BindingError> {
         if self.reading.swap(true, Ordering::SeqCst) {
             return Err(BindingError::BadRequest(

@@ -122,7 +122,7 @@ async fn output_create_reaches_a_plain_subscriber() {
             .expect_err("bad request");
         assert!(matches!(err, BindingError::BadRequest(_)), "{bad:?}: {err}");
     }
-    b.close().await;
+    b.shutdown().await;
 }
 
 #[tokio::test]
@@ -153,14 +153,14 @@ async fn input_redelivers_on_err_and_acks_on_ok() {
     if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(1200), events.recv()).await {
         panic!("delivered again after Ok: {:?}", e.data);
     }
-    b.close().await;
+    b.shutdown().await;
     // PUBACKed: the session, resumed by the same client id, holds nothing more.
     let again = binding(&server, &[("consumerID", "reader")]).await;
     let mut events = again.read().await.expect("read");
     if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(1200), events.recv()).await {
         panic!("the broker sent an acked message again: {:?}", e.data);
     }
-    again.close().await;
+    again.shutdown().await;
 }
 
 #[tokio::test]
@@ -182,13 +182,13 @@ async fn unanswered_input_event_is_kept_by_the_broker() {
     if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(800), events.recv()).await {
         panic!("backOffMaxRetries 0 redelivered {:?}", e.data);
     }
-    b.close().await;
+    b.shutdown().await;
     let again = binding(&server, &[("consumerID", "slow")]).await;
     let mut events = again.read().await.expect("read");
     let event = next_event(&mut events).await;
     assert_eq!(event.data, Bytes::from_static(b"kept"));
     let _ = event.done.send(Ok(Bytes::new()));
-    again.close().await;
+    again.shutdown().await;
 }
 
 #[test]
