@@ -28,6 +28,15 @@ pub mod defaults {
     pub const COMPONENT_INIT_TIMEOUT: &str = "5s";
 }
 
+/// Whether an annotation value turns a switch on, as Dapr reads it (`utils.IsTruthy`): `true`,
+/// `t`, `yes`, `y`, `on` or `1`, in any case. The injector and the operator both read
+/// `dapr.io/enabled` with this, so a pod that gets a sidecar also gets its `<app-id>-dapr` Service.
+pub fn is_truthy(value: &str) -> bool {
+    ["true", "t", "yes", "y", "on", "1"]
+        .iter()
+        .any(|yes| value.trim().eq_ignore_ascii_case(yes))
+}
+
 /// `dapr.io/*` pod annotations.
 pub mod keys {
     pub const ENABLED: &str = "dapr.io/enabled";
@@ -98,4 +107,19 @@ pub mod headers {
     pub const CALLEE_APP_ID: &str = "dapr-callee-app-id";
     pub const TRACEPARENT: &str = "traceparent";
     pub const TRACESTATE: &str = "tracestate";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_truthy;
+
+    #[test]
+    fn truthy_values_are_daprs() {
+        for yes in ["true", "TRUE", "True", "t", "yes", "Y", "on", "1", " true "] {
+            assert!(is_truthy(yes), "{yes:?}");
+        }
+        for no in ["false", "", "0", "no", "off", "enabled", "truee", "2"] {
+            assert!(!is_truthy(no), "{no:?}");
+        }
+    }
 }

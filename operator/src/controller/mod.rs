@@ -1,0 +1,116 @@
+//! The reconcilers and what they share. Each is a `kube::runtime::Controller`: watches feed its
+//! queue, `reconcile` reads what it needs (fresh from the API, only in the object's namespace),
+//! asks a pure function for the verdict or the desired Service, and writes only when that differs
+//! from what is there; `error_policy` backs off per object.
+//!
+//! - Component, Subscription, Configuration (`validated`): a `Ready` condition, written to the
+//!   status subresource by server-side apply, and an Event when the verdict changes.
+//! - Deployment, StatefulSet (`workload`): the `<app-id>-dapr` headless Service they own.
+
+mod backoff;
+mod component;
+mod configuration;
+mod events;
+mod run;
+mod subscription;
+mod validated;
+mod workload;
+
+pub use component::{SecretIndex, component_verdict, components_reading, referenced_secrets};
+pub use configuration::{configuration_verdict, valid_sampling_rate};
+pub use run::run;
+pub use subscription::{compile_match, subscription_verdict, subscriptions_using};
+
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use backoff::Backoff;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Api, Client, Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+pub(crate) use validated::Validate;
+
+/// The one field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "tandem-operator";
+
+/// How often an object is looked at again with nothing changed (to catch drift). A look that finds
+/// nothing to change writes nothing.
+const RESYNC: Duration = Duration::from_secs(300);
+
+/// A reconciled kind's `kind` label on metrics and logs.
+pub(crate) trait Labelled {
+    const LABEL: &'static str;
+}
+
+/// Which namespaces the operator watches: all, or one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    namespace: Option<String>,
+}
+
+impl Scope {
+    /// `None`: every namespace.
+    pub fn new(namespace: Option<String>) -> Scope {
+        Scope { namespace }
+    }
+
+    /// An `Api` over the whole scope (for watches).
+    fn api<K>(&self, client: &Client) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match &self.namespace {
+            Some(namespace) => Api::namespaced(client.clone(), namespace),
+            None => Api::all(client.clone()),
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub(crate) client: Client,
+    pub(crate) recorder: Recorder,
+    pub(crate) metrics: Arc<Metrics>,
+    backoff: Backoff,
+    /// Held while a workload claims its `<app-id>-dapr` Service (read, decide, apply), so two
+    /// workloads reconciled at once cannot both create it: one apply would replace the other's
+    /// owner reference, the Service would flap. One operator replica is assumed (leader election
+    /// comes later).
+    pub(crate) service_claims: tokio::sync::Mutex<()>,
+}
+
+impl Context {
+    pub fn new(client: Client, metrics: Arc<Metrics>) -> Context {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance: None,
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            backoff: Backoff::default(),
+            service_claims: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+/// The namespace of a namespaced object (the apiserver always sets it).
+pub(crate) fn namespace_of<K: Resource<DynamicType = ()>>(object: &K) -> Result<String> {
+    object.namespace().ok_or_else(|| Error::Incomplete {
+        object: describe(object),
+        field: "namespace",
+    })
+}
+
+/// `Kind namespace/name`, for messages and backoff keys.
+pub(crate) fn describe<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    let namespace = object.namespace().map(|ns| format!("{ns}/"));
+    format!(
+        "{} {}{}",
+        K::kind(&()),
+        namespace.unwrap_or_default(),
+        object.name_any()
+    )
+}

@@ -1,0 +1,192 @@
+//! Running the five controllers side by side until shutdown: readiness once every controller's
+//! cache has synced, a graceful stop (in-flight reconciles finish) when `shutdown` is cancelled,
+//! and an error if any controller stops on its own.
+
+use super::{
+    Context, Labelled, Scope, component, configuration, describe, subscription, validated, workload,
+};
+use crate::admin::Readiness;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use futures_util::future::{BoxFuture, FutureExt, join_all, select_all};
+use futures_util::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use kube::runtime::controller::{self, Action};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tandem_crds::{Component, Configuration, Subscription};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// How often readiness looks at the caches again.
+const SYNC_POLL: Duration = Duration::from_millis(100);
+
+/// Runs every controller over `scope` until `shutdown` is cancelled (then returns `Ok` once
+/// in-flight reconciles have finished) or one of them stops by itself (an error).
+pub async fn run(
+    client: Client,
+    scope: Scope,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let ctx = Arc::new(Context::new(client.clone(), metrics));
+    let components = component::controller(&client, &scope);
+    let subscriptions = subscription::controller(&client, &scope);
+    let configurations = configuration::controller(&client, &scope);
+    let deployments = workload::controller::<Deployment>(&client, &scope);
+    let statefulsets = workload::controller::<StatefulSet>(&client, &scope);
+
+    let synced = {
+        let stores = (
+            components.store(),
+            subscriptions.store(),
+            configurations.store(),
+            deployments.store(),
+            statefulsets.store(),
+        );
+        async move {
+            let (a, b, c, d, e) = tokio::join!(
+                synced(&stores.0),
+                synced(&stores.1),
+                synced(&stores.2),
+                synced(&stores.3),
+                synced(&stores.4),
+            );
+            if a && b && c && d && e {
+                tracing::info!("caches synced; ready");
+                readiness.set_ready();
+            }
+        }
+    };
+    let synced = tokio::spawn(synced.instrument(tracing::info_span!("readiness")));
+
+    let running: Vec<(&'static str, BoxFuture<'static, ()>)> = vec![
+        drive(
+            components,
+            validated::reconcile::<Component>,
+            &ctx,
+            &shutdown,
+        ),
+        drive(
+            subscriptions,
+            validated::reconcile::<Subscription>,
+            &ctx,
+            &shutdown,
+        ),
+        drive(
+            configurations,
+            validated::reconcile::<Configuration>,
+            &ctx,
+            &shutdown,
+        ),
+        drive(
+            deployments,
+            workload::reconcile::<Deployment>,
+            &ctx,
+            &shutdown,
+        ),
+        drive(
+            statefulsets,
+            workload::reconcile::<StatefulSet>,
+            &ctx,
+            &shutdown,
+        ),
+    ];
+    let (labels, futures): (Vec<_>, Vec<_>) = running.into_iter().unzip();
+    let ((), first, others) = select_all(futures).await;
+    let unexpected = !shutdown.is_cancelled();
+    shutdown.cancel();
+    join_all(others).await;
+    synced.abort();
+    if unexpected {
+        return Err(Error::ControllerStopped(labels[first]));
+    }
+    tracing::info!("controllers stopped");
+    Ok(())
+}
+
+/// Whether `store` has synced (false: its writer is gone). A store wakes only the latest of the
+/// tasks waiting on it, and the controller's own runner waits on it too, so look again now and
+/// then rather than wait once.
+async fn synced<K>(store: &Store<K>) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    loop {
+        let waited = tokio::time::timeout(SYNC_POLL, store.wait_until_ready()).await;
+        if let Ok(outcome) = waited {
+            return outcome.is_ok();
+        }
+    }
+}
+
+/// A controller's run loop as one future, labelled by the reconciled kind.
+fn drive<K, F, Fut>(
+    controller: Controller<K>,
+    reconcile: F,
+    ctx: &Arc<Context>,
+    shutdown: &CancellationToken,
+) -> (&'static str, BoxFuture<'static, ()>)
+where
+    K: Labelled
+        + Resource<DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    F: FnMut(Arc<K>, Arc<Context>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Action>> + Send + 'static,
+{
+    let outcomes = controller
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(reconcile, error_policy::<K>, Arc::clone(ctx));
+    (K::LABEL, log_outcomes(outcomes).boxed())
+}
+
+type Outcome<K> =
+    std::result::Result<(ObjectRef<K>, Action), controller::Error<Error, watcher::Error>>;
+
+async fn log_outcomes<K: Labelled + Resource>(outcomes: impl Stream<Item = Outcome<K>>) {
+    outcomes
+        .for_each(|outcome| {
+            match outcome {
+                Ok((object, _)) => tracing::trace!(kind = K::LABEL, %object, "reconciled"),
+                // Counted and logged by `error_policy`.
+                Err(controller::Error::ReconcilerFailed(..)) => {}
+                Err(controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(kind = K::LABEL, %object, "gone before its reconcile")
+                }
+                Err(error) => tracing::warn!(kind = K::LABEL, %error, "watch error"),
+            }
+            std::future::ready(())
+        })
+        .await;
+}
+
+/// Retries a failed object after its own backoff and counts the error by kind.
+fn error_policy<K: Labelled + Resource<DynamicType = ()>>(
+    object: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    ctx.metrics.reconcile_failed(K::LABEL, error.kind());
+    let delay = ctx.backoff.failed(&describe(object.as_ref()));
+    tracing::warn!(object = %describe(object.as_ref()), %error, ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+impl Context {
+    /// Forgets an object's failures after it reconciled.
+    pub(crate) fn succeeded<K: Resource<DynamicType = ()>>(&self, object: &K) {
+        self.backoff.succeeded(&describe(object));
+    }
+}

@@ -1,0 +1,9 @@
+//! The operator against a real kube-apiserver (tandem-envtest): each test gets its own namespace
+//! and runs the controllers in-process, scoped to that namespace, with the test's client.
+//! Manifests go in through the real `kubectl apply`.
+
+mod binary;
+mod services;
+mod status;
+mod steady_state;
+mod support;
