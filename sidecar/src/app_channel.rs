@@ -6,9 +6,24 @@ use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// Copies event metadata onto request headers (entries that cannot be headers are left out) and
+/// drops any `content-length` among them: the body sets its own.
+pub fn metadata_headers(headers: &mut http::HeaderMap, metadata: &BTreeMap<String, String>) {
+    for (k, v) in metadata {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    headers.remove(http::header::CONTENT_LENGTH);
+}
 
 /// The app channel.
 #[derive(Clone)]
@@ -63,6 +78,23 @@ impl AppChannel {
             *req.uri_mut() = uri;
         }
         self.client.request(req).await
+    }
+
+    /// Sends a request and reads the whole answer: its status and body.
+    pub async fn exchange(
+        &self,
+        req: Request<Body>,
+    ) -> Result<(http::StatusCode, bytes::Bytes), String> {
+        use http_body_util::BodyExt;
+        let response = self.send(req).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, body))
     }
 
     /// Waits until the app's port accepts a connection, then marks the channel ready. Runs until

@@ -10,7 +10,6 @@ use crate::runtime::SharedRuntime;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request};
-use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -162,28 +161,13 @@ impl Reader {
             .body(Body::from(data.clone()))
             .map_err(|e| e.to_string())?;
         let headers = req.headers_mut();
-        for (k, v) in metadata {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(v),
-            ) {
-                headers.insert(name, value);
-            }
-        }
-        headers.remove(http::header::CONTENT_LENGTH);
+        crate::app_channel::metadata_headers(headers, metadata);
         headers.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
         add_token(&self.rt, &mut req);
-        let response = app.send(req).await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+        let (status, body) = app.exchange(req).await?;
         if status.is_success() {
             Ok(body)
         } else {

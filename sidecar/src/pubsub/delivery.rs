@@ -233,15 +233,7 @@ async fn post(
         .body(Body::from(body))
         .unwrap_or_default();
     let h = req.headers_mut();
-    for (k, v) in &message.metadata {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) {
-            h.insert(name, value);
-        }
-    }
-    h.remove(http::header::CONTENT_LENGTH);
+    crate::app_channel::metadata_headers(h, &message.metadata);
     h.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/cloudevents+json"),

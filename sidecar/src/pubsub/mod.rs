@@ -7,7 +7,6 @@ pub mod subscriptions;
 
 use crate::runtime::SharedRuntime;
 use http::{HeaderValue, Request};
-use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,14 +80,7 @@ async fn discover(rt: &SharedRuntime) -> Result<Vec<subscriptions::SubscriptionJ
     if let Some(token) = &rt.app_token {
         req.headers_mut().insert("dapr-api-token", token.clone());
     }
-    let response = app.send(req).await.map_err(|e| e.to_string())?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let (status, body) = app.exchange(req).await?;
     match status.as_u16() {
         200..=299 => subscriptions::parse_subscribe_answer(&body),
         404 => Ok(Vec::new()),
