@@ -326,9 +326,12 @@ impl LeaderElection {
         // follows.
         let mut first = true;
         loop {
-            // A round may not outlast the renew deadline, or a leader stuck in it would not step
-            // down in time.
-            let round = tokio::time::timeout(renew_deadline, self.try_acquire_or_renew());
+            // A leader's round may not outlast its renew deadline, or a leader stuck in it would
+            // not step down in time.
+            let round = tokio::time::timeout(
+                until_deadline(renewed, renew_deadline),
+                self.try_acquire_or_renew(),
+            );
             let held = tokio::select! {
                 _ = stop.cancelled() => break,
                 round = round => round,
@@ -356,9 +359,10 @@ impl LeaderElection {
                 *was = is_leading;
                 true
             });
+            let pause = retry_period.min(until_deadline(renewed, renew_deadline));
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(retry_period) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
         let was_leading = *leading.borrow();
@@ -369,6 +373,15 @@ impl LeaderElection {
         {
             tracing::warn!(%error, "could not release the lease");
         }
+    }
+}
+
+/// How long a leader last renewed at `renewed` has before it must step down (a follower: the
+/// whole deadline).
+fn until_deadline(renewed: Option<Instant>, renew_deadline: Duration) -> Duration {
+    match renewed {
+        Some(at) => renew_deadline.saturating_sub(at.elapsed()),
+        None => renew_deadline,
     }
 }
 

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tandem_crds::Component;
 use tandem_envtest::{TestEnv, eventually};
@@ -33,6 +34,8 @@ struct Replica {
     metrics: Arc<Metrics>,
     readiness: Readiness,
     writes: WriteLog,
+    /// While set, this replica's requests about Leases fail (cut off from the apiserver).
+    partitioned: Arc<AtomicBool>,
     shutdown: CancellationToken,
     task: JoinHandle<tandem_operator::Result<()>>,
 }
@@ -40,7 +43,9 @@ struct Replica {
 impl Replica {
     fn start(env: &TestEnv, identity: &str) -> Replica {
         let writes = WriteLog::default();
-        let client = recording_writes(env.client(), writes.clone());
+        let partitioned = Arc::new(AtomicBool::new(false));
+        let client = failing_leases(env.client(), Arc::clone(&partitioned));
+        let client = recording_writes(client, writes.clone());
         let election = LeaderElection::new(
             client.clone(),
             env.namespace(),
@@ -59,6 +64,7 @@ impl Replica {
             metrics,
             readiness,
             writes,
+            partitioned,
             shutdown,
             task,
         }
@@ -93,6 +99,24 @@ impl Replica {
             .expect("the operator task did not panic");
         outcome.expect("a clean stop");
     }
+}
+
+/// `client`, except that requests about Leases fail while `partitioned` is set.
+fn failing_leases(client: kube::Client, partitioned: Arc<AtomicBool>) -> kube::Client {
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    let namespace = client.default_namespace().to_owned();
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let (client, partitioned) = (client.clone(), Arc::clone(&partitioned));
+        async move {
+            let cut =
+                partitioned.load(Ordering::SeqCst) && request.uri().path().contains("/leases");
+            if cut {
+                return Err::<_, BoxError>(Box::new(std::io::Error::other("partitioned")));
+            }
+            client.send(request).await.map_err(BoxError::from)
+        }
+    });
+    kube::Client::new(service, namespace)
 }
 
 async fn holder(env: &TestEnv) -> Option<String> {
@@ -201,8 +225,10 @@ async fn a_graceful_stop_hands_over_within_a_retry_period() {
     let leader = one_leader(&env, &[&a]).await;
     assert_eq!(leader, 0);
     let b = Replica::start(&env, "replica-b");
-    eventually("the follower ready", REACT, || async {
-        b.readiness.is_ready().then_some(())
+    // The leader is ready once its caches have synced, the follower at once. (Stopping
+    // controllers whose caches are still syncing was seen to take ~15 s on a loaded machine.)
+    eventually("both ready", REACT, || async {
+        (a.readiness.is_ready() && b.readiness.is_ready()).then_some(())
     })
     .await;
     assert!(!b.leads(), "a held Lease is not taken");
@@ -267,4 +293,55 @@ async fn a_leader_that_finds_the_lease_taken_stops_its_controllers_at_once() {
         .expect("kubectl apply");
     wait_ready(&api::<Component>(&env), "again", "True", "Valid").await;
     a.stop().await;
+}
+
+#[tokio::test]
+async fn a_leader_that_cannot_renew_steps_down_before_its_lease_expires() {
+    let env = env_with_crds().await;
+    let a = Replica::start(&env, "replica-a");
+    one_leader(&env, &[&a]).await;
+    let b = Replica::start(&env, "replica-b");
+    eventually("the follower ready", REACT, || async {
+        b.readiness.is_ready().then_some(())
+    })
+    .await;
+
+    let cut = Instant::now();
+    a.partitioned.store(true, Ordering::SeqCst);
+    // Its last renewal was at most a retry period before the cut; others may take over one
+    // lease duration after it, so it must have stopped by then.
+    eventually(
+        "the cut-off leader to step down",
+        TIMINGS.lease_duration,
+        || async { (!a.leads()).then_some(()) },
+    )
+    .await;
+    let stepped_down = cut.elapsed();
+    let took = takes_over(
+        &env,
+        &b,
+        TIMINGS.lease_duration + TIMINGS.retry_period + SLACK,
+    )
+    .await;
+    eprintln!(
+        "cut off: stepped down after {stepped_down:?} (renew deadline {:?}); the other led {:?} later",
+        TIMINGS.renew_deadline, took
+    );
+    assert!(
+        stepped_down >= TIMINGS.renew_deadline - TIMINGS.retry_period,
+        "{stepped_down:?}"
+    );
+    assert!(!a.leads(), "never two leaders");
+
+    // Back in touch, it stays a follower: the Lease is held.
+    a.partitioned.store(false, Ordering::SeqCst);
+    tokio::time::sleep(TIMINGS.retry_period * 3).await;
+    assert!(!a.leads() && b.leads());
+    env.kubectl_apply(&component("after-partition"))
+        .await
+        .expect("kubectl apply");
+    wait_ready(&api::<Component>(&env), "after-partition", "True", "Valid").await;
+    assert!(!a.leads() && b.leads());
+    a.stop().await;
+    b.stop().await;
 }
