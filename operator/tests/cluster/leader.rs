@@ -225,8 +225,7 @@ async fn a_graceful_stop_hands_over_within_a_retry_period() {
     let leader = one_leader(&env, &[&a]).await;
     assert_eq!(leader, 0);
     let b = Replica::start(&env, "replica-b");
-    // The leader is ready once its caches have synced, the follower at once. (Stopping
-    // controllers whose caches are still syncing was seen to take ~15 s on a loaded machine.)
+    // The leader is ready once its caches have synced, the follower at once.
     eventually("both ready", REACT, || async {
         (a.readiness.is_ready() && b.readiness.is_ready()).then_some(())
     })
@@ -344,4 +343,17 @@ async fn a_leader_that_cannot_renew_steps_down_before_its_lease_expires() {
     assert!(!a.leads() && b.leads());
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn a_leader_stopped_while_its_caches_sync_stops_at_once() {
+    let env = env_with_crds().await;
+    let a = Replica::start(&env, "replica-a");
+    one_leader(&env, &[&a]).await;
+    let stopping = Instant::now();
+    a.stop().await;
+    let took = stopping.elapsed();
+    eprintln!("stopped {took:?} after leading");
+    assert!(took < SLACK * 2, "{took:?}");
+    assert_eq!(holder(&env).await, None, "released");
 }
