@@ -1,5 +1,6 @@
 //! The admin port, apart from any data plane: `/healthz` (the process answers), `/readyz` (every
-//! controller's cache has synced) and `/metrics` (Prometheus text format).
+//! controller's cache has synced, or this replica follows another that leads) and `/metrics`
+//! (Prometheus text format).
 
 use crate::metrics::Metrics;
 use axum::Router;

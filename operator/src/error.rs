@@ -28,6 +28,9 @@ pub enum Error {
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// A flag's value is out of range.
+    #[error("{flag}: {message}")]
+    Flag { flag: &'static str, message: String },
     /// A controller's watch loop ended while the operator was not shutting down.
     #[error("the {0} controller stopped unexpectedly")]
     ControllerStopped(&'static str),
@@ -57,6 +60,7 @@ impl Error {
             Error::Admin { .. } => "admin",
             Error::Metrics(_) => "metrics",
             Error::ControllerStopped(_) => "controller_stopped",
+            Error::Flag { .. } => "flag",
         }
     }
 }

@@ -11,11 +11,15 @@
 //! Writes are server-side applies under one field manager, made only when what is there differs
 //! from what should be, so a settled cluster sees none. The admin port (`admin`) serves health,
 //! readiness and Prometheus metrics (`metrics`).
+//!
+//! With several replicas, only the one holding the leader Lease (`leader`) runs the controllers;
+//! the others wait, serve their admin port, and start the controllers when they win the Lease.
 
 pub mod admin;
 pub mod conditions;
 pub mod controller;
 pub mod error;
+pub mod leader;
 pub mod metrics;
 pub mod services;
 
@@ -23,9 +27,12 @@ pub use error::{Error, Result};
 
 use admin::Readiness;
 use controller::Scope;
+use leader::{LeaderElection, Timings};
 use metrics::Metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -46,6 +53,62 @@ pub struct Args {
     /// Log JSON lines instead of text (the level comes from RUST_LOG, default info).
     #[arg(long, env = "TANDEM_OPERATOR_LOG_AS_JSON")]
     pub log_as_json: bool,
+    /// Run the controllers only while holding the leader Lease (`--leader-elect=false`: always).
+    #[arg(
+        long,
+        env = "TANDEM_OPERATOR_LEADER_ELECT",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub leader_elect: bool,
+    /// The namespace of the leader Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub leader_election_namespace: String,
+    /// The name of the leader Lease.
+    #[arg(long, env = "TANDEM_OPERATOR_LEADER_ELECTION_NAME", default_value = leader::LEASE_NAME)]
+    pub leader_election_name: String,
+    /// How long the Lease holds after its last renewal, in seconds.
+    #[arg(long, env = "TANDEM_OPERATOR_LEASE_DURATION", default_value_t = leader::LEASE_DURATION.as_secs_f64())]
+    pub leader_election_lease_duration: f64,
+    /// How long the leader may fail to renew before it stops its controllers, in seconds.
+    #[arg(long, env = "TANDEM_OPERATOR_RENEW_DEADLINE", default_value_t = leader::RENEW_DEADLINE.as_secs_f64())]
+    pub leader_election_renew_deadline: f64,
+    /// How often the Lease is renewed or tried for, in seconds.
+    #[arg(long, env = "TANDEM_OPERATOR_RETRY_PERIOD", default_value_t = leader::RETRY_PERIOD.as_secs_f64())]
+    pub leader_election_retry_period: f64,
+}
+
+impl Args {
+    /// The leader election timings, checked (client-go's rules).
+    pub fn timings(&self) -> Result<Timings> {
+        let seconds = |flag: &'static str, value: f64| {
+            Duration::try_from_secs_f64(value).map_err(|_| Error::Flag {
+                flag,
+                message: format!("{value} is not a duration in seconds"),
+            })
+        };
+        let timings = Timings {
+            lease_duration: seconds(
+                "--leader-election-lease-duration",
+                self.leader_election_lease_duration,
+            )?,
+            renew_deadline: seconds(
+                "--leader-election-renew-deadline",
+                self.leader_election_renew_deadline,
+            )?,
+            retry_period: seconds(
+                "--leader-election-retry-period",
+                self.leader_election_retry_period,
+            )?,
+        };
+        timings.validate().map_err(|message| Error::Flag {
+            flag: "--leader-election-*",
+            message,
+        })?;
+        Ok(timings)
+    }
 }
 
 /// The controllers, ready to run against one cluster.
@@ -54,6 +117,7 @@ pub struct Operator {
     scope: Scope,
     metrics: Arc<Metrics>,
     readiness: Readiness,
+    election: Option<LeaderElection>,
 }
 
 impl Operator {
@@ -64,42 +128,150 @@ impl Operator {
             scope: Scope::new(namespace),
             metrics: Arc::new(Metrics::new()?),
             readiness: Readiness::default(),
+            election: None,
         })
+    }
+
+    /// Runs the controllers only while `election` holds its Lease (without it: always).
+    pub fn with_leader_election(self, election: LeaderElection) -> Operator {
+        Operator {
+            election: Some(election),
+            ..self
+        }
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
         Arc::clone(&self.metrics)
     }
 
-    /// Becomes ready once every controller's cache has synced.
+    /// Becomes ready once every controller's cache has synced, or, with leader election, once this
+    /// replica knows it follows.
     pub fn readiness(&self) -> Readiness {
         self.readiness.clone()
     }
 
-    /// Runs until `shutdown` is cancelled (in-flight reconciles finish first) or a controller
-    /// stops by itself (an error).
+    /// Runs until `shutdown` is cancelled (in-flight reconciles finish first, then the Lease is
+    /// released) or a controller stops by itself (an error). With leader election the
+    /// controllers run only while this replica holds the Lease. The election runs inside this
+    /// future, not in a task of its own: dropping the future (a crash) stops renewing at once.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let Operator {
             client,
             scope,
             metrics,
             readiness,
+            election,
         } = self;
-        controller::run(client, scope, metrics, readiness, shutdown).await
+        let Some(election) = election else {
+            metrics.set_leader(true);
+            let result = controller::run(client, scope, Arc::clone(&metrics), readiness, shutdown);
+            let result = result.await;
+            metrics.set_leader(false);
+            return result;
+        };
+        let (leading_tx, leading) = watch::channel(false);
+        let stop_electing = CancellationToken::new();
+        let electing = election
+            .run(leading_tx, stop_electing.clone(), true)
+            .instrument(tracing::info_span!("leader_election"));
+        let controlling = async {
+            let result = run_while_leading(client, scope, metrics, readiness, leading, &shutdown);
+            let result = result.await;
+            // The controllers have stopped: now the Lease may go to another replica.
+            stop_electing.cancel();
+            result
+        };
+        let ((), result) = tokio::join!(electing, controlling);
+        result
+    }
+}
+
+/// Starts the controllers whenever `leading` turns true and stops them (at once, dropping any
+/// in-flight reconcile) when it turns false; returns when `shutdown` is cancelled or a controller
+/// fails.
+async fn run_while_leading(
+    client: kube::Client,
+    scope: Scope,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    mut leading: watch::Receiver<bool>,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    // The election's first round says whether we lead.
+    tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        _ = leading.changed() => {}
+    }
+    loop {
+        if !*leading.borrow_and_update() {
+            metrics.set_leader(false);
+            // A follower has no cache to sync: it is as ready as it will be.
+            readiness.set_ready();
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                elected = leading.wait_for(|leading| *leading) => {
+                    if elected.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            leading.borrow_and_update();
+        }
+        tracing::info!("leading: starting the controllers");
+        metrics.set_leader(true);
+        let term = shutdown.child_token();
+        let mut controllers = Box::pin(controller::run(
+            client.clone(),
+            scope.clone(),
+            Arc::clone(&metrics),
+            readiness.clone(),
+            term.clone(),
+        ));
+        tokio::select! {
+            result = &mut controllers => {
+                metrics.set_leader(false);
+                return result;
+            }
+            _ = leading.wait_for(|leading| !*leading) => {
+                // Another replica may lead already: not one more write from this one.
+                term.cancel();
+                drop(controllers);
+                metrics.set_leader(false);
+                tracing::warn!("lost the lease: controllers stopped");
+            }
+        }
     }
 }
 
 /// The binary: logging, the in-cluster (or kubeconfig) client, the admin port, the controllers,
 /// and a graceful stop on SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<()> {
+    let timings = args.timings()?;
     let Args {
         admin_addr,
         namespace,
         log_as_json,
+        leader_elect,
+        leader_election_namespace,
+        leader_election_name,
+        leader_election_lease_duration: _,
+        leader_election_renew_deadline: _,
+        leader_election_retry_period: _,
     } = args;
     init_tracing(log_as_json);
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
-    let operator = Operator::new(client, namespace)?;
+    let mut operator = Operator::new(client.clone(), namespace)?;
+    if leader_elect {
+        let election = LeaderElection::new(
+            client,
+            &leader_election_namespace,
+            leader_election_name,
+            leader::default_identity(),
+            timings,
+        );
+        tracing::info!(identity = election.identity(), lease = %leader_election_namespace, "leader election on");
+        operator = operator.with_leader_election(election);
+    }
     let listener = tokio::net::TcpListener::bind(admin_addr)
         .await
         .map_err(|source| Error::Admin {

@@ -2,7 +2,7 @@
 //! operators in one process). Labels are bounded: the reconciled kind and the error kind.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramTimer, HistogramVec, IntCounterVec, Opts, Registry,
+    Encoder, HistogramOpts, HistogramTimer, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
 
@@ -12,6 +12,7 @@ pub struct Metrics {
     reconciles: IntCounterVec,
     errors: IntCounterVec,
     duration: HistogramVec,
+    leader: IntGauge,
 }
 
 impl Metrics {
@@ -39,7 +40,12 @@ impl Metrics {
             ]),
             &["kind"],
         )?;
+        let leader = IntGauge::new(
+            "leader",
+            "1 while this replica holds the leader Lease and runs the controllers, else 0",
+        )?;
         registry.register(Box::new(reconciles.clone()))?;
+        registry.register(Box::new(leader.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         #[cfg(target_os = "linux")]
@@ -51,6 +57,7 @@ impl Metrics {
             reconciles,
             errors,
             duration,
+            leader,
         })
     }
 
@@ -68,6 +75,16 @@ impl Metrics {
     /// How many reconciles of `kind` have started.
     pub fn reconciles(&self, kind: &str) -> u64 {
         self.reconciles.with_label_values(&[kind]).get()
+    }
+
+    /// Records whether this replica leads.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// Whether this replica leads, as last recorded.
+    pub fn is_leader(&self) -> bool {
+        self.leader.get() == 1
     }
 
     /// The text exposition format, for `/metrics`.
@@ -88,6 +105,9 @@ mod tests {
         metrics.reconcile_started("component").observe_duration();
         metrics.reconcile_started("component").observe_duration();
         metrics.reconcile_failed("component", "api_status");
+        assert!(!metrics.is_leader());
+        metrics.set_leader(true);
+        assert!(metrics.is_leader());
         assert_eq!(metrics.reconciles("component"), 2);
         assert_eq!(metrics.reconciles("deployment"), 0);
         let text = metrics.render().expect("render");
@@ -95,6 +115,7 @@ mod tests {
             "tandem_operator_reconciles_total{kind=\"component\"} 2",
             "tandem_operator_reconcile_errors_total{error=\"api_status\",kind=\"component\"} 1",
             "tandem_operator_reconcile_duration_seconds_count{kind=\"component\"} 2",
+            "tandem_operator_leader 1",
         ] {
             assert!(text.contains(line), "{line} in\n{text}");
         }

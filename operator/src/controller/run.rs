@@ -146,10 +146,27 @@ where
     F: FnMut(Arc<K>, Arc<Context>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Action>> + Send + 'static,
 {
+    let store = controller.store();
     let outcomes = controller
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(reconcile, error_policy::<K>, Arc::clone(ctx));
-    (K::LABEL, log_outcomes(outcomes).boxed())
+    // kube-runtime holds a controller's reconciles until its cache has synced, and a graceful
+    // stop before then waits for a sync that its stopped watch no longer feeds. Nothing can be in
+    // flight yet, so such a stop drops the controller at once.
+    let shutdown = shutdown.clone();
+    let stopped_unsynced = async move {
+        shutdown.cancelled().await;
+        if matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))) {
+            std::future::pending::<()>().await;
+        }
+    };
+    let running = async move {
+        tokio::select! {
+            () = log_outcomes(outcomes) => {}
+            () = stopped_unsynced => tracing::debug!(kind = K::LABEL, "stopped before its cache synced"),
+        }
+    };
+    (K::LABEL, running.boxed())
 }
 
 type Outcome<K> =

@@ -40,6 +40,8 @@ async fn the_binary_serves_its_admin_port_reconciles_and_stops_on_sigterm() {
             &admin.to_string(),
             "--namespace",
             env.namespace(),
+            "--leader-election-namespace",
+            env.namespace(),
         ])
         .env("KUBECONFIG", env.control_plane().kubeconfig())
         .env("RUST_LOG", "warn")
@@ -65,6 +67,7 @@ async fn the_binary_serves_its_admin_port_reconciles_and_stops_on_sigterm() {
     for series in [
         "tandem_operator_reconciles_total{kind=\"component\"}",
         "tandem_operator_reconcile_duration_seconds_bucket{kind=\"component\",le=\"0.5\"}",
+        "tandem_operator_leader 1",
     ] {
         assert!(metrics.contains(series), "{series} in\n{metrics}");
     }
@@ -101,7 +104,21 @@ async fn a_bad_flag_exits_64_before_binding_anything() {
         .expect("run");
     assert_eq!(help.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--admin-addr", "--namespace", "--log-as-json"] {
+    let timings = Command::new(BINARY)
+        .args(["--leader-election-renew-deadline", "20"])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(timings.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&timings.stderr);
+    assert!(stderr.contains("renew deadline"), "{stderr}");
+    for flag in [
+        "--admin-addr",
+        "--namespace",
+        "--log-as-json",
+        "--leader-elect",
+        "--leader-election-namespace",
+    ] {
         assert!(stdout.contains(flag), "{flag} in\n{stdout}");
     }
 }

@@ -3,6 +3,7 @@
 //! Manifests go in through the real `kubectl apply`.
 
 mod binary;
+mod leader;
 mod services;
 mod status;
 mod steady_state;
