@@ -202,8 +202,20 @@ fn error_policy<K: Labelled + Resource<DynamicType = ()>>(
 }
 
 impl Context {
-    /// Forgets an object's failures after it reconciled.
-    pub(crate) fn succeeded<K: Resource<DynamicType = ()>>(&self, object: &K) {
-        self.backoff.succeeded(&describe(object));
+    /// Runs one reconcile of `object` (a `label` kind): counts and times it, and forgets the
+    /// object's earlier failures when it succeeds. Every reconciler goes through here.
+    pub(crate) async fn reconcile_measured<K: Resource<DynamicType = ()>>(
+        &self,
+        label: &str,
+        object: &K,
+        work: impl std::future::Future<Output = Result<Action>>,
+    ) -> Result<Action> {
+        let timer = self.metrics.reconcile_started(label);
+        let result = work.await;
+        timer.observe_duration();
+        if result.is_ok() {
+            self.backoff.succeeded(&describe(object));
+        }
+        result
     }
 }

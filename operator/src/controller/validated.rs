@@ -37,13 +37,8 @@ pub(crate) trait Validate:
 /// `reconcile` for a validated kind.
 #[tracing::instrument(skip_all, fields(kind = K::LABEL, object = %describe(object.as_ref())))]
 pub(crate) async fn reconcile<K: Validate>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
-    let timer = ctx.metrics.reconcile_started(K::LABEL);
-    let result = validate(object.as_ref(), &ctx).await;
-    timer.observe_duration();
-    if result.is_ok() {
-        ctx.succeeded(object.as_ref());
-    }
-    result
+    ctx.reconcile_measured(K::LABEL, object.as_ref(), validate(object.as_ref(), &ctx))
+        .await
 }
 
 async fn validate<K: Validate>(object: &K, ctx: &Context) -> Result<Action> {

@@ -76,13 +76,12 @@ pub(crate) fn controller<W: Workload>(client: &kube::Client, scope: &Scope) -> C
 /// `reconcile` for a workload kind.
 #[tracing::instrument(skip_all, fields(kind = W::LABEL, object = %describe(workload.as_ref())))]
 pub(crate) async fn reconcile<W: Workload>(workload: Arc<W>, ctx: Arc<Context>) -> Result<Action> {
-    let timer = ctx.metrics.reconcile_started(W::LABEL);
-    let result = reconcile_service(workload.as_ref(), &ctx).await;
-    timer.observe_duration();
-    if result.is_ok() {
-        ctx.succeeded(workload.as_ref());
-    }
-    result
+    ctx.reconcile_measured(
+        W::LABEL,
+        workload.as_ref(),
+        reconcile_service(workload.as_ref(), &ctx),
+    )
+    .await
 }
 
 async fn reconcile_service<W: Workload>(workload: &W, ctx: &Context) -> Result<Action> {
