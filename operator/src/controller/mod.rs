@@ -54,8 +54,15 @@ impl Scope {
         Scope { namespace }
     }
 
+    /// Whether objects of `namespace` are in the scope.
+    pub fn contains(&self, namespace: &str) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ours| ours == namespace)
+    }
+
     /// An `Api` over the whole scope (for watches).
-    fn api<K>(&self, client: &Client) -> Api<K>
+    pub(crate) fn api<K>(&self, client: &Client) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
         K::DynamicType: Default,
