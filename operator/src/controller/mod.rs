@@ -121,3 +121,6 @@ pub(crate) fn describe<K: Resource<DynamicType = ()>>(object: &K) -> String {
         object.name_any()
     )
 }
+
+#[cfg(test)]
+mod verifier_tests;
