@@ -1,7 +1,8 @@
 //! Finding a peer sidecar's internal address by app id. Standalone mode reads a registry of
-//! files on this machine ([`local`]); Kubernetes mode (a later issue) resolves
-//! `<app-id>-dapr.<namespace>.svc.<cluster-domain>` through DNS behind the same trait.
+//! files on this machine ([`local`]); Kubernetes mode resolves
+//! `<app-id>-dapr.<namespace>.svc.<cluster-domain>` through DNS ([`dns`]) behind the same trait.
 
+pub mod dns;
 pub mod local;
 
 use async_trait::async_trait;

@@ -2,6 +2,7 @@
 //! backend servers and real sidecar processes on free loopback ports, stopped by PID on drop, and
 //! a small echo app.
 
+pub mod dns_server;
 pub mod echo_app;
 pub mod mosquitto_server;
 pub mod postgres_server;
