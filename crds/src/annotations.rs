@@ -29,6 +29,8 @@ pub mod defaults {
     /// The audience of the ServiceAccount token a sidecar presents to the operator (the injector
     /// mounts a projected token for it; the operator's TokenReview asks for it).
     pub const OPERATOR_TOKEN_AUDIENCE: &str = "tandem.io/operator";
+    /// Where that token is mounted in the sidecar container (a projected volume, key `token`).
+    pub const OPERATOR_TOKEN_FILE: &str = "/var/run/secrets/tandem.io/token/token";
 }
 
 /// Whether an annotation value turns a switch on, as Dapr reads it (`utils.IsTruthy`): `true`,
@@ -84,6 +86,12 @@ pub mod flags {
     pub const MAX_BODY_SIZE: &str = "max-body-size";
     pub const GRACEFUL_SHUTDOWN_SECONDS: &str = "dapr-graceful-shutdown-seconds";
     pub const MODE: &str = "mode";
+    /// The operator's sidecar API, `host:port` (Kubernetes mode).
+    pub const CONTROL_PLANE_ADDRESS: &str = "control-plane-address";
+    /// The file holding the token the sidecar presents to the operator.
+    pub const CONTROL_PLANE_TOKEN_FILE: &str = "control-plane-token-file";
+    /// The cluster's DNS domain (Kubernetes mode); default from resolv.conf, else cluster.local.
+    pub const KUBERNETES_CLUSTER_DOMAIN: &str = "kubernetes-cluster-domain";
 }
 
 /// Environment variables.

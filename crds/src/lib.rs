@@ -13,6 +13,7 @@ pub mod annotations;
 pub mod catalogue;
 pub mod component;
 pub mod configuration;
+pub mod control_plane;
 pub mod crd;
 pub mod meta;
 pub mod status;

@@ -139,7 +139,7 @@ pub struct SidecarArgs {
     /// Where Tandem keeps the embedded state database and the standalone app registry.
     #[arg(long = "data-dir", env = "TANDEM_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// standalone (local registry) or kubernetes (operator + cluster DNS; later issue).
+    /// standalone (files + local registry) or kubernetes (the operator + cluster DNS).
     #[arg(
         long = "mode",
         env = "DAPR_MODE",
@@ -147,6 +147,25 @@ pub struct SidecarArgs {
         default_value = "standalone"
     )]
     pub mode: Mode,
+    /// Kubernetes mode: the operator's sidecar API, `host:port`.
+    #[arg(long = "control-plane-address", env = "DAPR_CONTROL_PLANE_ADDRESS")]
+    pub control_plane_address: Option<String>,
+    /// Kubernetes mode: the ServiceAccount token presented to the operator (read on each connection).
+    #[arg(long = "control-plane-token-file", env = "TANDEM_CONTROL_PLANE_TOKEN_FILE", default_value = defaults::OPERATOR_TOKEN_FILE)]
+    pub control_plane_token_file: PathBuf,
+    /// Kubernetes mode: the cluster's DNS domain (default: from resolv.conf's search path, else cluster.local).
+    #[arg(long = "kubernetes-cluster-domain", env = "KUBE_CLUSTER_DOMAIN")]
+    pub kubernetes_cluster_domain: Option<String>,
+    /// Kubernetes mode: the resolver configuration peers are looked up with.
+    #[arg(
+        long = "resolv-conf",
+        env = "TANDEM_RESOLV_CONF",
+        default_value = "/etc/resolv.conf"
+    )]
+    pub resolv_conf: PathBuf,
+    /// Kubernetes mode: ask this DNS server (`ip:port`) instead of resolv.conf's.
+    #[arg(long = "dns-server", env = "TANDEM_DNS_SERVER")]
+    pub dns_server: Option<std::net::SocketAddr>,
 }
 
 /// Parses sizes as daprd does: a number of bytes, or with a `Ki/Mi/Gi` or `K/M/G(B)` suffix.
@@ -180,7 +199,16 @@ impl SidecarArgs {
     /// Checks combinations clap cannot express. The error names the flag and the value.
     pub fn validate(&self) -> Result<(), String> {
         if self.mode == Mode::Kubernetes {
-            return Err("invalid value 'kubernetes' for '--mode': Kubernetes mode is not available yet; use standalone".into());
+            if self
+                .control_plane_address
+                .as_deref()
+                .is_none_or(str::is_empty)
+            {
+                return Err("--mode kubernetes needs --control-plane-address (the operator's sidecar API, host:port)".into());
+            }
+            if self.app_id.is_empty() {
+                return Err("--mode kubernetes needs --app-id".into());
+            }
         }
         if self.app_protocol != AppProtocol::Http {
             return Err(format!(
@@ -325,7 +353,18 @@ mod tests {
                 &["--dapr-listen-addresses", "nope"][..],
                 "--dapr-listen-addresses",
             ),
-            (&["--mode", "kubernetes"][..], "--mode"),
+            (&["--mode", "kubernetes"][..], "--control-plane-address"),
+            (
+                &[
+                    "--mode",
+                    "kubernetes",
+                    "--control-plane-address",
+                    "op:6500",
+                    "--app-id",
+                    "",
+                ][..],
+                "--app-id",
+            ),
         ] {
             let err = parse_args(args).expect_err("must be refused");
             assert!(err.contains(needle), "{args:?}: {err}");

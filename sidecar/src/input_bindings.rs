@@ -31,9 +31,10 @@ pub async fn start(rt: SharedRuntime) {
     if rt.app.is_none() || !crate::pubsub::wait_for_app(&rt).await {
         return;
     }
-    for slot in rt.registry.slots() {
+    let registry = rt.registry();
+    for slot in registry.slots() {
         let name = &slot.planned.info.name;
-        let Ok((slot, binding)) = rt.registry.binding(name) else {
+        let Ok((slot, binding)) = registry.binding(name) else {
             continue;
         };
         let (Some(input), Some(settings)) = (binding.input.clone(), slot.planned.binding.clone())

@@ -5,8 +5,11 @@
 //! close components, exit.
 
 use crate::app_channel::AppChannel;
-use crate::cli::{Cli, Command, EX_USAGE, SidecarArgs};
+use crate::cli::{Cli, Command, EX_USAGE, Mode, SidecarArgs};
+use crate::components::plan::plan_resources;
 use crate::components::{Plan, PlanContext, Registry};
+use crate::control_plane::ControlPlane;
+use crate::kubernetes;
 use crate::metrics::Metrics;
 use crate::resolve::local::{self, LocalResolver};
 use crate::runtime::{AppConnection, Runtime, SharedRuntime};
@@ -17,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tandem_crds::ConfigurationSpec;
 use tandem_crds::annotations::env;
+use tandem_crds::control_plane::Resources;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -71,12 +75,56 @@ struct Prepared {
     prebuilt: std::collections::HashMap<String, Arc<dyn crate::components::secrets::SecretStore>>,
     config: ConfigurationSpec,
     app_token: Option<HeaderValue>,
+    kubernetes: Option<Kubernetes>,
 }
 
-fn prepare(args: SidecarArgs) -> Result<Prepared, String> {
-    let config = match &args.config {
-        Some(path) => read_config(path)?,
-        None => ConfigurationSpec::default(),
+/// Kubernetes mode: who this is, the operator, and what it sent first.
+struct Kubernetes {
+    identity: kubernetes::Identity,
+    control_plane: ControlPlane,
+    first: Resources,
+    ctx: PlanContext,
+}
+
+/// Kubernetes mode: identity from the env, then the first set from the operator. A missing env
+/// var is a usage error; an operator that does not answer in time (or refuses) stops start-up.
+async fn connect(
+    args: &SidecarArgs,
+) -> Result<Option<(kubernetes::Identity, ControlPlane, Resources)>, ExitCode> {
+    if args.mode != Mode::Kubernetes {
+        return Ok(None);
+    }
+    let identity = kubernetes::Identity::from_env().map_err(usage_error)?;
+    let control_plane = kubernetes::control_plane(args, &identity).map_err(usage_error)?;
+    match control_plane.fetch_initial(kubernetes::OPERATOR_WAIT).await {
+        Ok(first) => {
+            tracing::info!(
+                components = first.components.len(),
+                subscriptions = first.subscriptions.len(),
+                "resources from the operator"
+            );
+            Ok(Some((identity, control_plane, first)))
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot get components from the operator");
+            eprintln!("tandem-sidecar: {error}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn prepare(
+    args: SidecarArgs,
+    from_operator: Option<(kubernetes::Identity, ControlPlane, Resources)>,
+) -> Result<Prepared, String> {
+    let config = match (&from_operator, &args.config) {
+        (Some((_, _, first)), _) => first
+            .configuration
+            .as_ref()
+            .map(|c| c.spec.clone())
+            .unwrap_or_default(),
+        (None, Some(path)) => read_config(path)?,
+        (None, None) => ConfigurationSpec::default(),
     };
     let app_token = match non_empty_env(env::APP_API_TOKEN) {
         Some(t) => Some(
@@ -91,14 +139,33 @@ fn prepare(args: SidecarArgs) -> Result<Prepared, String> {
         pod_name: non_empty_env(env::POD_NAME),
         resources_paths: args.resources_path.clone(),
         data_dir: args.data_dir(),
+        secrets_from_operator: from_operator.is_some(),
     };
-    let (plan, prebuilt) = crate::components::plan::plan(&ctx).map_err(|e| e.to_string())?;
+    let (plan, prebuilt, kubernetes) = match from_operator {
+        None => {
+            let (plan, prebuilt) =
+                crate::components::plan::plan(&ctx).map_err(|e| e.to_string())?;
+            (plan, prebuilt, None)
+        }
+        Some((identity, control_plane, first)) => {
+            let manifests = kubernetes::manifests(&first, &identity.namespace);
+            let (plan, prebuilt) = plan_resources(&ctx, manifests).map_err(|e| e.to_string())?;
+            let mode = Kubernetes {
+                identity,
+                control_plane,
+                first,
+                ctx,
+            };
+            (plan, prebuilt, Some(mode))
+        }
+    };
     Ok(Prepared {
         args,
         plan,
         prebuilt,
         config,
         app_token,
+        kubernetes,
     })
 }
 
@@ -115,7 +182,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         None => (cli.sidecar, None),
     };
     crate::telemetry::init_logs(args.log_level, args.log_as_json, &args.app_id);
-    let prepared = match prepare(args) {
+    let from_operator = match connect(&args).await {
+        Ok(from_operator) => from_operator,
+        Err(code) => return code,
+    };
+    let prepared = match prepare(args, from_operator) {
         Ok(p) => p,
         Err(message) => return usage_error(message),
     };
@@ -136,6 +207,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         prebuilt,
         config,
         app_token,
+        kubernetes,
     } = p;
     let listen: Vec<std::net::IpAddr> = args
         .listen_addresses()
@@ -158,9 +230,15 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
     )
     .await?;
     // Standalone peers are on this machine (the registry only advertises 127.0.0.1), and this
-    // port reaches the app with its APP_API_TOKEN: keep it off the network.
+    // port reaches the app with its APP_API_TOKEN: keep it off the network. In Kubernetes, peers
+    // are other pods.
+    let internal_ip = if kubernetes.is_some() {
+        [0, 0, 0, 0]
+    } else {
+        [127, 0, 0, 1]
+    };
     let internal = bind(
-        SocketAddr::from(([127, 0, 0, 1], args.dapr_internal_grpc_port)),
+        SocketAddr::from((internal_ip, args.dapr_internal_grpc_port)),
         "--dapr-internal-grpc-port",
     )
     .await?;
@@ -178,7 +256,11 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
 
     let namespace = non_empty_env(env::NAMESPACE);
     let registry_dir = args.data_dir().join("registry");
-    let registration = if args.app_id.is_empty() {
+    let resolver: Arc<dyn crate::resolve::Resolver> = match &kubernetes {
+        Some(mode) => Arc::new(kubernetes::resolver(&args, &mode.identity)?),
+        None => Arc::new(LocalResolver::new(registry_dir.clone(), namespace.clone())),
+    };
+    let registration = if args.app_id.is_empty() || kubernetes.is_some() {
         None
     } else {
         let entry = local::Entry {
@@ -197,7 +279,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
     let rt: SharedRuntime = Arc::new(Runtime {
         app_id: args.app_id.clone(),
         namespace: namespace.clone(),
-        registry: Registry::new(plan, prebuilt),
+        components: crate::runtime::LiveRegistry::new(Registry::new(plan, prebuilt)),
         app: args
             .app_port
             .map(|port| AppChannel::new(&args.app_channel_address, port)),
@@ -208,7 +290,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         },
         api_token: non_empty_env(env::DAPR_API_TOKEN),
         app_token,
-        resolver: Arc::new(LocalResolver::new(registry_dir, namespace)),
+        resolver,
         peers: Runtime::peer_client(),
         metrics: Metrics::new(&args.app_id).map_err(|e| format!("metrics: {e}"))?,
         config,
@@ -261,7 +343,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         let (rt, exit) = (rt.clone(), exit.clone());
         tokio::spawn(
             async move {
-                if let Err(message) = rt.registry.init_all().await {
+                if let Err(message) = rt.registry().init_all().await {
                     tracing::error!(%message, "fatal: a component failed to initialise");
                     eprintln!("tandem-sidecar: {message}");
                     *exit.lock().unwrap_or_else(|p| p.into_inner()) = ExitCode::FAILURE;
@@ -276,6 +358,19 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         tokio::spawn(
             async move { app.wait_until_reachable(stop).await }
                 .instrument(tracing::info_span!("app_channel")),
+        );
+    }
+    if let Some(mode) = kubernetes {
+        let (updates_tx, updates) = tokio::sync::watch::channel(mode.first.clone());
+        tokio::spawn(
+            mode.control_plane
+                .watch(updates_tx, shutdown.clone())
+                .instrument(tracing::info_span!("operator")),
+        );
+        let grace = Duration::from_secs(args.dapr_graceful_shutdown_seconds);
+        tokio::spawn(
+            kubernetes::follow(rt.clone(), mode.ctx, mode.first.components, updates, grace)
+                .instrument(tracing::info_span!("component_updates")),
         );
     }
     tokio::spawn(crate::pubsub::start(rt.clone()).instrument(tracing::info_span!("pubsub")));
@@ -312,7 +407,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
             "in-flight requests still running after the grace period; stopping anyway"
         );
     }
-    rt.registry.close().await;
+    rt.registry().close().await;
     drop(registration);
     tracing::info!("stopped");
     let code = *exit.lock().unwrap_or_else(|p| p.into_inner());

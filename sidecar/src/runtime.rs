@@ -27,7 +27,8 @@ pub struct AppConnection {
 pub struct Runtime {
     pub app_id: String,
     pub namespace: Option<String>,
-    pub registry: Registry,
+    /// The loaded components; replaced whole when the operator sends changes (Kubernetes mode).
+    pub components: LiveRegistry,
     pub app: Option<AppChannel>,
     pub app_connection: AppConnection,
     /// `DAPR_API_TOKEN`: what apps must present.
@@ -66,6 +67,11 @@ impl Runtime {
             .build(connector)
     }
 
+    /// The components as they are now.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.components.current()
+    }
+
     pub fn extended(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
         self.extended.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -77,3 +83,25 @@ impl Runtime {
 }
 
 pub type SharedRuntime = Arc<Runtime>;
+
+/// The current [`Registry`]. A request takes the registry of the moment (an `Arc`) and keeps it to
+/// its end, so a component replaced meanwhile finishes the requests it started.
+pub struct LiveRegistry(std::sync::RwLock<Arc<Registry>>);
+
+impl LiveRegistry {
+    pub fn new(registry: Registry) -> LiveRegistry {
+        LiveRegistry(std::sync::RwLock::new(Arc::new(registry)))
+    }
+
+    pub fn current(&self) -> Arc<Registry> {
+        Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Puts `next` in place; returns the one it replaces.
+    pub fn replace(&self, next: Arc<Registry>) -> Arc<Registry> {
+        std::mem::replace(
+            &mut *self.0.write().unwrap_or_else(|p| p.into_inner()),
+            next,
+        )
+    }
+}

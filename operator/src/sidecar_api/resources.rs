@@ -5,24 +5,12 @@
 //! namespace: the caller hands in only the sidecar's own.
 
 use k8s_openapi::api::core::v1::Secret;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+pub use tandem_crds::control_plane::Resources;
 use tandem_crds::{Component, Configuration, Subscription};
 
 /// The secret store name under which Kubernetes Secrets are read, as in Dapr.
 pub const KUBERNETES_SECRET_STORE: &str = "kubernetes";
-
-/// One message to a sidecar: everything it should load, complete (not a delta).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Resources {
-    /// In-scope Components, `secretKeyRef`s to Kubernetes Secrets already resolved.
-    pub components: Vec<Component>,
-    /// The Configuration the sidecar asked for, if it asked and it exists.
-    pub configuration: Option<Configuration>,
-    /// In-scope Subscriptions, at the storage version (v2alpha1).
-    pub subscriptions: Vec<Subscription>,
-}
 
 /// Who is asking and what for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,14 +16,12 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde::Deserialize;
 use std::sync::Arc;
+use tandem_crds::control_plane::{STREAM_CONTENT_TYPE, resources_path};
 
 /// The sidecar API's router.
 pub fn router(api: Arc<SidecarApi>) -> Router {
     Router::new()
-        .route(
-            "/v1/namespaces/{namespace}/pods/{pod}/resources",
-            get(resources),
-        )
+        .route(&resources_path("{namespace}", "{pod}"), get(resources))
         .with_state(api)
 }
 
@@ -151,7 +149,7 @@ async fn answer(
         return Ok(axum::Json(first).into_response());
     }
     let body = Body::from_stream(feed.into_lines(first));
-    Ok(([(CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+    Ok(([(CONTENT_TYPE, STREAM_CONTENT_TYPE)], body).into_response())
 }
 
 /// Verifies the bearer token and that its owner may ask for `claim`.

@@ -65,7 +65,8 @@ fn output_binding(rt: &SharedRuntime, name: &str) -> Result<Arc<dyn OutputBindin
             format!("error invoking output binding {name}: couldn't find output binding {name}"),
         )
     };
-    let (slot, binding) = rt.registry.binding(name).map_err(|_| not_found())?;
+    let registry = rt.registry();
+    let (slot, binding) = registry.binding(name).map_err(|_| not_found())?;
     let allowed = slot
         .planned
         .binding

@@ -16,7 +16,7 @@ pub async fn healthz(State(rt): State<SharedRuntime>, uri: Uri) -> Result<Status
         ));
     }
     let mut waiting = Vec::new();
-    if !rt.registry.settled() {
+    if !rt.registry().settled() {
         waiting.push("components");
     }
     if !rt.app_ready() {
@@ -34,7 +34,7 @@ pub async fn healthz(State(rt): State<SharedRuntime>, uri: Uri) -> Result<Status
 
 /// 204 once components have settled; the app need not be up (SDKs call this before listening).
 pub async fn outbound(State(rt): State<SharedRuntime>) -> Result<StatusCode, ApiError> {
-    if rt.registry.settled() {
+    if rt.registry().settled() {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::internal(

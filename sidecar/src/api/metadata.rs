@@ -15,7 +15,7 @@ pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `GET /v1.0/metadata`
 pub async fn get(State(rt): State<SharedRuntime>) -> Json<Value> {
-    let registry = &rt.registry;
+    let registry = rt.registry();
     let mut components = Vec::new();
     let mut failed = Vec::new();
     for slot in registry.slots() {

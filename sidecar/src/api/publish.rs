@@ -24,8 +24,9 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn broker<'a>(rt: &'a SharedRuntime, pubsub: &str) -> Result<&'a Arc<dyn PubSub>, ApiError> {
-    let (_, broker) = rt.registry.pubsub(pubsub).map_err(|why| match why {
+fn broker(rt: &SharedRuntime, pubsub: &str) -> Result<Arc<dyn PubSub>, ApiError> {
+    let registry = rt.registry();
+    let (_, broker) = registry.pubsub(pubsub).map_err(|why| match why {
         Lookup::NoneConfigured => {
             ApiError::bad_request("ERR_PUBSUB_NOT_CONFIGURED", "no pubsub is configured")
                 .with_reason("DAPR_PUBSUB_NOT_CONFIGURED")
@@ -41,7 +42,7 @@ fn broker<'a>(rt: &'a SharedRuntime, pubsub: &str) -> Result<&'a Arc<dyn PubSub>
             format!("pubsub {pubsub} is not ready: {status:?}"),
         ),
     })?;
-    Ok(broker)
+    Ok(Arc::clone(broker))
 }
 
 fn topic_empty(pubsub: &str) -> ApiError {
@@ -146,7 +147,7 @@ pub async fn publish(
         &headers,
         &metadata,
     )?;
-    send(broker, &to, data, metadata).await?;
+    send(&broker, &to, data, metadata).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -219,7 +220,7 @@ pub async fn bulk(
             .filter(|c| !c.is_empty())
             .or(Some("application/json"));
         let outcome = match message_data(&rt, &to, entry_body(&entry), ct, &headers, &metadata) {
-            Ok(data) => send(broker, &to, data, metadata).await,
+            Ok(data) => send(&broker, &to, data, metadata).await,
             Err(e) => Err(e),
         };
         if let Err(e) = outcome {

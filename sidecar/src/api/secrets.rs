@@ -11,23 +11,26 @@ use axum::http::StatusCode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-fn lookup<'a>(rt: &'a SharedRuntime, store: &str) -> Result<&'a Arc<dyn SecretStore>, ApiError> {
-    rt.registry.secrets(store).map_err(|why| match why {
-        Lookup::NoneConfigured => ApiError::internal(
-            "ERR_SECRET_STORES_NOT_CONFIGURED",
-            "secret store is not configured",
-        ),
-        // Dapr really answers 401 here.
-        Lookup::NotFound => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "ERR_SECRET_STORE_NOT_FOUND",
-            format!("failed finding secret store with key {store}"),
-        ),
-        Lookup::NotReady(status) => ApiError::internal(
-            "ERR_SECRET_GET",
-            format!("secret store {store} is not ready: {status:?}"),
-        ),
-    })
+fn lookup(rt: &SharedRuntime, store: &str) -> Result<Arc<dyn SecretStore>, ApiError> {
+    rt.registry()
+        .secrets(store)
+        .map(Arc::clone)
+        .map_err(|why| match why {
+            Lookup::NoneConfigured => ApiError::internal(
+                "ERR_SECRET_STORES_NOT_CONFIGURED",
+                "secret store is not configured",
+            ),
+            // Dapr really answers 401 here.
+            Lookup::NotFound => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "ERR_SECRET_STORE_NOT_FOUND",
+                format!("failed finding secret store with key {store}"),
+            ),
+            Lookup::NotReady(status) => ApiError::internal(
+                "ERR_SECRET_GET",
+                format!("secret store {store} is not ready: {status:?}"),
+            ),
+        })
 }
 
 fn allowed(rt: &SharedRuntime, store: &str, key: &str) -> bool {

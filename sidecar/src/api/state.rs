@@ -4,6 +4,7 @@ use super::body::JsonBody;
 use super::object::Obj;
 use super::path::ApiPath as Path;
 use super::state_request::*;
+use crate::components::Registry;
 use crate::components::registry::{Lookup, StateHandle};
 use crate::components::state::{Feature, KeyPrefix, StoreError};
 use crate::error::ApiError;
@@ -15,8 +16,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::time::Instant;
 
-fn lookup<'a>(rt: &'a SharedRuntime, store: &str) -> Result<StateHandle<'a>, ApiError> {
-    rt.registry.state(store).map_err(|why| match why {
+fn lookup<'a>(registry: &'a Registry, store: &str) -> Result<StateHandle<'a>, ApiError> {
+    registry.state(store).map_err(|why| match why {
         Lookup::NoneConfigured => ApiError::internal(
             "ERR_STATE_STORE_NOT_CONFIGURED",
             "state store is not configured",
@@ -69,7 +70,8 @@ pub async fn save(
     uri: Uri,
     JsonBody(items): JsonBody<Vec<Obj<StateItem>>>,
 ) -> Result<StatusCode, ApiError> {
-    let handle = lookup(&rt, &store)?;
+    let registry = rt.registry();
+    let handle = lookup(&registry, &store)?;
     let scope = scope(&rt, &handle);
     let query_md = query_metadata(uri.query());
     let requests = items
@@ -94,7 +96,8 @@ pub async fn get(
     Path((store, key)): Path<(String, String)>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let handle = lookup(&rt, &store)?;
+    let registry = rt.registry();
+    let handle = lookup(&registry, &store)?;
     check_consistency(query_param(uri.query(), "consistency").as_deref())?;
     let stored_key = scope(&rt, &handle).key(&key)?;
     let started = Instant::now();
@@ -141,7 +144,8 @@ pub async fn delete(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let handle = lookup(&rt, &store)?;
+    let registry = rt.registry();
+    let handle = lookup(&registry, &store)?;
     let query = uri.query();
     let etag = match headers.get(http::header::IF_MATCH) {
         Some(v) => Some(
@@ -179,7 +183,8 @@ pub async fn bulk_get(
     Path(store): Path<String>,
     JsonBody(Obj(req)): JsonBody<Obj<BulkGetRequest>>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let handle = lookup(&rt, &store)?;
+    let registry = rt.registry();
+    let handle = lookup(&registry, &store)?;
     let scope = scope(&rt, &handle);
     let keys = req
         .keys
@@ -216,7 +221,8 @@ pub async fn transaction(
     uri: Uri,
     JsonBody(Obj(req)): JsonBody<Obj<TransactionRequest>>,
 ) -> Result<StatusCode, ApiError> {
-    let handle = lookup(&rt, &store)?;
+    let registry = rt.registry();
+    let handle = lookup(&registry, &store)?;
     if !handle.store.features().contains(&Feature::Transactional) {
         return Err(ApiError::internal(
             "ERR_STATE_STORE_NOT_SUPPORTED",

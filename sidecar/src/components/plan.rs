@@ -24,6 +24,9 @@ pub struct PlanContext {
     pub pod_name: Option<String>,
     pub resources_paths: Vec<PathBuf>,
     pub data_dir: PathBuf,
+    /// Kubernetes mode: the operator resolved `secretKeyRef`s to Kubernetes Secrets, so one left
+    /// without a store is a missing Secret.
+    pub secrets_from_operator: bool,
 }
 
 /// A component that could not be loaded and was ignored (`ignoreErrors: true`).
@@ -127,6 +130,19 @@ impl Resolver<'_> {
                     .as_ref()
                     .map(|a| a.secret_store.as_str())
                     .unwrap_or("");
+                if store_name.is_empty() && self.ctx.secrets_from_operator {
+                    return Err(format!(
+                        "metadata field {:?}: Kubernetes Secret {:?} (key {:?}) was not found in namespace {:?}; create it, or name another store in auth.secretStore",
+                        item.name,
+                        reference.name,
+                        if reference.key.is_empty() {
+                            &reference.name
+                        } else {
+                            &reference.key
+                        },
+                        self.ctx.namespace.as_deref().unwrap_or_default(),
+                    ));
+                }
                 if store_name.is_empty() {
                     return Err(format!(
                         "metadata field {:?}: secretKeyRef needs auth.secretStore naming a secret store",
@@ -241,6 +257,14 @@ pub fn plan(ctx: &PlanContext) -> Result<(Plan, BuiltSecretStores), LoadError> {
     } else {
         manifest::read_all(&ctx.resources_paths)?
     };
+    plan_resources(ctx, resources)
+}
+
+/// Builds the plan from resources read elsewhere (files, or the operator in Kubernetes mode).
+pub fn plan_resources(
+    ctx: &PlanContext,
+    resources: manifest::Resources,
+) -> Result<(Plan, BuiltSecretStores), LoadError> {
     let subscriptions = plan_subscriptions(ctx, resources.subscriptions)?;
     let manifests = resources.components;
     let mut seen = HashMap::new();

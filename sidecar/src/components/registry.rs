@@ -109,6 +109,52 @@ impl Registry {
         }
     }
 
+    /// The registry after the components changed: `plan`'s components, each one named in
+    /// `unchanged` keeping its live slot (instance, connections) from `self`. Also returns the
+    /// slots of `self` that the new registry no longer uses, to close once their requests are done.
+    pub fn next(
+        &self,
+        plan: Plan,
+        mut prebuilt: HashMap<String, Arc<dyn SecretStore>>,
+        unchanged: &std::collections::HashSet<String>,
+    ) -> (Registry, Vec<Arc<Slot>>) {
+        for name in unchanged {
+            // An unchanged secret store keeps its instance; the one built while planning goes.
+            if self.by_name.contains_key(name) {
+                prebuilt.remove(name);
+            }
+        }
+        let kept: Vec<Arc<Slot>> = plan
+            .components
+            .iter()
+            .filter(|p| unchanged.contains(&p.info.name))
+            .filter_map(|p| self.by_name.get(&p.info.name).cloned())
+            .collect();
+        let fresh = Plan {
+            components: plan
+                .components
+                .into_iter()
+                .filter(|p| !kept.iter().any(|k| k.planned.info.name == p.info.name))
+                .collect(),
+            ..plan
+        };
+        let mut next = Registry::new(fresh, prebuilt);
+        for slot in kept {
+            next.by_name
+                .insert(slot.planned.info.name.clone(), Arc::clone(&slot));
+            next.slots.push(slot);
+        }
+        next.slots
+            .sort_by(|a, b| a.planned.info.name.cmp(&b.planned.info.name));
+        let retired = self
+            .slots
+            .iter()
+            .filter(|old| !next.slots.iter().any(|new| Arc::ptr_eq(old, new)))
+            .cloned()
+            .collect();
+        (next, retired)
+    }
+
     pub fn slots(&self) -> &[Arc<Slot>] {
         &self.slots
     }
@@ -210,13 +256,18 @@ impl Registry {
 
     /// Closes every component with connections (called once at shutdown, after the API has drained).
     pub async fn close(&self) {
-        for slot in &self.slots {
-            match slot.instance.get() {
-                Some(Instance::State(store)) => store.close().await,
-                Some(Instance::PubSub(broker)) => broker.close().await,
-                Some(Instance::Binding(binding)) => binding.close().await,
-                _ => {}
-            }
+        close_slots(&self.slots).await;
+    }
+}
+
+/// Closes the connections of `slots` (shutdown, or components the operator replaced or removed).
+pub async fn close_slots(slots: &[Arc<Slot>]) {
+    for slot in slots {
+        match slot.instance.get() {
+            Some(Instance::State(store)) => store.close().await,
+            Some(Instance::PubSub(broker)) => broker.close().await,
+            Some(Instance::Binding(binding)) => binding.close().await,
+            _ => {}
         }
     }
 }

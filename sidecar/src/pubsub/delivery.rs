@@ -65,7 +65,7 @@ pub async fn subscribe(
     rt: &SharedRuntime,
     sub: &Subscription,
 ) -> Option<mpsc::UnboundedReceiver<Delivery>> {
-    let broker = match rt.registry.pubsub(&sub.pubsub) {
+    let broker = match rt.registry().pubsub(&sub.pubsub) {
         Ok((_, broker)) => broker.clone(),
         Err(why) => {
             tracing::error!(pubsub = %sub.pubsub, topic = %sub.topic, ?why, "subscription not started: pubsub unavailable");
@@ -277,7 +277,8 @@ async fn dead_letter_or_drop(rt: &SharedRuntime, sub: &Subscription, message: &M
     let Some(topic) = &sub.dead_letter_topic else {
         return;
     };
-    let Ok((_, broker)) = rt.registry.pubsub(&sub.pubsub) else {
+    let registry = rt.registry();
+    let Ok((_, broker)) = registry.pubsub(&sub.pubsub) else {
         return;
     };
     let dead = Message {

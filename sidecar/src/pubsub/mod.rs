@@ -18,7 +18,7 @@ pub async fn start(rt: SharedRuntime) {
     }
     let stop = rt.shutdown.clone();
     let mut subscriptions: Vec<subscriptions::SubscriptionJson> = rt
-        .registry
+        .registry()
         .declared_subscriptions()
         .iter()
         .map(subscriptions::SubscriptionJson::from)
@@ -53,7 +53,7 @@ pub async fn wait_for_app(rt: &SharedRuntime) -> bool {
     let Some(app) = rt.app.as_ref() else {
         return false;
     };
-    while !(app.is_ready() && rt.registry.settled()) {
+    while !(app.is_ready() && rt.registry().settled()) {
         tokio::select! {
             _ = rt.shutdown.cancelled() => return false,
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}

@@ -11,9 +11,7 @@
 use super::{ResolveError, Resolver};
 use async_trait::async_trait;
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{
-    LookupIpStrategy, NameServerConfig, ResolverConfig, ResolverOpts,
-};
+use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};

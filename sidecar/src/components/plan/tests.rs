@@ -6,6 +6,7 @@ fn ctx(dir: &Path) -> PlanContext {
         namespace: None,
         pod_name: None,
         resources_paths: vec![dir.to_path_buf()],
+        secrets_from_operator: false,
         data_dir: dir.join("data"),
     }
 }

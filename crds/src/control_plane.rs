@@ -1,0 +1,34 @@
+//! The operator ↔ sidecar contract: how a sidecar in Kubernetes mode asks the operator for what it
+//! should load, and what it gets back. The operator serves it (`tandem-operator`'s `sidecar_api`),
+//! the sidecar reads it; both take the shapes from here.
+//!
+//! `GET {resources_path}?appId=<id>[&config=<name>][&watch=true]` with
+//! `Authorization: Bearer <the pod's ServiceAccount token>` (audience
+//! [`crate::annotations::defaults::OPERATOR_TOKEN_AUDIENCE`]) answers one [`Resources`] as JSON, or
+//! with `watch=true` a stream of them, one per line (`application/x-ndjson`).
+
+use crate::{Component, Configuration, Subscription};
+use serde::{Deserialize, Serialize};
+
+/// The media type of a watch stream.
+pub const STREAM_CONTENT_TYPE: &str = "application/x-ndjson";
+
+/// The path of one pod's resources.
+pub fn resources_path(namespace: &str, pod: &str) -> String {
+    format!("/v1/namespaces/{namespace}/pods/{pod}/resources")
+}
+
+/// One message to a sidecar: everything it should load, complete (not a delta).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resources {
+    /// In-scope Components, `secretKeyRef`s to Kubernetes Secrets already resolved.
+    #[serde(default)]
+    pub components: Vec<Component>,
+    /// The Configuration the sidecar asked for, if it asked and it exists.
+    #[serde(default)]
+    pub configuration: Option<Configuration>,
+    /// In-scope Subscriptions, at the storage version (v2alpha1).
+    #[serde(default)]
+    pub subscriptions: Vec<Subscription>,
+}

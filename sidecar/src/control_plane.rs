@@ -1,0 +1,290 @@
+//! Kubernetes mode: what to load comes from the operator's sidecar API
+//! (`tandem_crds::control_plane`). The sidecar authenticates with its pod's projected
+//! ServiceAccount token (read from its file on every connection, so a rotated token is picked up)
+//! and names its namespace, pod and app id. [`ControlPlane::fetch_initial`] gets the first set
+//! before any port is bound; [`ControlPlane::watch`] then follows the update stream for the life of
+//! the sidecar, reconnecting with backoff whenever it ends.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::path::PathBuf;
+use std::time::Duration;
+use tandem_crds::control_plane::{Resources, resources_path};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Reconnect backoff bounds.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Why the operator could not be asked, or said no.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlPlaneError {
+    #[error("cannot read the operator token {path}: {source}")]
+    Token {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the operator at {address} cannot be reached: {message}")]
+    Unreachable { address: String, message: String },
+    #[error("the operator refused this sidecar ({status}): {message}")]
+    Refused { status: u16, message: String },
+    #[error("the operator sent something that is not a resource set: {0}")]
+    Malformed(String),
+}
+
+impl ControlPlaneError {
+    /// Worth asking again: the operator may be starting, or a network blip.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ControlPlaneError::Unreachable { .. } | ControlPlaneError::Malformed(_) => true,
+            ControlPlaneError::Refused { status, .. } => *status >= 500,
+            ControlPlaneError::Token { .. } => false,
+        }
+    }
+}
+
+/// Who this sidecar is, and where its operator is.
+#[derive(Debug, Clone)]
+pub struct ControlPlane {
+    /// `host:port` of the operator's sidecar API.
+    pub address: String,
+    pub token_file: PathBuf,
+    pub namespace: String,
+    pub pod: String,
+    pub app_id: String,
+    /// `--config`: the Configuration's name.
+    pub configuration: Option<String>,
+    http: reqwest::Client,
+}
+
+impl ControlPlane {
+    pub fn new(
+        address: String,
+        token_file: PathBuf,
+        namespace: String,
+        pod: String,
+        app_id: String,
+        configuration: Option<String>,
+    ) -> Result<ControlPlane, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_keepalive(Duration::from_secs(30))
+            .build()
+            .map_err(|e| format!("cannot build the operator client: {e}"))?;
+        Ok(ControlPlane {
+            address,
+            token_file,
+            namespace,
+            pod,
+            app_id,
+            configuration,
+            http,
+        })
+    }
+
+    fn url(&self, watch: bool) -> String {
+        let mut url = format!(
+            "http://{}{}?appId={}",
+            self.address,
+            resources_path(&self.namespace, &self.pod),
+            self.app_id
+        );
+        if let Some(config) = &self.configuration {
+            url.push_str("&config=");
+            url.push_str(config);
+        }
+        if watch {
+            url.push_str("&watch=true");
+        }
+        url
+    }
+
+    async fn request(&self, watch: bool) -> Result<reqwest::Response, ControlPlaneError> {
+        let token = tokio::fs::read_to_string(&self.token_file)
+            .await
+            .map_err(|source| ControlPlaneError::Token {
+                path: self.token_file.clone(),
+                source,
+            })?;
+        let mut request = self.http.get(self.url(watch)).bearer_auth(token.trim());
+        if !watch {
+            request = request.timeout(Duration::from_secs(10));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ControlPlaneError::Unreachable {
+                address: self.address.clone(),
+                message: e.to_string(),
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_owned))
+            .unwrap_or(body);
+        Err(ControlPlaneError::Refused {
+            status: status.as_u16(),
+            message,
+        })
+    }
+
+    /// The current set, once.
+    pub async fn fetch(&self) -> Result<Resources, ControlPlaneError> {
+        let response = self.request(false).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ControlPlaneError::Unreachable {
+                address: self.address.clone(),
+                message: e.to_string(),
+            })?;
+        serde_json::from_slice(&bytes).map_err(|e| ControlPlaneError::Malformed(e.to_string()))
+    }
+
+    /// The current set, asking again while the failure is transient, for at most `limit`.
+    pub async fn fetch_initial(&self, limit: Duration) -> Result<Resources, ControlPlaneError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            match self.fetch().await {
+                Ok(resources) => return Ok(resources),
+                Err(error)
+                    if error.is_transient() && tokio::time::Instant::now() + backoff < deadline =>
+                {
+                    tracing::warn!(%error, "asking the operator again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Follows the update stream until `shutdown`, publishing each set that differs from the
+    /// last one on `updates`. Reconnects with backoff when the stream ends or fails.
+    pub async fn watch(self, updates: watch::Sender<Resources>, shutdown: CancellationToken) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let followed = tokio::select! {
+                () = shutdown.cancelled() => return,
+                followed = self.follow(&updates) => followed,
+            };
+            match followed {
+                // A stream that delivered ends by design (its lifetime): reconnect at once.
+                Ok(true) => backoff = BACKOFF_MIN,
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "operator stream failed; reconnecting"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// One stream, to its end; whether it delivered anything.
+    async fn follow(&self, updates: &watch::Sender<Resources>) -> Result<bool, ControlPlaneError> {
+        let response = self.request(true).await?;
+        let mut body = response.bytes_stream();
+        let mut lines = LineBuffer::default();
+        let mut delivered = false;
+        while let Some(chunk) = body.next().await {
+            let chunk: Bytes = chunk.map_err(|e| ControlPlaneError::Unreachable {
+                address: self.address.clone(),
+                message: e.to_string(),
+            })?;
+            for line in lines.push(&chunk) {
+                let resources: Resources = serde_json::from_slice(&line)
+                    .map_err(|e| ControlPlaneError::Malformed(e.to_string()))?;
+                delivered = true;
+                updates.send_if_modified(|current| {
+                    let changed = *current != resources;
+                    if changed {
+                        *current = resources;
+                    }
+                    changed
+                });
+            }
+        }
+        Ok(delivered)
+    }
+}
+
+/// Splits a byte stream into lines (NDJSON); empty lines are skipped.
+#[derive(Debug, Default)]
+pub struct LineBuffer {
+    pending: Vec<u8>,
+}
+
+impl LineBuffer {
+    /// Adds `chunk`; returns the lines it completed.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+        self.pending.extend_from_slice(chunk);
+        let mut lines = Vec::new();
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            let line = &line[..line.len() - 1];
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                lines.push(line.to_vec());
+            }
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_split_across_chunks_and_blank_ones_skipped() {
+        let mut buffer = LineBuffer::default();
+        assert!(buffer.push(b"{\"a\":").is_empty());
+        assert_eq!(buffer.push(b"1}\n\n{\"b\""), vec![b"{\"a\":1}".to_vec()]);
+        assert_eq!(
+            buffer.push(b":2}\n{}\n"),
+            vec![b"{\"b\":2}".to_vec(), b"{}".to_vec()]
+        );
+        assert!(buffer.push(b"  \n").is_empty());
+    }
+
+    #[test]
+    fn the_url_names_the_pod_app_and_configuration() {
+        let plane = ControlPlane::new(
+            "tandem-api.tandem-system.svc.cluster.local:6500".into(),
+            PathBuf::from("/t"),
+            "shop".into(),
+            "order-1".into(),
+            "order".into(),
+            Some("tracing".into()),
+        )
+        .expect("client");
+        assert_eq!(
+            plane.url(true),
+            "http://tandem-api.tandem-system.svc.cluster.local:6500/v1/namespaces/shop/pods/order-1/resources?appId=order&config=tracing&watch=true"
+        );
+    }
+
+    #[test]
+    fn only_server_side_and_network_failures_are_retried() {
+        let refused = |status| ControlPlaneError::Refused {
+            status,
+            message: String::new(),
+        };
+        assert!(refused(503).is_transient());
+        assert!(!refused(403).is_transient());
+        assert!(!refused(401).is_transient());
+        let unreachable = ControlPlaneError::Unreachable {
+            address: "a".into(),
+            message: "refused".into(),
+        };
+        assert!(unreachable.is_transient());
+    }
+}

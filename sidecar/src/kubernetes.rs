@@ -1,0 +1,216 @@
+//! Kubernetes mode, put together: identity from the env the injector sets (`NAMESPACE`,
+//! `POD_NAME`), what to load from the operator ([`crate::control_plane`]), peers through cluster
+//! DNS ([`crate::resolve::dns`]), and [`follow`], which applies each change the operator streams:
+//! a Component added, changed or removed takes effect without a restart. Requests already running
+//! finish on the component they started with; it is closed after the grace period.
+
+use crate::cli::SidecarArgs;
+use crate::components::manifest::{self, Manifest, SubscriptionManifest};
+use crate::components::plan::{PlanContext, plan_resources};
+use crate::components::registry::close_slots;
+use crate::control_plane::ControlPlane;
+use crate::resolve::dns::{self, DnsResolver, Nameservers};
+use crate::runtime::SharedRuntime;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tandem_crds::Component;
+use tandem_crds::annotations::env;
+use tandem_crds::control_plane::Resources;
+use tokio::sync::watch;
+
+/// How long start-up waits for the operator.
+pub const OPERATOR_WAIT: Duration = Duration::from_secs(30);
+
+/// Who this sidecar is in the cluster.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub namespace: String,
+    pub pod: String,
+}
+
+impl Identity {
+    /// From the downward-API env the injector sets.
+    pub fn from_env() -> Result<Identity, String> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("--mode kubernetes needs the env var {name} (set by the injector from the downward API)"))
+        };
+        Ok(Identity {
+            namespace: var(env::NAMESPACE)?,
+            pod: var(env::POD_NAME)?,
+        })
+    }
+}
+
+/// The operator client for this sidecar.
+pub fn control_plane(args: &SidecarArgs, identity: &Identity) -> Result<ControlPlane, String> {
+    let address = args.control_plane_address.clone().unwrap_or_default();
+    let configuration = args
+        .config
+        .as_ref()
+        .map(|name| name.to_string_lossy().into_owned())
+        .filter(|name| !name.is_empty());
+    ControlPlane::new(
+        address,
+        args.control_plane_token_file.clone(),
+        identity.namespace.clone(),
+        identity.pod.clone(),
+        args.app_id.clone(),
+        configuration,
+    )
+}
+
+/// Where `resources` came from, for messages: `operator:<namespace>/<name>`.
+fn origin(namespace: &str, name: &str) -> PathBuf {
+    PathBuf::from(format!("operator:{namespace}/{name}"))
+}
+
+/// The operator's resources as manifests the planner reads.
+pub fn manifests(resources: &Resources, namespace: &str) -> manifest::Resources {
+    manifest::Resources {
+        components: resources
+            .components
+            .iter()
+            .map(|component| Manifest {
+                file: origin(namespace, component.name()),
+                component: component.clone(),
+            })
+            .collect(),
+        subscriptions: resources
+            .subscriptions
+            .iter()
+            .map(|subscription| SubscriptionManifest {
+                file: origin(namespace, subscription.name()),
+                subscription: subscription.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The names of Components whose settings are the same in `old` and `new` (metadata such as
+/// resourceVersion aside): those keep their live instance.
+pub fn unchanged(old: &[Component], new: &[Component]) -> HashSet<String> {
+    new.iter()
+        .filter(|n| {
+            old.iter().any(|o| {
+                o.name() == n.name() && o.spec == n.spec && o.auth == n.auth && o.scopes == n.scopes
+            })
+        })
+        .map(|n| n.name().to_owned())
+        .collect()
+}
+
+/// The resolver for peers: cluster DNS, the domain from the flag, else resolv.conf, else
+/// `cluster.local`.
+pub fn resolver(args: &SidecarArgs, identity: &Identity) -> Result<DnsResolver, String> {
+    let resolv_conf = std::fs::read_to_string(&args.resolv_conf).unwrap_or_default();
+    let cluster_domain = args
+        .kubernetes_cluster_domain
+        .clone()
+        .filter(|d| !d.is_empty())
+        .or_else(|| dns::cluster_domain_from_resolv_conf(&resolv_conf))
+        .unwrap_or_else(|| dns::DEFAULT_CLUSTER_DOMAIN.to_owned());
+    let nameservers = match args.dns_server {
+        Some(server) => Nameservers::Server(server),
+        None if resolv_conf.is_empty() => {
+            return Err(format!(
+                "--resolv-conf {}: cannot read the resolver configuration",
+                args.resolv_conf.display()
+            ));
+        }
+        None => Nameservers::ResolvConf(resolv_conf),
+    };
+    DnsResolver::new(
+        &nameservers,
+        &identity.namespace,
+        &cluster_domain,
+        args.dapr_internal_grpc_port,
+    )
+}
+
+/// Applies each set the operator sends until the channel closes. A set that does not plan (a bad
+/// component without `ignoreErrors`) or whose new components do not initialise is not applied:
+/// the sidecar keeps what works and says why.
+pub async fn follow(
+    rt: SharedRuntime,
+    ctx: PlanContext,
+    mut loaded: Vec<Component>,
+    mut updates: watch::Receiver<Resources>,
+    grace: Duration,
+) {
+    let namespace = ctx.namespace.clone().unwrap_or_default();
+    while updates.changed().await.is_ok() {
+        let resources = updates.borrow_and_update().clone();
+        if resources.components == loaded {
+            continue;
+        }
+        let (plan, prebuilt) = match plan_resources(&ctx, manifests(&resources, &namespace)) {
+            Ok(planned) => planned,
+            Err(error) => {
+                tracing::error!(%error, "components from the operator not applied; keeping the current ones");
+                continue;
+            }
+        };
+        let keep = unchanged(&loaded, &resources.components);
+        let (next, retired) = rt.registry().next(plan, prebuilt, &keep);
+        let next = Arc::new(next);
+        if let Err(error) = next.init_all().await {
+            tracing::error!(%error, "changed components did not initialise; keeping the current ones");
+            let unused: Vec<_> = next
+                .slots()
+                .iter()
+                .filter(|slot| !keep.contains(&slot.planned.info.name))
+                .cloned()
+                .collect();
+            close_slots(&unused).await;
+            continue;
+        }
+        rt.components.replace(next);
+        tracing::info!(
+            components = resources.components.len(),
+            kept = keep.len(),
+            retired = retired.len(),
+            "components from the operator applied"
+        );
+        loaded = resources.components;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            close_slots(&retired).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unchanged_means_same_settings_not_same_metadata() {
+        let a = Component::test("a", "state.in-memory");
+        let mut a_touched = a.clone();
+        a_touched.metadata.resource_version = Some("42".into());
+        let b = Component::test("b", "state.in-memory");
+        let b_changed = b.clone().with_metadata("ttl", "30");
+        let c = Component::test("c", "pubsub.in-memory");
+        let kept = unchanged(&[a, b], &[a_touched, b_changed, c]);
+        assert_eq!(kept, HashSet::from(["a".to_owned()]));
+    }
+
+    #[test]
+    fn operator_resources_become_manifests_named_by_origin() {
+        let resources = Resources {
+            components: vec![Component::test("cache", "state.in-memory")],
+            ..Resources::default()
+        };
+        let read = manifests(&resources, "shop");
+        assert_eq!(read.components.len(), 1);
+        assert_eq!(
+            read.components[0].file,
+            PathBuf::from("operator:shop/cache")
+        );
+    }
+}
