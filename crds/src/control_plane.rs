@@ -18,6 +18,14 @@ pub fn resources_path(namespace: &str, pod: &str) -> String {
     format!("/v1/namespaces/{namespace}/pods/{pod}/resources")
 }
 
+/// The path of the Kubernetes Secrets a pod's sidecar may read (its own namespace's):
+/// `GET {secrets_path}/{name}?appId=<id>` answers one Secret as `{"<key>": "<value>"}`,
+/// `GET {secrets_path}?appId=<id>` all of them as `{"<secret>": {"<key>": "<value>"}}`. This is the
+/// built-in `kubernetes` secret store of Kubernetes mode.
+pub fn secrets_path(namespace: &str, pod: &str) -> String {
+    format!("/v1/namespaces/{namespace}/pods/{pod}/secrets")
+}
+
 /// One message to a sidecar: everything it should load, complete (not a delta).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

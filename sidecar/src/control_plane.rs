@@ -7,9 +7,10 @@
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-use tandem_crds::control_plane::{Resources, resources_path};
+use tandem_crds::control_plane::{Resources, resources_path, secrets_path};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -102,14 +103,23 @@ impl ControlPlane {
     }
 
     async fn request(&self, watch: bool) -> Result<reqwest::Response, ControlPlaneError> {
+        self.get(self.url(watch), !watch).await
+    }
+
+    /// `GET url` with the token; `bounded`: with a time limit (not for streams).
+    async fn get(
+        &self,
+        url: String,
+        bounded: bool,
+    ) -> Result<reqwest::Response, ControlPlaneError> {
         let token = tokio::fs::read_to_string(&self.token_file)
             .await
             .map_err(|source| ControlPlaneError::Token {
                 path: self.token_file.clone(),
                 source,
             })?;
-        let mut request = self.http.get(self.url(watch)).bearer_auth(token.trim());
-        if !watch {
+        let mut request = self.http.get(url).bearer_auth(token.trim());
+        if bounded {
             request = request.timeout(Duration::from_secs(10));
         }
         let response = request
@@ -132,6 +142,53 @@ impl ControlPlane {
             status: status.as_u16(),
             message,
         })
+    }
+
+    fn secrets_url(&self, name: Option<&str>) -> String {
+        let base = secrets_path(&self.namespace, &self.pod);
+        let name = name
+            .map(|n| {
+                format!(
+                    "/{}",
+                    percent_encoding::utf8_percent_encode(n, percent_encoding::NON_ALPHANUMERIC)
+                )
+            })
+            .unwrap_or_default();
+        format!("http://{}{base}{name}?appId={}", self.address, self.app_id)
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<T, ControlPlaneError> {
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ControlPlaneError::Unreachable {
+                address: self.address.clone(),
+                message: e.to_string(),
+            })?;
+        serde_json::from_slice(&bytes).map_err(|e| ControlPlaneError::Malformed(e.to_string()))
+    }
+
+    /// One Kubernetes Secret of this pod's namespace (`None`: it does not exist).
+    pub async fn secret(
+        &self,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, ControlPlaneError> {
+        match self.get(self.secrets_url(Some(name)), true).await {
+            Ok(response) => self.json(response).await.map(Some),
+            Err(ControlPlaneError::Refused { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Every Kubernetes Secret of this pod's namespace that its scopes allow.
+    pub async fn secrets(
+        &self,
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, ControlPlaneError> {
+        let response = self.get(self.secrets_url(None), true).await?;
+        self.json(response).await
     }
 
     /// The current set, once.

@@ -5,9 +5,12 @@
 //! finish on the component they started with; it is closed after the grace period.
 
 use crate::cli::SidecarArgs;
+use crate::components::kinds::ComponentConfig;
 use crate::components::manifest::{self, Manifest, SubscriptionManifest};
-use crate::components::plan::{PlanContext, plan_resources};
-use crate::components::registry::close_slots;
+use crate::components::plan::{Plan, PlanContext, Planned, plan_resources};
+use crate::components::registry::{ComponentInfo, close_slots};
+use crate::components::secrets;
+use crate::components::state::KeyPrefix;
 use crate::control_plane::ControlPlane;
 use crate::resolve::dns::{self, DnsResolver, Nameservers};
 use crate::runtime::SharedRuntime;
@@ -104,6 +107,33 @@ pub fn unchanged(old: &[Component], new: &[Component]) -> HashSet<String> {
         .collect()
 }
 
+/// Adds the built-in `kubernetes` secret store to `plan`, unless a component already has its name
+/// (Dapr's rule); returns whether it did.
+pub fn with_builtin_secret_store(plan: &mut Plan, control_plane: &ControlPlane) -> bool {
+    if plan
+        .components
+        .iter()
+        .any(|p| p.info.name == secrets::kubernetes::NAME)
+    {
+        return false;
+    }
+    plan.components.push(Planned {
+        info: ComponentInfo {
+            name: secrets::kubernetes::NAME.to_owned(),
+            type_: secrets::kubernetes::TYPE.to_owned(),
+            version: "v1".to_owned(),
+            file: PathBuf::from("<built-in>"),
+        },
+        config: ComponentConfig::SecretsKubernetes(Box::new(control_plane.clone())),
+        init_timeout: Duration::from_secs(5),
+        ignore_errors: false,
+        key_prefix: KeyPrefix::AppId,
+        actor_state_store: false,
+        binding: None,
+    });
+    true
+}
+
 /// The resolver for peers: cluster DNS, the domain from the flag, else resolv.conf, else
 /// `cluster.local`.
 pub fn resolver(args: &SidecarArgs, identity: &Identity) -> Result<DnsResolver, String> {
@@ -138,6 +168,7 @@ pub fn resolver(args: &SidecarArgs, identity: &Identity) -> Result<DnsResolver, 
 pub async fn follow(
     rt: SharedRuntime,
     ctx: PlanContext,
+    control_plane: ControlPlane,
     mut loaded: Vec<Component>,
     mut updates: watch::Receiver<Resources>,
     grace: Duration,
@@ -148,14 +179,17 @@ pub async fn follow(
         if resources.components == loaded {
             continue;
         }
-        let (plan, prebuilt) = match plan_resources(&ctx, manifests(&resources, &namespace)) {
+        let (mut plan, prebuilt) = match plan_resources(&ctx, manifests(&resources, &namespace)) {
             Ok(planned) => planned,
             Err(error) => {
                 tracing::error!(%error, "components from the operator not applied; keeping the current ones");
                 continue;
             }
         };
-        let keep = unchanged(&loaded, &resources.components);
+        let mut keep = unchanged(&loaded, &resources.components);
+        if with_builtin_secret_store(&mut plan, &control_plane) {
+            keep.insert(secrets::kubernetes::NAME.to_owned());
+        }
         let (next, retired) = rt.registry().next(plan, prebuilt, &keep);
         let next = Arc::new(next);
         if let Err(error) = next.init_all().await {

@@ -149,7 +149,9 @@ fn prepare(
         }
         Some((identity, control_plane, first)) => {
             let manifests = kubernetes::manifests(&first, &identity.namespace);
-            let (plan, prebuilt) = plan_resources(&ctx, manifests).map_err(|e| e.to_string())?;
+            let (mut plan, prebuilt) =
+                plan_resources(&ctx, manifests).map_err(|e| e.to_string())?;
+            kubernetes::with_builtin_secret_store(&mut plan, &control_plane);
             let mode = Kubernetes {
                 identity,
                 control_plane,
@@ -364,13 +366,21 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         let (updates_tx, updates) = tokio::sync::watch::channel(mode.first.clone());
         tokio::spawn(
             mode.control_plane
+                .clone()
                 .watch(updates_tx, shutdown.clone())
                 .instrument(tracing::info_span!("operator")),
         );
         let grace = Duration::from_secs(args.dapr_graceful_shutdown_seconds);
         tokio::spawn(
-            kubernetes::follow(rt.clone(), mode.ctx, mode.first.components, updates, grace)
-                .instrument(tracing::info_span!("component_updates")),
+            kubernetes::follow(
+                rt.clone(),
+                mode.ctx,
+                mode.control_plane,
+                mode.first.components,
+                updates,
+                grace,
+            )
+            .instrument(tracing::info_span!("component_updates")),
         );
     }
     tokio::spawn(crate::pubsub::start(rt.clone()).instrument(tracing::info_span!("pubsub")));

@@ -61,6 +61,8 @@ pub enum Denied {
     },
     #[error("pod {pod} does not have dapr.io/enabled set")]
     NotDaprEnabled { pod: String },
+    #[error("secret '{0}' is not readable under this pod's Configuration secret scopes")]
+    SecretOutOfScope(String),
     #[error("pod {pod} has app id '{pod_app_id}', the request is for '{asked}'")]
     OtherAppId {
         pod: String,

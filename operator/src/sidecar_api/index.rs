@@ -60,6 +60,13 @@ impl Index {
         self.changes.clone()
     }
 
+    /// The Configuration `name` of `namespace`, if cached.
+    pub fn configuration(&self, namespace: &str, name: &str) -> Option<Configuration> {
+        self.configurations
+            .get(&reflector::ObjectRef::new(name).within(namespace))
+            .map(|c| c.as_ref().clone())
+    }
+
     /// What `wanted` may see now, secrets not yet resolved.
     pub fn resources(&self, wanted: &Wanted<'_>) -> Resources {
         let components = self.components.state();

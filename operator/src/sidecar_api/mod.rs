@@ -22,6 +22,7 @@ mod feed;
 mod index;
 mod resources;
 mod routes;
+mod secrets;
 
 pub use auth::{Caller, Claim, Denied, admit, caller_from};
 pub use index::Index;

@@ -1,6 +1,6 @@
 //! The HTTP surface: one route, and the one place where its errors become responses.
 
-use super::auth::{Caller, Claim, Denied, admit, admit_claim, caller_from, review_token};
+use super::auth::{Claim, Denied, admit, admit_claim, caller_from, review_token};
 use super::feed::Feed;
 use super::resources::Wanted;
 use super::{CACHE_WAIT, SidecarApi};
@@ -16,12 +16,20 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde::Deserialize;
 use std::sync::Arc;
-use tandem_crds::control_plane::{STREAM_CONTENT_TYPE, resources_path};
+use tandem_crds::control_plane::{STREAM_CONTENT_TYPE, resources_path, secrets_path};
 
 /// The sidecar API's router.
 pub fn router(api: Arc<SidecarApi>) -> Router {
     Router::new()
         .route(&resources_path("{namespace}", "{pod}"), get(resources))
+        .route(
+            &secrets_path("{namespace}", "{pod}"),
+            get(super::secrets::all_secrets),
+        )
+        .route(
+            &format!("{}/{{name}}", secrets_path("{namespace}", "{pod}")),
+            get(super::secrets::one_secret),
+        )
         .with_state(api)
 }
 
@@ -45,6 +53,8 @@ pub(crate) enum ApiError {
     #[error("{0}")]
     Malformed(String),
     #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
     Unavailable(String),
 }
 
@@ -59,6 +69,7 @@ impl ApiError {
             ApiError::Denied(_) | ApiError::OutOfScope(_) => {
                 (StatusCode::FORBIDDEN, "ERR_PERMISSION_DENIED", "forbidden")
             }
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "ERR_SECRET_NOT_FOUND", "not_found"),
             ApiError::Malformed(_) => (
                 StatusCode::BAD_REQUEST,
                 "ERR_MALFORMED_REQUEST",
@@ -94,15 +105,7 @@ async fn resources(
     headers: HeaderMap,
 ) -> Response {
     let answer = answer(&api, &namespace, &pod, query, &headers).await;
-    let label = match &answer {
-        Ok(_) => "ok",
-        Err(error) => {
-            tracing::info!(%error, "sidecar refused");
-            error.label()
-        }
-    };
-    api.metrics.sidecar_api_request(label);
-    answer.unwrap_or_else(IntoResponse::into_response)
+    respond(&api, answer)
 }
 
 async fn answer(
@@ -152,12 +155,12 @@ async fn answer(
     Ok(([(CONTENT_TYPE, STREAM_CONTENT_TYPE)], body).into_response())
 }
 
-/// Verifies the bearer token and that its owner may ask for `claim`.
-async fn authenticate(
+/// Verifies the bearer token and that its owner may ask for `claim`; returns the pod.
+pub(crate) async fn authenticate(
     api: &SidecarApi,
     claim: &Claim<'_>,
     headers: &HeaderMap,
-) -> Result<Caller, ApiError> {
+) -> Result<Pod, ApiError> {
     let token = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -176,5 +179,18 @@ async fn authenticate(
         .await
         .map_err(|error| ApiError::Unavailable(format!("reading the pod: {error}")))?;
     admit(&caller, claim, pod.as_ref())?;
-    Ok(caller)
+    pod.ok_or_else(|| ApiError::Unavailable("the pod vanished".into()))
+}
+
+/// Counts a request by its result and turns its error into the response.
+pub(crate) fn respond(api: &SidecarApi, answer: Result<Response, ApiError>) -> Response {
+    let label = match &answer {
+        Ok(_) => "ok",
+        Err(error) => {
+            tracing::info!(%error, "sidecar refused");
+            error.label()
+        }
+    };
+    api.metrics.sidecar_api_request(label);
+    answer.unwrap_or_else(IntoResponse::into_response)
 }

@@ -413,3 +413,104 @@ async fn a_watching_sidecar_gets_each_change_in_scope_and_reconnects_after_the_l
     assert_eq!(lines.next_within(Duration::from_secs(30)).await, None);
     crate::support::eventually_zero_streams(&api.metrics).await;
 }
+
+#[tokio::test]
+async fn the_kubernetes_secret_store_reads_only_the_pods_namespace_within_its_scopes() {
+    let env = env_with_crds().await;
+    let other = TestEnv::start().await;
+    apply_resources(&env, "mine").await;
+    apply_resources(&other, "theirs").await;
+    env.kubectl_apply(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: db}
+stringData: {password: hidden}
+---
+apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata: {name: locked}
+spec:
+  secrets:
+    scopes:
+    - {storeName: kubernetes, defaultAccess: deny, allowedSecrets: [redis]}
+"#,
+    )
+    .await
+    .expect("apply");
+    let open_pod = dapr_pod(&env, "order-1", "order-sa", "order").await;
+    let locked_pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "order-2", "annotations": {
+            "dapr.io/enabled": "true", "dapr.io/app-id": "order", "dapr.io/config": "locked"}},
+        "spec": {"serviceAccountName": "order-sa", "automountServiceAccountToken": false,
+            "containers": [{"name": "app", "image": "app:1"}]}
+    }))
+    .expect("pod");
+    let locked_pod = env
+        .namespaced::<Pod>()
+        .create(&PostParams::default(), &locked_pod)
+        .await
+        .expect("create");
+    let api = start_api(env.client(), sidecar_api::STREAM_LIFETIME).await;
+    let ns = env.namespace();
+    let secret_url = |pod: &str, name: &str| {
+        format!(
+            "{}/v1/namespaces/{ns}/pods/{pod}/secrets/{name}?appId=order",
+            api.base
+        )
+    };
+    let open = token(&env, "order-sa", Some(&open_pod)).await;
+    let (status, redis) = get(&secret_url("order-1", "redis"), Some(&open)).await;
+    assert_eq!(
+        (status, redis["password"].as_str()),
+        (200, Some("mine-password")),
+        "{redis}"
+    );
+    let (status, db) = get(&secret_url("order-1", "db"), Some(&open)).await;
+    assert_eq!((status, db["password"].as_str()), (200, Some("hidden")));
+    let (status, missing) = get(&secret_url("order-1", "absent"), Some(&open)).await;
+    assert_eq!(
+        (status, missing["errorCode"].as_str()),
+        (404, Some("ERR_SECRET_NOT_FOUND"))
+    );
+    let (status, all) = get(
+        &format!(
+            "{}/v1/namespaces/{ns}/pods/order-1/secrets?appId=order",
+            api.base
+        ),
+        Some(&open),
+    )
+    .await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["redis"]["password"], "mine-password");
+    assert!(!all.to_string().contains("theirs"), "{all}");
+
+    // The pod's own Configuration (from its annotation, not the request) limits it to `redis`.
+    let locked = token(&env, "order-sa", Some(&locked_pod)).await;
+    let (status, _) = get(&secret_url("order-2", "redis"), Some(&locked)).await;
+    assert_eq!(status, 200);
+    let (status, denied) = get(&secret_url("order-2", "db"), Some(&locked)).await;
+    assert_eq!(
+        (status, denied["errorCode"].as_str()),
+        (403, Some("ERR_PERMISSION_DENIED")),
+        "{denied}"
+    );
+    let (_, all) = get(
+        &format!(
+            "{}/v1/namespaces/{ns}/pods/order-2/secrets?appId=order",
+            api.base
+        ),
+        Some(&locked),
+    )
+    .await;
+    assert!(
+        all.get("db").is_none() && all.get("redis").is_some(),
+        "{all}"
+    );
+
+    // Another namespace's token reads nothing here.
+    let stranger_pod = dapr_pod(&other, "order-1", "order-sa", "order").await;
+    let stranger = token(&other, "order-sa", Some(&stranger_pod)).await;
+    let (status, _) = get(&secret_url("order-1", "redis"), Some(&stranger)).await;
+    assert_eq!(status, 403);
+}

@@ -59,7 +59,7 @@ pub async fn get(
             format!("access denied by policy to get {key:?} from {store:?}"),
         ));
     }
-    match secrets.get(&key) {
+    match secrets.get(&key).await {
         Ok(Some(secret)) => Ok(Json(secret)),
         Ok(None) => Err(ApiError::internal(
             "ERR_SECRET_GET",
@@ -80,7 +80,7 @@ pub async fn bulk(
     Path(store): Path<String>,
 ) -> Result<Json<BTreeMap<String, BTreeMap<String, String>>>, ApiError> {
     let secrets = lookup(&rt, &store)?;
-    let all = secrets.bulk().map_err(|e| {
+    let all = secrets.bulk().await.map_err(|e| {
         ApiError::internal(
             "ERR_SECRET_GET",
             format!("failed getting secrets from secret store {store}: {e}"),

@@ -51,6 +51,8 @@ pub enum ComponentConfig {
         separator: String,
         multi_valued: bool,
     },
+    /// The built-in `kubernetes` store of Kubernetes mode (not declared in manifests).
+    SecretsKubernetes(Box<crate::control_plane::ControlPlane>),
     BindingCron(Box<bindings::cron::CronConfig>),
     BindingHttp(Box<bindings::http::HttpConfig>),
     BindingRedis(Box<RedisConnection>),
@@ -172,6 +174,11 @@ impl ComponentConfig {
                 separator,
                 multi_valued,
             } => Instance::Secrets(Arc::new(FileStore::load(path, separator, *multi_valued)?)),
+            ComponentConfig::SecretsKubernetes(control_plane) => Instance::Secrets(Arc::new(
+                super::secrets::kubernetes::KubernetesSecretStore::new(
+                    control_plane.as_ref().clone(),
+                ),
+            )),
             ComponentConfig::BindingCron(cfg) => {
                 Instance::Binding(bindings::cron::CronBinding::binding(cfg))
             }

@@ -157,8 +157,11 @@ impl Resolver<'_> {
                 } else {
                     &reference.key
                 };
-                let secret = store
-                    .get(&reference.name)
+                // Local stores answer at once; one that would wait cannot serve a component load.
+                let secret = futures_util::FutureExt::now_or_never(store.get(&reference.name))
+                    .ok_or_else(|| {
+                        format!("metadata field {:?}: secret store {store_name:?} cannot be read while components load", item.name)
+                    })?
                     .map_err(|e| format!("metadata field {:?}: {e}", item.name))?
                     .ok_or_else(|| {
                         format!(

@@ -17,20 +17,31 @@ impl EnvStore {
     }
 }
 
-impl SecretStore for EnvStore {
-    fn get(&self, name: &str) -> Result<Option<Secret>, SecretError> {
+impl EnvStore {
+    pub fn get(&self, name: &str) -> Result<Option<Secret>, SecretError> {
         Ok(std::env::var(format!("{}{name}", self.prefix))
             .ok()
             .map(|v| BTreeMap::from([(name.to_owned(), v)])))
     }
 
-    fn bulk(&self) -> Result<BTreeMap<String, Secret>, SecretError> {
+    pub fn bulk(&self) -> Result<BTreeMap<String, Secret>, SecretError> {
         Ok(std::env::vars()
             .filter_map(|(k, v)| {
                 let name = k.strip_prefix(&self.prefix)?.to_owned();
                 (!name.is_empty()).then(|| (name.clone(), BTreeMap::from([(name, v)])))
             })
             .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for EnvStore {
+    async fn get(&self, name: &str) -> Result<Option<Secret>, SecretError> {
+        EnvStore::get(self, name)
+    }
+
+    async fn bulk(&self) -> Result<BTreeMap<String, Secret>, SecretError> {
+        EnvStore::bulk(self)
     }
 }
 

@@ -67,13 +67,24 @@ impl FileStore {
     }
 }
 
-impl SecretStore for FileStore {
-    fn get(&self, name: &str) -> Result<Option<Secret>, SecretError> {
+impl FileStore {
+    pub fn get(&self, name: &str) -> Result<Option<Secret>, SecretError> {
         Ok(self.secrets.get(name).cloned())
     }
 
-    fn bulk(&self) -> Result<BTreeMap<String, Secret>, SecretError> {
+    pub fn bulk(&self) -> Result<BTreeMap<String, Secret>, SecretError> {
         Ok(self.secrets.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for FileStore {
+    async fn get(&self, name: &str) -> Result<Option<Secret>, SecretError> {
+        FileStore::get(self, name)
+    }
+
+    async fn bulk(&self) -> Result<BTreeMap<String, Secret>, SecretError> {
+        FileStore::bulk(self)
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod env;
 pub mod file;
+pub mod kubernetes;
 
 use std::collections::BTreeMap;
 
@@ -15,11 +16,12 @@ pub enum SecretError {
     Backend(String),
 }
 
-/// A secret store. The built-in ones answer from memory or the environment, so the calls are
-/// synchronous; a networked store would run its I/O before answering.
+/// A secret store. The local ones answer at once (so `secretKeyRef`s can be resolved through them
+/// while components are planned); the `kubernetes` one asks the operator.
+#[async_trait::async_trait]
 pub trait SecretStore: Send + Sync + std::fmt::Debug + 'static {
     /// The secret `name`; `None` when it does not exist.
-    fn get(&self, name: &str) -> Result<Option<Secret>, SecretError>;
+    async fn get(&self, name: &str) -> Result<Option<Secret>, SecretError>;
     /// Every secret.
-    fn bulk(&self) -> Result<BTreeMap<String, Secret>, SecretError>;
+    async fn bulk(&self) -> Result<BTreeMap<String, Secret>, SecretError>;
 }
