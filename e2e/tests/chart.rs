@@ -164,6 +164,7 @@ fn default_values_render_single_replicas_without_leader_election_or_pdbs() {
             "--sidecar-api-addr=0.0.0.0:6500",
             "--webhook-addr=0.0.0.0:19443",
             "--leader-elect=false",
+            "--leader-election-name=tandem-operator",
         ]
     );
     let env = operator.env.unwrap();
@@ -508,4 +509,21 @@ fn invalid_values_are_refused_naming_the_key() {
         let leaf = key.rsplit('.').next().unwrap();
         assert!(error.contains(leaf), "{key}={value}: {error}");
     }
+}
+
+#[test]
+fn the_injector_can_be_left_out() {
+    let manifest = render(on_1_30(
+        Render::new(NAMESPACE)
+            .ha()
+            .set("tandem_sidecar_injector.enabled", "false"),
+    ));
+    let left: Vec<_> = manifest
+        .ids()
+        .into_iter()
+        .filter(|(_, name)| name.contains("injector"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(replicas(&manifest, "tandem-operator"), 2);
+    assert_eq!(manifest.of_kind("PodDisruptionBudget").count(), 1);
 }
