@@ -303,15 +303,21 @@ fn webhook_registration_follows_the_contract() {
         expressions(&render(Render::new(NAMESPACE).kube_version("1.20.2"))),
         [opt_out]
     );
-    // Values: failure policy and an object selector.
+    // Values: failure policy, object and namespace selectors.
     let custom = render(
         on_1_30(Render::new(NAMESPACE))
             .set("tandem_sidecar_injector.webhookFailurePolicy", "Fail")
             .set(
                 "tandem_sidecar_injector.objectSelector.matchLabels.team",
                 "a",
+            )
+            .set(
+                "tandem_sidecar_injector.namespaceSelector.matchLabels.tier",
+                "apps",
             ),
     );
+    // A namespaceSelector from the values is merged with the chart's exclusions, not replacing them.
+    assert_eq!(expressions(&custom).len(), 2);
     let config: MutatingWebhookConfiguration = custom
         .get("MutatingWebhookConfiguration", "tandem-sidecar-injector")
         .unwrap();
@@ -319,6 +325,11 @@ fn webhook_registration_follows_the_contract() {
     assert_eq!(webhook.failure_policy.as_deref(), Some("Fail"));
     let labels = webhook.object_selector.unwrap().match_labels.unwrap();
     assert_eq!(labels.get("team").map(String::as_str), Some("a"));
+    let namespace_labels = webhook.namespace_selector.unwrap().match_labels.unwrap();
+    assert_eq!(
+        namespace_labels.get("tier").map(String::as_str),
+        Some("apps")
+    );
 }
 
 #[test]
