@@ -107,6 +107,9 @@ pub mod env {
     /// The pod's namespace (downward API); used for `namespace` key prefixes and caller headers.
     pub const NAMESPACE: &str = "NAMESPACE";
     pub const POD_NAME: &str = "POD_NAME";
+    /// The pod's IP (downward API `status.podIP`): where the sidecar's internal port listens in
+    /// Kubernetes mode.
+    pub const POD_IP: &str = "POD_IP";
 }
 
 /// HTTP headers of the Dapr wire protocol.

@@ -6,6 +6,7 @@
 //! [`chart::Render`] runs `helm template`, [`manifest::Manifest`] parses what it printed, and
 //! [`rbac`] judges the rendered roles.
 
+pub mod binaries;
 pub mod chart;
 pub mod manifest;
 pub mod rbac;

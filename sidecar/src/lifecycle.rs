@@ -233,14 +233,19 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
     .await?;
     // Standalone peers are on this machine (the registry only advertises 127.0.0.1), and this
     // port reaches the app with its APP_API_TOKEN: keep it off the network. In Kubernetes, peers
-    // are other pods.
-    let internal_ip = if kubernetes.is_some() {
-        [0, 0, 0, 0]
-    } else {
-        [127, 0, 0, 1]
+    // are other pods: it listens on the pod's IP when the injector passed it, else everywhere.
+    let internal_ip: std::net::IpAddr = match &kubernetes {
+        Some(_) => non_empty_env(env::POD_IP)
+            .map(|ip| {
+                ip.parse()
+                    .map_err(|_| format!("{}: {ip:?} is not an IP address", env::POD_IP))
+            })
+            .transpose()?
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+        None => std::net::IpAddr::from([127, 0, 0, 1]),
     };
     let internal = bind(
-        SocketAddr::from((internal_ip, args.dapr_internal_grpc_port)),
+        SocketAddr::new(internal_ip, args.dapr_internal_grpc_port),
         "--dapr-internal-grpc-port",
     )
     .await?;

@@ -12,7 +12,7 @@ pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 /// client-go's default retry period: how often the Lease is renewed or tried for.
 pub const RETRY_PERIOD: Duration = Duration::from_secs(2);
 /// The Lease's default name.
-pub const LEASE_NAME: &str = "tandem-operator-leader";
+pub const LEASE_NAME: &str = "tandem-operator";
 
 /// What to do about the Lease as it is now.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,7 @@ pub struct SidecarBuilder {
     resources: Vec<PathBuf>,
     env: Vec<(String, String)>,
     extra_args: Vec<String>,
+    internal_port: Option<u16>,
 }
 
 /// A running sidecar.
@@ -41,7 +42,14 @@ impl SidecarBuilder {
             resources: Vec::new(),
             env: Vec::new(),
             extra_args: Vec::new(),
+            internal_port: None,
         }
+    }
+
+    /// A fixed internal port (in Kubernetes mode every sidecar uses the same one, as in Dapr).
+    pub fn internal_port(mut self, port: u16) -> Self {
+        self.internal_port = Some(port);
+        self
     }
 
     pub fn app_port(mut self, port: u16) -> Self {
@@ -119,7 +127,8 @@ impl SidecarBuilder {
 
     /// Starts the sidecar without waiting.
     pub fn spawn(self) -> Sidecar {
-        let ports = [free_port(), free_port(), free_port(), free_port()];
+        let internal = self.internal_port.unwrap_or_else(free_port);
+        let ports = [free_port(), free_port(), internal, free_port()];
         std::fs::create_dir_all(&self.data_dir).expect("create data dir");
         let log = self
             .data_dir
