@@ -8,6 +8,7 @@
 
 pub mod binaries;
 pub mod chart;
+pub mod cluster_dns;
 pub mod manifest;
 pub mod rbac;
 pub mod tools;
