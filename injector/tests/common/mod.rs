@@ -18,6 +18,7 @@ pub fn config_with(flags: &[&str]) -> InjectorConfig {
 }
 
 /// A pod as JSON, the way a ReplicaSet controller creates it (no name yet on some paths).
+#[derive(Clone)]
 pub struct PodBuilder {
     pod: Value,
 }
