@@ -13,7 +13,9 @@ pub fn config() -> InjectorConfig {
 }
 
 pub fn config_with(flags: &[&str]) -> InjectorConfig {
-    let args = Args::try_parse_from(std::iter::once("tandem-injector").chain(flags.iter().copied())).unwrap();
+    let args =
+        Args::try_parse_from(std::iter::once("tandem-injector").chain(flags.iter().copied()))
+            .unwrap();
     InjectorConfig::from_args(args, None).unwrap()
 }
 
@@ -36,7 +38,9 @@ impl PodBuilder {
     }
 
     pub fn dapr(name: &str, app_id: &str) -> PodBuilder {
-        PodBuilder::new(name).annotation("dapr.io/enabled", "true").annotation("dapr.io/app-id", app_id)
+        PodBuilder::new(name)
+            .annotation("dapr.io/enabled", "true")
+            .annotation("dapr.io/app-id", app_id)
     }
 
     pub fn annotation(mut self, key: &str, value: &str) -> PodBuilder {
@@ -45,7 +49,10 @@ impl PodBuilder {
     }
 
     pub fn container(mut self, name: &str) -> PodBuilder {
-        self.pod["spec"]["containers"].as_array_mut().unwrap().push(json!({"name": name, "image": "x:1"}));
+        self.pod["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": name, "image": "x:1"}));
         self
     }
 
@@ -55,8 +62,15 @@ impl PodBuilder {
     }
 
     pub fn volume(mut self, name: &str) -> PodBuilder {
-        let volumes = self.pod["spec"].as_object_mut().unwrap().entry("volumes").or_insert(json!([]));
-        volumes.as_array_mut().unwrap().push(json!({"name": name, "emptyDir": {}}));
+        let volumes = self.pod["spec"]
+            .as_object_mut()
+            .unwrap()
+            .entry("volumes")
+            .or_insert(json!([]));
+        volumes
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": name, "emptyDir": {}}));
         self
     }
 
@@ -119,7 +133,9 @@ pub fn apply_response(pod: &Value, response: &Value) -> Value {
     use base64::Engine;
     let mut pod = pod.clone();
     if let Some(patch) = response["response"]["patch"].as_str() {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(patch).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(patch)
+            .unwrap();
         let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
         json_patch::patch(&mut pod, &patch).unwrap();
     }
