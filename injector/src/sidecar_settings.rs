@@ -646,3 +646,48 @@ fn is_size(value: &str) -> bool {
                 | "GiB"
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_as_kubernetes_reads_them() {
+        for good in [
+            "100m", "0.5", "1", "128Mi", "1Gi", "2e3", "1E-2", "+1k", ".5", "500u",
+        ] {
+            assert!(is_quantity(good), "{good}");
+        }
+        for bad in ["", "m", "lots", "1.2.3", "12XB", "1 Gi", "1e", "Mi"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_as_the_sidecar_reads_them() {
+        for good in ["4Mi", "4194304", "10MB", "1.5Gi"] {
+            assert!(is_size(good), "{good}");
+        }
+        for bad in ["", "0", "big", "4Pi", "-1"] {
+            assert!(!is_size(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_unsupported_annotation_warns_and_never_fails() {
+        for (key, _) in UNSUPPORTED {
+            for value in ["true", "garbage", ""] {
+                let annotations: BTreeMap<String, String> = [
+                    (keys::APP_ID.to_owned(), "a".to_owned()),
+                    ((*key).to_owned(), value.to_owned()),
+                ]
+                .into();
+                let settings = SidecarSettings::from_annotations(&annotations, None);
+                let Ok(settings) = settings else {
+                    panic!("{key}={value:?} failed: {settings:?}");
+                };
+                assert_eq!(settings.warnings.len(), 1, "{key}={value:?}");
+            }
+        }
+    }
+}
