@@ -56,6 +56,8 @@ pub struct Plan {
     pub app_id: String,
 }
 
+/// The patch with its warnings. `_namespace` is the request's; the sidecar learns its namespace
+/// from the downward API (`NAMESPACE`), so nothing in the patch depends on it today.
 pub fn plan(pod: &Pod, _namespace: &str, cfg: &InjectorConfig) -> Result<Option<Plan>, PatchError> {
     let spec = pod.spec.as_ref();
     if has_sidecar(pod) {
