@@ -79,8 +79,22 @@ struct Request {
     namespace: Option<String>,
     #[serde(default)]
     user_info: UserInfo,
+    /// Kept raw: most pods are not Dapr's, and only their annotations need reading.
     #[serde(default)]
-    object: Option<Value>,
+    object: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// Just the annotations of an object; everything else is skipped without being built.
+#[derive(Debug, Default, Deserialize)]
+struct AnnotationsOnly {
+    #[serde(default)]
+    metadata: MetadataAnnotations,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct MetadataAnnotations {
+    #[serde(default)]
+    annotations: Option<std::collections::BTreeMap<String, Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,12 +174,12 @@ pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> 
     let Some(object) = request.object else {
         return allowed(AdmissionResult::NotDapr);
     };
-    // Read only the annotation first: most pods are not Dapr's and need no full decode.
-    let enabled = object
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(keys::ENABLED))
-        .and_then(Value::as_str)
-        .is_some_and(is_truthy);
+    // Read only the annotations first: most pods are not Dapr's and need no full decode.
+    let enabled = serde_json::from_str::<AnnotationsOnly>(object.get())
+        .ok()
+        .and_then(|o| o.metadata.annotations)
+        .and_then(|a| a.get(keys::ENABLED).and_then(Value::as_str).map(is_truthy))
+        .unwrap_or(false);
     if !enabled {
         return allowed(AdmissionResult::NotDapr);
     }
@@ -193,7 +207,7 @@ pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> 
             json!({"uid": uid, "allowed": false, "status": {"code": 400, "reason": "BadRequest", "message": message}}),
         )
     };
-    let pod: Pod = match serde_json::from_value(object) {
+    let pod: Pod = match serde_json::from_str(object.get()) {
         Ok(pod) => pod,
         Err(error) => return deny(format!("the pod cannot be read: {error}")),
     };
