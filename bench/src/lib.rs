@@ -2,6 +2,7 @@
 //!
 //! - [`echo`]: a minimal hyper HTTP/1.1 server that echoes the request body; the app behind the
 //!   sidecars and the "hello server" baseline.
+//! - [`injector`]: B6, the injector's `/mutate` and a constant server over the same TLS stack.
 //! - [`cold_start`]: exec a command, time exec → first 2xx on a URL, stop it; repeat.
 //! - [`procfs`]: CPU time and memory of processes from `/proc`.
 //! - [`oha`]: the numbers the suite needs from `oha --output-format json`.
@@ -10,6 +11,7 @@
 
 pub mod cold_start;
 pub mod echo;
+pub mod injector;
 pub mod oha;
 pub mod ports;
 pub mod procfs;
