@@ -11,6 +11,7 @@ mod resource;
 
 pub mod annotations;
 pub mod catalogue;
+pub mod cluster_dns;
 pub mod component;
 pub mod configuration;
 pub mod control_plane;

@@ -4,6 +4,7 @@
 use clap::{ArgAction, Parser};
 use std::net::SocketAddr;
 use tandem_crds::annotations::defaults;
+use tandem_crds::cluster_dns::{DEFAULT_CLUSTER_DOMAIN, cluster_domain_from_resolv_conf};
 use tandem_webhook_tls::Sans;
 
 /// Kubernetes controllers that create pods on someone's behalf (Dapr's built-in list,
@@ -276,7 +277,7 @@ impl InjectorConfig {
             Some(domain) => return Err(invalid("kube-cluster-domain", &domain, "not a DNS name")),
             None => resolv_conf
                 .and_then(cluster_domain_from_resolv_conf)
-                .unwrap_or_else(|| "cluster.local".to_owned()),
+                .unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN.to_owned()),
         };
         let control_plane_address = match control_plane_address {
             Some(address) => {
@@ -345,16 +346,6 @@ impl InjectorConfig {
             log_as_json,
         })
     }
-}
-
-/// The `<domain>` of the first `svc.<domain>` search entry, as the pod's DNS config writes it.
-pub fn cluster_domain_from_resolv_conf(text: &str) -> Option<String> {
-    text.lines()
-        .filter_map(|line| line.trim().strip_prefix("search"))
-        .flat_map(str::split_whitespace)
-        .find_map(|entry| entry.strip_prefix("svc."))
-        .map(|domain| domain.trim_end_matches('.').to_owned())
-        .filter(|domain| !domain.is_empty())
 }
 
 /// A DNS-1123 label: lowercase alphanumerics and `-`, alphanumeric at both ends, 1–63 chars.

@@ -19,8 +19,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// The cluster domain when resolv.conf does not tell.
-pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+pub use tandem_crds::cluster_dns::{DEFAULT_CLUSTER_DOMAIN, cluster_domain_from_resolv_conf};
 /// One DNS query's time limit, and how many tries: an unknown app id fails within a few seconds.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 const QUERY_ATTEMPTS: usize = 2;
@@ -33,19 +32,6 @@ const REFUSED_FOR: Duration = Duration::from_secs(5);
 /// The fully qualified name of an app's headless Service (trailing dot: no search-path tries).
 pub fn service_name(app_id: &str, namespace: &str, cluster_domain: &str) -> String {
     format!("{app_id}-dapr.{namespace}.svc.{cluster_domain}.")
-}
-
-/// The cluster domain a pod's resolv.conf implies: its `svc.<domain>` search entry (kubelet writes
-/// `<ns>.svc.<domain> svc.<domain> <domain>`).
-pub fn cluster_domain_from_resolv_conf(text: &str) -> Option<String> {
-    text.lines()
-        .map(str::trim)
-        .filter_map(|line| line.strip_prefix("search"))
-        .filter(|rest| rest.starts_with(char::is_whitespace))
-        .flat_map(str::split_whitespace)
-        .find_map(|domain| domain.trim_end_matches('.').strip_prefix("svc."))
-        .filter(|domain| !domain.is_empty())
-        .map(str::to_owned)
 }
 
 /// Where lookups go.

@@ -12,30 +12,6 @@ fn names_are_fully_qualified_service_names() {
 }
 
 #[test]
-fn the_cluster_domain_comes_from_the_svc_search_entry() {
-    let cases = [
-        (
-            "search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.0.0.10\noptions ndots:5\n",
-            Some("cluster.local"),
-        ),
-        (
-            "nameserver 10.0.0.10\nsearch prod.svc.corp.example. svc.corp.example. corp.example.\n",
-            Some("corp.example"),
-        ),
-        ("search example.com\nnameserver 1.1.1.1\n", None),
-        ("searchsvc.x\n", None),
-        ("", None),
-    ];
-    for (text, want) in cases {
-        assert_eq!(
-            cluster_domain_from_resolv_conf(text).as_deref(),
-            want,
-            "{text:?}"
-        );
-    }
-}
-
-#[test]
 fn picking_goes_round_and_skips_refused_addresses() {
     let ips: Vec<IpAddr> = ["10.1.0.1", "10.1.0.2", "10.1.0.3"]
         .iter()
