@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod conditions;
 pub mod controller;
+pub mod conversion;
 pub mod error;
 pub mod leader;
 pub mod metrics;
@@ -26,7 +27,7 @@ pub mod services;
 pub use error::{Error, Result};
 
 use admin::Readiness;
-use controller::Scope;
+use controller::{Reconciles, Scope};
 use leader::{LeaderElection, Timings};
 use metrics::Metrics;
 use std::net::SocketAddr;
@@ -78,6 +79,11 @@ pub struct Args {
     /// How often the Lease is renewed or tried for, in seconds.
     #[arg(long, env = "TANDEM_OPERATOR_RETRY_PERIOD", default_value_t = leader::RETRY_PERIOD.as_secs_f64())]
     pub leader_election_retry_period: f64,
+    #[command(flatten)]
+    pub webhook: conversion::WebhookArgs,
+    /// Benchmark baseline (B10): the same watches and queues, every reconcile a no-op.
+    #[arg(long, hide = true, env = "TANDEM_OPERATOR_NOOP_RECONCILE")]
+    pub noop_reconcile: bool,
 }
 
 impl Args {
@@ -118,6 +124,7 @@ pub struct Operator {
     metrics: Arc<Metrics>,
     readiness: Readiness,
     election: Option<LeaderElection>,
+    reconciles: Reconciles,
 }
 
 impl Operator {
@@ -129,7 +136,13 @@ impl Operator {
             metrics: Arc::new(Metrics::new()?),
             readiness: Readiness::default(),
             election: None,
+            reconciles: Reconciles::Real,
         })
+    }
+
+    /// Makes every reconcile a counted no-op (the benchmark baseline).
+    pub fn with_reconciles(self, reconciles: Reconciles) -> Operator {
+        Operator { reconciles, ..self }
     }
 
     /// Runs the controllers only while `election` holds its Lease (without it: always).
@@ -161,10 +174,18 @@ impl Operator {
             metrics,
             readiness,
             election,
+            reconciles,
         } = self;
         let Some(election) = election else {
             metrics.set_leader(true);
-            let result = controller::run(client, scope, Arc::clone(&metrics), readiness, shutdown);
+            let result = controller::run(
+                client,
+                scope,
+                Arc::clone(&metrics),
+                readiness,
+                reconciles,
+                shutdown,
+            );
             let result = result.await;
             metrics.set_leader(false);
             return result;
@@ -175,7 +196,9 @@ impl Operator {
             .run(leading_tx, stop_electing.clone(), true)
             .instrument(tracing::info_span!("leader_election"));
         let controlling = async {
-            let result = run_while_leading(client, scope, metrics, readiness, leading, &shutdown);
+            let result = run_while_leading(
+                client, scope, metrics, readiness, reconciles, leading, &shutdown,
+            );
             let result = result.await;
             // The controllers have stopped: now the Lease may go to another replica.
             stop_electing.cancel();
@@ -194,6 +217,7 @@ async fn run_while_leading(
     scope: Scope,
     metrics: Arc<Metrics>,
     readiness: Readiness,
+    reconciles: Reconciles,
     mut leading: watch::Receiver<bool>,
     shutdown: &CancellationToken,
 ) -> Result<()> {
@@ -225,6 +249,7 @@ async fn run_while_leading(
             scope.clone(),
             Arc::clone(&metrics),
             readiness.clone(),
+            reconciles,
             term.clone(),
         ));
         tokio::select! {
@@ -257,10 +282,19 @@ pub async fn run(args: Args) -> Result<()> {
         leader_election_lease_duration: _,
         leader_election_renew_deadline: _,
         leader_election_retry_period: _,
+        webhook,
+        noop_reconcile,
     } = args;
     init_tracing(log_as_json);
+    if webhook.enable_conversion_webhook {
+        tracing::warn!("the conversion webhook is not served yet");
+    }
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
     let mut operator = Operator::new(client.clone(), namespace)?;
+    if noop_reconcile {
+        tracing::warn!("--noop-reconcile: reconciles do nothing (benchmark baseline)");
+        operator = operator.with_reconciles(Reconciles::Noop);
+    }
     if leader_elect {
         let election = LeaderElection::new(
             client,

@@ -67,9 +67,20 @@ impl Scope {
     }
 }
 
+/// Whether reconciles do their work, or only count themselves (a benchmark baseline: the same
+/// watches and queues with no reads or writes behind them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reconciles {
+    #[default]
+    Real,
+    /// Every reconcile is counted and timed, then returns `Action::await_change()` at once.
+    Noop,
+}
+
 /// What every reconcile shares.
 pub struct Context {
     pub(crate) client: Client,
+    reconciles: Reconciles,
     pub(crate) recorder: Recorder,
     pub(crate) metrics: Arc<Metrics>,
     backoff: Backoff,
@@ -81,7 +92,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Arc<Metrics>) -> Context {
+    pub fn new(client: Client, metrics: Arc<Metrics>, reconciles: Reconciles) -> Context {
         let reporter = Reporter {
             controller: FIELD_MANAGER.to_owned(),
             instance: None,
@@ -89,6 +100,7 @@ impl Context {
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            reconciles,
             metrics,
             backoff: Backoff::default(),
             service_claims: tokio::sync::Mutex::new(()),
