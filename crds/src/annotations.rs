@@ -26,6 +26,9 @@ pub mod defaults {
     pub const APP_CHANNEL_ADDRESS: &str = "127.0.0.1";
     /// A component's `spec.initTimeout` when unset.
     pub const COMPONENT_INIT_TIMEOUT: &str = "5s";
+    /// The audience of the ServiceAccount token a sidecar presents to the operator (the injector
+    /// mounts a projected token for it; the operator's TokenReview asks for it).
+    pub const OPERATOR_TOKEN_AUDIENCE: &str = "tandem.io/operator";
 }
 
 /// Whether an annotation value turns a switch on, as Dapr reads it (`utils.IsTruthy`): `true`,

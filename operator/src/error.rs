@@ -25,6 +25,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The sidecar API port could not be bound or served.
+    #[error("sidecar API on {addr}: {source}")]
+    SidecarApi {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -58,6 +65,7 @@ impl Error {
             Error::Incomplete { .. } => "incomplete_object",
             Error::Client(_) => "client",
             Error::Admin { .. } => "admin",
+            Error::SidecarApi { .. } => "sidecar_api",
             Error::Metrics(_) => "metrics",
             Error::ControllerStopped(_) => "controller_stopped",
             Error::Flag { .. } => "flag",

@@ -23,6 +23,7 @@ pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod services;
+pub mod sidecar_api;
 
 pub use error::{Error, Result};
 
@@ -79,6 +80,8 @@ pub struct Args {
     /// How often the Lease is renewed or tried for, in seconds.
     #[arg(long, env = "TANDEM_OPERATOR_RETRY_PERIOD", default_value_t = leader::RETRY_PERIOD.as_secs_f64())]
     pub leader_election_retry_period: f64,
+    #[command(flatten)]
+    pub sidecar_api: sidecar_api::SidecarApiArgs,
     #[command(flatten)]
     pub webhook: conversion::WebhookArgs,
     /// Benchmark baseline (B10): the same watches and queues, every reconcile a no-op.
@@ -282,6 +285,11 @@ pub async fn run(args: Args) -> Result<()> {
         leader_election_lease_duration: _,
         leader_election_renew_deadline: _,
         leader_election_retry_period: _,
+        sidecar_api:
+            sidecar_api::SidecarApiArgs {
+                sidecar_api_addr,
+                sidecar_token_audience,
+            },
         webhook,
         noop_reconcile,
     } = args;
@@ -290,14 +298,14 @@ pub async fn run(args: Args) -> Result<()> {
         tracing::warn!("the conversion webhook is not served yet");
     }
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
-    let mut operator = Operator::new(client.clone(), namespace)?;
+    let mut operator = Operator::new(client.clone(), namespace.clone())?;
     if noop_reconcile {
         tracing::warn!("--noop-reconcile: reconciles do nothing (benchmark baseline)");
         operator = operator.with_reconciles(Reconciles::Noop);
     }
     if leader_elect {
         let election = LeaderElection::new(
-            client,
+            client.clone(),
             &leader_election_namespace,
             leader_election_name,
             leader::default_identity(),
@@ -313,7 +321,32 @@ pub async fn run(args: Args) -> Result<()> {
             source,
         })?;
     tracing::info!(%admin_addr, "admin port listening");
+    let sidecar_listener = tokio::net::TcpListener::bind(sidecar_api_addr)
+        .await
+        .map_err(|source| Error::SidecarApi {
+            addr: sidecar_api_addr,
+            source,
+        })?;
+    tracing::info!(%sidecar_api_addr, "sidecar API listening");
     let shutdown = CancellationToken::new();
+    // Every replica serves sidecars, leader or not.
+    let (sidecar_api, feeding) = sidecar_api::SidecarApi::new(
+        client.clone(),
+        controller::Scope::new(namespace),
+        &sidecar_token_audience,
+        operator.metrics(),
+        shutdown.clone(),
+    );
+    let sidecar_shutdown = shutdown.clone();
+    let sidecars = tokio::spawn(
+        async move {
+            let served = sidecar_api::serve(sidecar_api, feeding, sidecar_listener).await;
+            // A replica that cannot serve sidecars must be restarted.
+            sidecar_shutdown.cancel();
+            served
+        }
+        .instrument(tracing::info_span!("sidecar_api", %sidecar_api_addr)),
+    );
     let signals = cancel_on_signal(shutdown.clone());
     tokio::spawn(signals.instrument(tracing::info_span!("signals")));
 
@@ -333,7 +366,15 @@ pub async fn run(args: Args) -> Result<()> {
     let result = operator.run(shutdown.clone()).await;
     shutdown.cancel();
     let served = admin.await.map_err(std::io::Error::other).and_then(|s| s);
+    let sidecars_served = sidecars
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|s| s);
     result?;
+    sidecars_served.map_err(|source| Error::SidecarApi {
+        addr: sidecar_api_addr,
+        source,
+    })?;
     served.map_err(|source| Error::Admin {
         addr: admin_addr,
         source,

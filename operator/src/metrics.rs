@@ -13,6 +13,8 @@ pub struct Metrics {
     errors: IntCounterVec,
     duration: HistogramVec,
     leader: IntGauge,
+    sidecar_requests: IntCounterVec,
+    sidecar_streams: IntGauge,
 }
 
 impl Metrics {
@@ -44,6 +46,17 @@ impl Metrics {
             "leader",
             "1 while this replica holds the leader Lease and runs the controllers, else 0",
         )?;
+        let sidecar_requests = IntCounterVec::new(
+            Opts::new(
+                "sidecar_api_requests_total",
+                "Sidecar API requests, by result (ok, unauthenticated, forbidden, bad_request, unavailable)",
+            ),
+            &["result"],
+        )?;
+        let sidecar_streams =
+            IntGauge::new("sidecar_api_streams", "Sidecar update streams open now")?;
+        registry.register(Box::new(sidecar_requests.clone()))?;
+        registry.register(Box::new(sidecar_streams.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(leader.clone()))?;
         registry.register(Box::new(errors.clone()))?;
@@ -58,6 +71,8 @@ impl Metrics {
             errors,
             duration,
             leader,
+            sidecar_requests,
+            sidecar_streams,
         })
     }
 
@@ -80,6 +95,26 @@ impl Metrics {
     /// Records whether this replica leads.
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
+    }
+
+    /// Counts a sidecar API request by its (bounded) result.
+    pub fn sidecar_api_request(&self, result: &str) {
+        self.sidecar_requests.with_label_values(&[result]).inc();
+    }
+
+    /// How many sidecar API requests ended with `result`.
+    pub fn sidecar_api_requests(&self, result: &str) -> u64 {
+        self.sidecar_requests.with_label_values(&[result]).get()
+    }
+
+    /// Opens (`1`) or closes (`-1`) a sidecar update stream.
+    pub fn sidecar_streams_add(&self, delta: i64) {
+        self.sidecar_streams.add(delta);
+    }
+
+    /// How many sidecar update streams are open.
+    pub fn sidecar_streams(&self) -> i64 {
+        self.sidecar_streams.get()
     }
 
     /// Whether this replica leads, as last recorded.

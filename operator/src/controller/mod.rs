@@ -54,8 +54,15 @@ impl Scope {
         Scope { namespace }
     }
 
+    /// Whether objects of `namespace` are in the scope.
+    pub fn contains(&self, namespace: &str) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ours| ours == namespace)
+    }
+
     /// An `Api` over the whole scope (for watches).
-    fn api<K>(&self, client: &Client) -> Api<K>
+    pub(crate) fn api<K>(&self, client: &Client) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
         K::DynamicType: Default,
@@ -92,7 +99,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Arc<Metrics>, reconciles: Reconciles) -> Context {
+    pub fn new(client: Client, metrics: Arc<Metrics>) -> Context {
         let reporter = Reporter {
             controller: FIELD_MANAGER.to_owned(),
             instance: None,
@@ -100,11 +107,16 @@ impl Context {
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
-            reconciles,
+            reconciles: Reconciles::Real,
             metrics,
             backoff: Backoff::default(),
             service_claims: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Whether reconciles do their work or are counted no-ops.
+    pub fn with_reconciles(self, reconciles: Reconciles) -> Context {
+        Context { reconciles, ..self }
     }
 }
 
@@ -126,3 +138,6 @@ pub(crate) fn describe<K: Resource<DynamicType = ()>>(object: &K) -> String {
         object.name_any()
     )
 }
+
+#[cfg(test)]
+mod verifier_tests;

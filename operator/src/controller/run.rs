@@ -37,7 +37,8 @@ pub async fn run(
     reconciles: Reconciles,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let ctx = Arc::new(Context::new(client.clone(), metrics, reconciles));
+    let ctx = Context::new(client.clone(), metrics).with_reconciles(reconciles);
+    let ctx = Arc::new(ctx);
     let components = component::controller(&client, &scope);
     let subscriptions = subscription::controller(&client, &scope);
     let configurations = configuration::controller(&client, &scope);

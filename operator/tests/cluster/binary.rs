@@ -34,10 +34,13 @@ fn free_port() -> SocketAddr {
 async fn the_binary_serves_its_admin_port_reconciles_and_stops_on_sigterm() {
     let env = env_with_crds().await;
     let admin = free_port();
+    let sidecar_api = free_port();
     let mut child = Command::new(BINARY)
         .args([
             "--admin-addr",
             &admin.to_string(),
+            "--sidecar-api-addr",
+            &sidecar_api.to_string(),
             "--namespace",
             env.namespace(),
             "--leader-election-namespace",
@@ -60,6 +63,14 @@ async fn the_binary_serves_its_admin_port_reconciles_and_stops_on_sigterm() {
             .filter(|(status, _)| *status == 200)
     })
     .await;
+    // The sidecar API is up too, and wants a token.
+    let resources = format!(
+        "/v1/namespaces/{}/pods/p/resources?appId=a",
+        env.namespace()
+    );
+    let refused = eventually("the sidecar API", REACT, || get(sidecar_api, &resources)).await;
+    assert_eq!(refused.0, 401, "{}", refused.1);
+    assert!(refused.1.contains("ERR_UNAUTHENTICATED"), "{}", refused.1);
 
     let component = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: cache}\nspec: {type: state.in-memory, version: v1}\n";
     env.kubectl_apply(component).await.expect("apply");
@@ -120,6 +131,8 @@ async fn a_bad_flag_exits_64_before_binding_anything() {
         "--log-as-json",
         "--leader-elect",
         "--leader-election-namespace",
+        "--sidecar-api-addr",
+        "--sidecar-token-audience",
         "--enable-conversion-webhook",
         "--webhook-addr",
         "--webhook-url",

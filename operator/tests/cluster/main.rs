@@ -5,6 +5,7 @@
 mod binary;
 mod leader;
 mod services;
+mod sidecar_api;
 mod status;
 mod steady_state;
 mod support;

@@ -173,3 +173,12 @@ where
 {
     env.namespaced()
 }
+
+/// Waits until no sidecar update stream is open.
+pub async fn eventually_zero_streams(metrics: &Metrics) {
+    eventually("every sidecar stream to close", REACT, || {
+        let open = metrics.sidecar_streams();
+        async move { (open == 0).then_some(()) }
+    })
+    .await;
+}

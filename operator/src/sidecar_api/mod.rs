@@ -1,0 +1,131 @@
+//! The sidecar-facing API: where a sidecar in Kubernetes mode gets the Components, Configuration
+//! and Subscriptions of its namespace and app id, and a stream of updates.
+//!
+//! ```text
+//! GET /v1/namespaces/{namespace}/pods/{pod}/resources?appId=<id>[&config=<name>][&watch=true]
+//! Authorization: Bearer <the pod's ServiceAccount token>
+//! ```
+//!
+//! The answer is one JSON [`Resources`] document, or with `watch=true` a stream of them
+//! (`application/x-ndjson`, one per line): the first at once, then one whenever what the sidecar
+//! may see changes. Each is complete, not a delta. A stream ends after [`STREAM_LIFETIME`], so the
+//! sidecar reconnects with its current token and is checked again.
+//!
+//! Who may see what (`auth`): the token is verified by TokenReview; it must be a ServiceAccount's
+//! of the namespace asked for, and the pod must exist there with that ServiceAccount and app id.
+//! What is sent (`resources`): only that namespace's objects, only those whose `scopes` name the
+//! app (or are empty), `secretKeyRef`s to Kubernetes Secrets resolved from that namespace alone.
+//! Errors are Dapr-style `{"errorCode", "message"}` JSON (`routes`).
+
+mod auth;
+mod feed;
+mod index;
+mod resources;
+mod routes;
+
+pub use auth::{Caller, Claim, Denied, admit, caller_from};
+pub use index::Index;
+pub use resources::{
+    KUBERNETES_SECRET_STORE, Resources, Wanted, resolve_secrets, resources_for, secrets_needed,
+};
+pub use routes::router;
+
+use crate::controller::Scope;
+use crate::metrics::Metrics;
+use kube::Client;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// How long one update stream lasts before the sidecar must reconnect (and be checked again).
+pub const STREAM_LIFETIME: Duration = Duration::from_secs(600);
+
+/// How long a request waits for the caches to fill after the operator starts.
+const CACHE_WAIT: Duration = Duration::from_secs(10);
+
+/// The audience of the projected token the injector mounts for the sidecar.
+pub const TOKEN_AUDIENCE: &str = tandem_crds::annotations::defaults::OPERATOR_TOKEN_AUDIENCE;
+
+/// The sidecar API's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SidecarApiArgs {
+    /// Where sidecars get their components, configuration and subscriptions.
+    #[arg(
+        long,
+        env = "TANDEM_OPERATOR_SIDECAR_API_ADDR",
+        default_value = "0.0.0.0:6500"
+    )]
+    pub sidecar_api_addr: SocketAddr,
+    /// The audience sidecar tokens must be issued for ("" accepts the API server's own audiences).
+    #[arg(
+        long,
+        env = "TANDEM_OPERATOR_SIDECAR_TOKEN_AUDIENCE",
+        default_value = TOKEN_AUDIENCE
+    )]
+    pub sidecar_token_audience: String,
+}
+
+/// What the handlers share.
+pub struct SidecarApi {
+    pub(crate) client: Client,
+    pub(crate) scope: Scope,
+    pub(crate) index: Index,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) stream_lifetime: Duration,
+    /// Cancelled at shutdown: open streams end so the server can stop.
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl SidecarApi {
+    /// The API over `scope`, with the future that keeps its cache current.
+    pub fn new(
+        client: Client,
+        scope: Scope,
+        audience: &str,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> (Arc<SidecarApi>, impl Future<Output = ()> + Send + 'static) {
+        let (index, feeding) = Index::start(&client, &scope);
+        let audiences = if audience.is_empty() {
+            Vec::new()
+        } else {
+            vec![audience.to_owned()]
+        };
+        let api = SidecarApi {
+            client,
+            scope,
+            index,
+            audiences,
+            metrics,
+            stream_lifetime: STREAM_LIFETIME,
+            shutdown,
+        };
+        (Arc::new(api), feeding)
+    }
+
+    /// Shorter streams (tests).
+    pub fn with_stream_lifetime(mut self: Arc<Self>, lifetime: Duration) -> Arc<Self> {
+        if let Some(api) = Arc::get_mut(&mut self) {
+            api.stream_lifetime = lifetime;
+        }
+        self
+    }
+}
+
+/// Serves the API on `listener` until `api.shutdown` is cancelled, keeping its cache current.
+pub async fn serve(
+    api: Arc<SidecarApi>,
+    feeding: impl Future<Output = ()> + Send + 'static,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
+    let shutdown = api.shutdown.clone();
+    let feeding = tokio::spawn(feeding.instrument(tracing::info_span!("sidecar_api_cache")));
+    let served = axum::serve(listener, router(api))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await;
+    feeding.abort();
+    served
+}
