@@ -186,25 +186,27 @@ async fn fill(client: &kube::Client, n: usize, namespaces: usize) -> anyhow::Res
         )?;
         ns_api.create(&PostParams::default(), &ns).await?;
     }
-    let creates = (0..n).flat_map(|i| [(i, true), (i, false)]).map(|(i, is_component)| {
-        let namespace = namespace_of(i, namespaces);
-        let client = client.clone();
-        async move {
-            let params = PostParams::default();
-            if is_component {
-                let object: Component = serde_json::from_value(component(i))?;
-                Api::namespaced(client, &namespace)
-                    .create(&params, &object)
-                    .await?;
-            } else {
-                let object: Deployment = serde_json::from_value(deployment(i))?;
-                Api::namespaced(client, &namespace)
-                    .create(&params, &object)
-                    .await?;
+    let creates = (0..n)
+        .flat_map(|i| [(i, true), (i, false)])
+        .map(|(i, is_component)| {
+            let namespace = namespace_of(i, namespaces);
+            let client = client.clone();
+            async move {
+                let params = PostParams::default();
+                if is_component {
+                    let object: Component = serde_json::from_value(component(i))?;
+                    Api::namespaced(client, &namespace)
+                        .create(&params, &object)
+                        .await?;
+                } else {
+                    let object: Deployment = serde_json::from_value(deployment(i))?;
+                    Api::namespaced(client, &namespace)
+                        .create(&params, &object)
+                        .await?;
+                }
+                anyhow::Ok(())
             }
-            anyhow::Ok(())
-        }
-    });
+        });
     stream::iter(creates)
         .buffer_unordered(CREATE_CONCURRENCY)
         .try_collect::<()>()
@@ -219,11 +221,12 @@ async fn run_operator(
     config: &Config,
     noop: bool,
 ) -> anyhow::Result<RunResult> {
-    let admin = free_addr()?;
+    let (admin, sidecar_api) = (free_addr()?, free_addr()?);
     let mut done = tokio::spawn(watch_until_done(client.clone(), n));
     let mut command = Command::new(&config.operator_bin);
     command
         .args(["--leader-elect=false", "--admin-addr", &admin.to_string()])
+        .args(["--sidecar-api-addr", &sidecar_api.to_string()])
         .arg("--enable-conversion-webhook=false")
         .env("KUBECONFIG", control_plane.kubeconfig())
         .env("RUST_LOG", "warn")
@@ -293,8 +296,11 @@ async fn run_operator(
 /// Watches Components and labelled Services until every Component is judged and `n` Services
 /// exist; returns when that became true.
 async fn watch_until_done(client: kube::Client, n: usize) -> anyhow::Result<Instant> {
-    let components = watcher(Api::<Component>::all(client.clone()), watcher::Config::default())
-        .map_ok(|event| (Some(event), None));
+    let components = watcher(
+        Api::<Component>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .map_ok(|event| (Some(event), None));
     let services = watcher(
         Api::<Service>::all(client),
         watcher::Config::default().labels("dapr.io/enabled=true"),
@@ -457,7 +463,10 @@ pub fn table(points: &[SizePoint], sizes: &[(&str, u64)]) -> String {
     for (name, bytes) in sizes {
         let size = *bytes as f64 / (1024.0 * 1024.0);
         let target = if *name == "tandem-sidecar" {
-            format!("≤ {TARGET_SIDECAR_MB} MB: {}", verdict(size <= TARGET_SIDECAR_MB))
+            format!(
+                "≤ {TARGET_SIDECAR_MB} MB: {}",
+                verdict(size <= TARGET_SIDECAR_MB)
+            )
         } else {
             String::new()
         };
@@ -526,9 +535,15 @@ mod tests {
             real: run(400.0, 150, 20_000),
         };
         let text = table(&[point], &[("tandem-sidecar", 20 << 20)]);
-        assert!(text.contains("| reconciles/s | 400.0 | 4000.0 | 0.10 | ≥ 500: MISSED |"), "{text}");
+        assert!(
+            text.contains("| reconciles/s | 400.0 | 4000.0 | 0.10 | ≥ 500: MISSED |"),
+            "{text}"
+        );
         assert!(text.contains("≤ 200 ms: met"), "{text}");
         assert!(text.contains("≤ 25 MB at 10 k cached: met"), "{text}");
-        assert!(text.contains("tandem-sidecar stripped release binary (MB) | 20.0"), "{text}");
+        assert!(
+            text.contains("tandem-sidecar stripped release binary (MB) | 20.0"),
+            "{text}"
+        );
     }
 }

@@ -35,8 +35,12 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let here = std::env::current_exe()?;
     let dir = here.parent().context("no directory around this binary")?;
-    let operator_bin = args.operator_bin.unwrap_or_else(|| dir.join("tandem-operator"));
-    let sidecar_bin = args.sidecar_bin.unwrap_or_else(|| dir.join("tandem-sidecar"));
+    let operator_bin = args
+        .operator_bin
+        .unwrap_or_else(|| dir.join("tandem-operator"));
+    let sidecar_bin = args
+        .sidecar_bin
+        .unwrap_or_else(|| dir.join("tandem-sidecar"));
     let config = Config {
         operator_bin: operator_bin.clone(),
         namespaces: args.namespaces,

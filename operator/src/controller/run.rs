@@ -3,7 +3,8 @@
 //! and an error if any controller stops on its own.
 
 use super::{
-    Context, Labelled, Reconciles, Scope, component, configuration, describe, subscription, validated, workload,
+    Context, Labelled, Reconciles, Scope, component, configuration, describe, subscription,
+    validated, workload,
 };
 use crate::admin::Readiness;
 use crate::error::{Error, Result};

@@ -75,9 +75,7 @@ pub fn merge_patch(desired: &CustomResourceConversion) -> serde_json::Value {
         .and_then(serde_json::Value::as_object_mut)
     {
         for option in ["url", "service"] {
-            config
-                .entry(option)
-                .or_insert(serde_json::Value::Null);
+            config.entry(option).or_insert(serde_json::Value::Null);
         }
     }
     serde_json::json!({"spec": {"conversion": conversion}})
@@ -197,7 +195,10 @@ mod tests {
         assert!(!up_to_date(&crd, &desired), "strategy None");
         crd.spec.conversion = Some(desired.clone());
         assert!(up_to_date(&crd, &desired));
-        assert!(!up_to_date(&crd, &desired_conversion(&target, b"CA2")), "a new CA");
+        assert!(
+            !up_to_date(&crd, &desired_conversion(&target, b"CA2")),
+            "a new CA"
+        );
         let other = ClientTarget::Url("https://y/convert".into());
         assert!(!up_to_date(&crd, &desired_conversion(&other, b"CA1")));
     }

@@ -171,7 +171,9 @@ fn take_annotation(
         object: name.to_owned(),
         message,
     };
-    let text = kept.as_str().ok_or_else(|| bad("not a string".to_owned()))?;
+    let text = kept
+        .as_str()
+        .ok_or_else(|| bad("not a string".to_owned()))?;
     match serde_json::from_str(text) {
         Ok(Value::Object(routes)) => Ok(Some(routes)),
         Ok(other) => Err(bad(format!("found {other}"))),

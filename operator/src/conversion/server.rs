@@ -3,13 +3,13 @@
 //! (a `Failure` result), as the apiserver expects.
 
 use super::{PATH, convert};
+use axum::Json;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Json;
 use kube::core::conversion::ConversionReview;
 
 /// A LIST read at v1alpha1 sends every object of the list in one review.
@@ -90,7 +90,10 @@ mod tests {
         for (body, content_type, want) in cases {
             let (status, message) = post(body, content_type).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-            assert!(message.contains(want), "{message:?} should contain {want:?}");
+            assert!(
+                message.contains(want),
+                "{message:?} should contain {want:?}"
+            );
         }
     }
 

@@ -18,7 +18,10 @@ fn answer(desired: &str, objects: Vec<Value>) -> Value {
     let value = serde_json::to_value(converted).expect("serializes");
     assert_eq!(value["apiVersion"], "apiextensions.k8s.io/v1");
     assert_eq!(value["kind"], "ConversionReview");
-    assert_eq!(value["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert_eq!(
+        value["response"]["uid"],
+        "705ab4f5-6393-11e8-b7cc-42010a800002"
+    );
     value["response"].clone()
 }
 
@@ -60,7 +63,10 @@ fn subscription(version: &str, spec: Value) -> Value {
 fn v1alpha1_route_becomes_the_default_route() {
     let v1 = subscription(V1ALPHA1, json!({"route": "/checkout"}));
     let v2 = converted(V2ALPHA1, v1.clone());
-    assert_eq!(v2, subscription(V2ALPHA1, json!({"routes": {"default": "/checkout"}})));
+    assert_eq!(
+        v2,
+        subscription(V2ALPHA1, json!({"routes": {"default": "/checkout"}}))
+    );
     assert_eq!(converted(V1ALPHA1, v2), v1);
 }
 
@@ -71,7 +77,9 @@ fn rules_go_into_an_annotation_and_come_back() {
     let v1 = converted(V1ALPHA1, v2.clone());
     assert_eq!(v1["spec"]["route"], "/products");
     assert!(v1["spec"].get("routes").is_none(), "{v1}");
-    let kept = v1["metadata"]["annotations"][ROUTES_ANNOTATION].as_str().expect("annotation");
+    let kept = v1["metadata"]["annotations"][ROUTES_ANNOTATION]
+        .as_str()
+        .expect("annotation");
     let kept: Value = serde_json::from_str(kept).expect("JSON");
     assert_eq!(kept, json!({"rules": routes["rules"]}));
     assert_eq!(v1["metadata"]["labels"], json!({"team": "a"}));
@@ -84,7 +92,10 @@ fn a_v1alpha1_edit_of_the_route_keeps_the_rules() {
     let mut v1 = converted(V1ALPHA1, subscription(V2ALPHA1, json!({"routes": routes})));
     v1["spec"]["route"] = json!("/new");
     let v2 = converted(V2ALPHA1, v1);
-    assert_eq!(v2["spec"]["routes"], json!({"rules": [{"match": "true", "path": "/all"}], "default": "/new"}));
+    assert_eq!(
+        v2["spec"]["routes"],
+        json!({"rules": [{"match": "true", "path": "/all"}], "default": "/new"})
+    );
 }
 
 #[test]
@@ -93,11 +104,26 @@ fn edge_shapes() {
         // (from, to, spec in, spec out)
         (V1ALPHA1, V2ALPHA1, json!({}), json!({})),
         (V2ALPHA1, V1ALPHA1, json!({}), json!({})),
-        (V2ALPHA1, V1ALPHA1, json!({"routes": {"default": "/d"}}), json!({"route": "/d"})),
+        (
+            V2ALPHA1,
+            V1ALPHA1,
+            json!({"routes": {"default": "/d"}}),
+            json!({"route": "/d"}),
+        ),
         // Stored before the webhook existed (strategy None): `route` stays as it is.
-        (V2ALPHA1, V1ALPHA1, json!({"route": "/legacy"}), json!({"route": "/legacy"})),
+        (
+            V2ALPHA1,
+            V1ALPHA1,
+            json!({"route": "/legacy"}),
+            json!({"route": "/legacy"}),
+        ),
         // A stray `routes` on a v1alpha1 object with a route.
-        (V1ALPHA1, V2ALPHA1, json!({"route": "/r", "routes": {"rules": []}}), json!({"routes": {"rules": [], "default": "/r"}})),
+        (
+            V1ALPHA1,
+            V2ALPHA1,
+            json!({"route": "/r", "routes": {"rules": []}}),
+            json!({"routes": {"rules": [], "default": "/r"}}),
+        ),
     ];
     for (from, to, spec, want) in cases {
         let mut object = subscription(from, json!({}));
@@ -126,8 +152,14 @@ fn every_object_is_converted_in_order() {
         .collect();
     let response = answer(V2ALPHA1, objects);
     let converted = response["convertedObjects"].as_array().expect("objects");
-    let defaults: Vec<_> = converted.iter().map(|o| o["spec"]["routes"]["default"].clone()).collect();
-    assert_eq!(defaults, ["/r0", "/r1", "/r2", "/r3", "/r4"].map(Value::from));
+    let defaults: Vec<_> = converted
+        .iter()
+        .map(|o| o["spec"]["routes"]["default"].clone())
+        .collect();
+    assert_eq!(
+        defaults,
+        ["/r0", "/r1", "/r2", "/r3", "/r4"].map(Value::from)
+    );
 }
 
 #[test]
@@ -136,17 +168,48 @@ fn failures_name_the_problem() {
     let mut bad_annotation = subscription(V1ALPHA1, json!({}));
     bad_annotation["metadata"]["annotations"] = json!({ROUTES_ANNOTATION: "{not json"});
     let cases = [
-        ("dapr.io/v3", vec![good.clone()], "desiredAPIVersion \"dapr.io/v3\""),
-        (V2ALPHA1, vec![good.clone(), json!("text")], "object 1 is not a JSON object"),
-        (V2ALPHA1, vec![subscription("dapr.io/v9", json!({}))], "Subscription shop/order-pub-sub: apiVersion \"dapr.io/v9\""),
-        (V2ALPHA1, vec![subscription(V1ALPHA1, json!({"route": 5}))], "spec.route must be a string"),
-        (V1ALPHA1, vec![subscription(V2ALPHA1, json!({"routes": []}))], "spec.routes must be an object"),
-        (V1ALPHA1, vec![subscription(V2ALPHA1, json!({"routes": {"default": 1}}))], "spec.routes.default must be a string"),
-        (V2ALPHA1, vec![good, bad_annotation], "annotation tandem.io/v2alpha1-routes is not a JSON object"),
+        (
+            "dapr.io/v3",
+            vec![good.clone()],
+            "desiredAPIVersion \"dapr.io/v3\"",
+        ),
+        (
+            V2ALPHA1,
+            vec![good.clone(), json!("text")],
+            "object 1 is not a JSON object",
+        ),
+        (
+            V2ALPHA1,
+            vec![subscription("dapr.io/v9", json!({}))],
+            "Subscription shop/order-pub-sub: apiVersion \"dapr.io/v9\"",
+        ),
+        (
+            V2ALPHA1,
+            vec![subscription(V1ALPHA1, json!({"route": 5}))],
+            "spec.route must be a string",
+        ),
+        (
+            V1ALPHA1,
+            vec![subscription(V2ALPHA1, json!({"routes": []}))],
+            "spec.routes must be an object",
+        ),
+        (
+            V1ALPHA1,
+            vec![subscription(V2ALPHA1, json!({"routes": {"default": 1}}))],
+            "spec.routes.default must be a string",
+        ),
+        (
+            V2ALPHA1,
+            vec![good, bad_annotation],
+            "annotation tandem.io/v2alpha1-routes is not a JSON object",
+        ),
     ];
     for (desired, objects, want) in cases {
         let message = failure(desired, objects);
-        assert!(message.contains(want), "{message:?} should contain {want:?}");
+        assert!(
+            message.contains(want),
+            "{message:?} should contain {want:?}"
+        );
     }
 }
 
@@ -198,7 +261,11 @@ fn v2_to_v1_to_v2_round_trips() {
         let v1 = converted(V1ALPHA1, v2.clone());
         assert_eq!(v1["apiVersion"], V1ALPHA1);
         assert!(v1["spec"].get("routes").is_none(), "{v1}");
-        assert_eq!(v1["spec"].get("route"), v2["spec"]["routes"].get("default"), "{v2}");
+        assert_eq!(
+            v1["spec"].get("route"),
+            v2["spec"]["routes"].get("default"),
+            "{v2}"
+        );
         assert_eq!(converted(V2ALPHA1, v1.clone()), v2, "via {v1}");
         // And v1 → v2 → v1 from there.
         assert_eq!(converted(V1ALPHA1, converted(V2ALPHA1, v1.clone())), v1);
