@@ -29,6 +29,19 @@ pub mod defaults {
     /// The audience of the ServiceAccount token a sidecar presents to the operator (the injector
     /// mounts a projected token for it; the operator's TokenReview asks for it).
     pub const OPERATOR_TOKEN_AUDIENCE: &str = "tandem.io/operator";
+    /// The projected ServiceAccount token volume the injector adds for that audience.
+    pub const TOKEN_VOLUME: &str = "tandem-identity-token";
+    /// Where it is mounted (read-only) in the sidecar; the token file is `<dir>/token`.
+    pub const TOKEN_MOUNT_DIR: &str = "/var/run/secrets/tandem.io/token";
+    /// Its lifetime; the kubelet refreshes it at 80 %.
+    pub const TOKEN_EXPIRATION_SECONDS: i64 = 7200;
+    /// `dapr.io/sidecar-listen-addresses` when unset, as in Dapr.
+    pub const SIDECAR_LISTEN_ADDRESSES: &str = "[::1],127.0.0.1";
+    /// The port of the operator's sidecar API (`tandem-api` Service).
+    pub const CONTROL_PLANE_PORT: u16 = 6500;
+    /// Sidecar probes, as in Dapr: (initialDelaySeconds, timeoutSeconds, periodSeconds, failureThreshold).
+    pub const LIVENESS_PROBE: (i32, i32, i32, i32) = (180, 3, 10, 5);
+    pub const READINESS_PROBE: (i32, i32, i32, i32) = (1, 1, 1, 5);
 }
 
 /// Whether an annotation value turns a switch on, as Dapr reads it (`utils.IsTruthy`): `true`,
@@ -62,6 +75,58 @@ pub mod keys {
     pub const GRPC_PORT: &str = "dapr.io/grpc-port";
     /// Label the injector puts on pods it patched.
     pub const SIDECAR_INJECTED: &str = "dapr.io/sidecar-injected";
+    /// Label the injector puts on pods it patched: whether the sidecar serves metrics.
+    pub const METRICS_ENABLED: &str = "dapr.io/metrics-enabled";
+    pub const APP_SSL: &str = "dapr.io/app-ssl";
+    pub const ENABLE_PROFILING: &str = "dapr.io/enable-profiling";
+    pub const ENABLE_DEBUG: &str = "dapr.io/enable-debug";
+    pub const DEBUG_PORT: &str = "dapr.io/debug-port";
+    pub const APP_MAX_CONCURRENCY: &str = "dapr.io/app-max-concurrency";
+    pub const ENV: &str = "dapr.io/env";
+    pub const ENV_FROM_SECRET: &str = "dapr.io/env-from-secret";
+    pub const SIDECAR_CPU_REQUEST: &str = "dapr.io/sidecar-cpu-request";
+    pub const SIDECAR_CPU_LIMIT: &str = "dapr.io/sidecar-cpu-limit";
+    pub const SIDECAR_MEMORY_REQUEST: &str = "dapr.io/sidecar-memory-request";
+    pub const SIDECAR_MEMORY_LIMIT: &str = "dapr.io/sidecar-memory-limit";
+    pub const LIVENESS_PROBE_DELAY_SECONDS: &str = "dapr.io/sidecar-liveness-probe-delay-seconds";
+    pub const LIVENESS_PROBE_TIMEOUT_SECONDS: &str =
+        "dapr.io/sidecar-liveness-probe-timeout-seconds";
+    pub const LIVENESS_PROBE_PERIOD_SECONDS: &str = "dapr.io/sidecar-liveness-probe-period-seconds";
+    pub const LIVENESS_PROBE_THRESHOLD: &str = "dapr.io/sidecar-liveness-probe-threshold";
+    pub const READINESS_PROBE_DELAY_SECONDS: &str = "dapr.io/sidecar-readiness-probe-delay-seconds";
+    pub const READINESS_PROBE_TIMEOUT_SECONDS: &str =
+        "dapr.io/sidecar-readiness-probe-timeout-seconds";
+    pub const READINESS_PROBE_PERIOD_SECONDS: &str =
+        "dapr.io/sidecar-readiness-probe-period-seconds";
+    pub const READINESS_PROBE_THRESHOLD: &str = "dapr.io/sidecar-readiness-probe-threshold";
+    pub const SIDECAR_IMAGE: &str = "dapr.io/sidecar-image";
+    pub const SIDECAR_SECCOMP_PROFILE_TYPE: &str = "dapr.io/sidecar-seccomp-profile-type";
+    pub const HTTP_READ_BUFFER_SIZE: &str = "dapr.io/http-read-buffer-size";
+    pub const READ_BUFFER_SIZE: &str = "dapr.io/read-buffer-size";
+    pub const BLOCK_SHUTDOWN_DURATION: &str = "dapr.io/block-shutdown-duration";
+    pub const ENABLE_API_LOGGING: &str = "dapr.io/enable-api-logging";
+    pub const UNIX_DOMAIN_SOCKET_PATH: &str = "dapr.io/unix-domain-socket-path";
+    pub const VOLUME_MOUNTS: &str = "dapr.io/volume-mounts";
+    pub const VOLUME_MOUNTS_RW: &str = "dapr.io/volume-mounts-rw";
+    pub const DISABLE_BUILTIN_K8S_SECRET_STORE: &str = "dapr.io/disable-builtin-k8s-secret-store";
+    pub const ENABLE_APP_HEALTH_CHECK: &str = "dapr.io/enable-app-health-check";
+    pub const APP_HEALTH_CHECK_PATH: &str = "dapr.io/app-health-check-path";
+    pub const APP_HEALTH_PROBE_INTERVAL: &str = "dapr.io/app-health-probe-interval";
+    pub const APP_HEALTH_PROBE_TIMEOUT: &str = "dapr.io/app-health-probe-timeout";
+    pub const APP_HEALTH_THRESHOLD: &str = "dapr.io/app-health-threshold";
+    pub const APP_BINDING_OPTIONS_TIMEOUT: &str = "dapr.io/app-binding-options-timeout";
+    pub const PLACEMENT_HOST_ADDRESS: &str = "dapr.io/placement-host-address";
+    pub const ACTORS_DISSEMINATE_TIMEOUT: &str = "dapr.io/actors-disseminate-timeout";
+    pub const SCHEDULER_HOST_ADDRESS: &str = "dapr.io/scheduler-host-address";
+    pub const PLUGGABLE_COMPONENTS: &str = "dapr.io/pluggable-components";
+    pub const PLUGGABLE_COMPONENTS_SOCKETS_FOLDER: &str =
+        "dapr.io/pluggable-components-sockets-folder";
+    pub const COMPONENT_CONTAINER: &str = "dapr.io/component-container";
+    pub const INJECT_PLUGGABLE_COMPONENTS: &str = "dapr.io/inject-pluggable-components";
+    pub const SENTRY_REQUEST_JWT_AUDIENCES: &str = "dapr.io/sentry-request-jwt-audiences";
+    pub const SIDECAR_SVC_ANNOTATIONS: &str = "dapr.io/sidecar-svc-annotations";
+    pub const DISABLE_INIT_ENDPOINTS: &str = "dapr.io/disable-init-endpoints";
+    pub const ENABLE_NATIVE_SIDECAR: &str = "dapr.io/enable-native-sidecar";
 }
 
 /// The sidecar's command-line flags (daprd's names).
@@ -84,6 +149,8 @@ pub mod flags {
     pub const MAX_BODY_SIZE: &str = "max-body-size";
     pub const GRACEFUL_SHUTDOWN_SECONDS: &str = "dapr-graceful-shutdown-seconds";
     pub const MODE: &str = "mode";
+    /// The operator's sidecar API (`host:port`), for Kubernetes mode.
+    pub const CONTROL_PLANE_ADDRESS: &str = "control-plane-address";
 }
 
 /// Environment variables.
@@ -99,6 +166,10 @@ pub mod env {
     /// The pod's namespace (downward API); used for `namespace` key prefixes and caller headers.
     pub const NAMESPACE: &str = "NAMESPACE";
     pub const POD_NAME: &str = "POD_NAME";
+    /// Set on app containers by the injector: the protocol the sidecar speaks to the app.
+    pub const APP_PROTOCOL: &str = "APP_PROTOCOL";
+    /// Set on the sidecar by the injector: the names of the variables from `dapr.io/env`.
+    pub const DAPR_ENV_KEYS: &str = "DAPR_ENV_KEYS";
 }
 
 /// HTTP headers of the Dapr wire protocol.

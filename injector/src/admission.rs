@@ -1,0 +1,225 @@
+//! Pure: an HTTP request body → the AdmissionReview answer, in Dapr's order
+//! (reliability.md 1.6): empty body 400 → non-JSON Content-Type 415 → malformed JSON 400 →
+//! no `request` 400 → kind ≠ Pod allowed → not `dapr.io/enabled` allowed → requester not
+//! allowed: allowed without a patch (warning) → the patch; a pod the patch cannot serve is
+//! refused (`allowed: false`) with a message a person can act on. The response always echoes
+//! the request's `uid` and `apiVersion` (v1 or v1beta1).
+
+use crate::config::InjectorConfig;
+use crate::patch;
+use base64::Engine;
+use http::StatusCode;
+use k8s_openapi::api::core::v1::Pod;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tandem_crds::annotations::{is_truthy, keys};
+
+/// Why a review ended the way it did; the `result` label of `tandem_injector_admission_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmissionResult {
+    Injected,
+    AlreadyInjected,
+    NotPod,
+    NotDapr,
+    Unauthorized,
+    Denied,
+    BadRequest,
+    UnsupportedMediaType,
+}
+
+impl AdmissionResult {
+    pub const ALL: [AdmissionResult; 8] = [
+        AdmissionResult::Injected,
+        AdmissionResult::AlreadyInjected,
+        AdmissionResult::NotPod,
+        AdmissionResult::NotDapr,
+        AdmissionResult::Unauthorized,
+        AdmissionResult::Denied,
+        AdmissionResult::BadRequest,
+        AdmissionResult::UnsupportedMediaType,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdmissionResult::Injected => "injected",
+            AdmissionResult::AlreadyInjected => "already_injected",
+            AdmissionResult::NotPod => "not_pod",
+            AdmissionResult::NotDapr => "not_dapr",
+            AdmissionResult::Unauthorized => "unauthorized_requester",
+            AdmissionResult::Denied => "denied",
+            AdmissionResult::BadRequest => "bad_request",
+            AdmissionResult::UnsupportedMediaType => "unsupported_media_type",
+        }
+    }
+}
+
+/// The HTTP answer to one `/mutate` request.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    /// An AdmissionReview for 200, a plain-text reason otherwise.
+    pub body: Value,
+    pub result: AdmissionResult,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Review {
+    api_version: Option<String>,
+    request: Option<Request>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Request {
+    uid: String,
+    #[serde(default)]
+    kind: Option<GroupVersionKind>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    user_info: UserInfo,
+    #[serde(default)]
+    object: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GroupVersionKind {
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    kind: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct UserInfo {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+/// Answers one `/mutate` request.
+pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> Answer {
+    let plain = |status: StatusCode, result, message: &str| Answer { status, body: Value::String(message.to_owned()), result };
+    if body.is_empty() {
+        return plain(StatusCode::BAD_REQUEST, AdmissionResult::BadRequest, "empty body");
+    }
+    if !content_type.is_some_and(is_json) {
+        return plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AdmissionResult::UnsupportedMediaType,
+            "Content-Type must be application/json",
+        );
+    }
+    let review: Review = match serde_json::from_slice(body) {
+        Ok(review) => review,
+        Err(error) => {
+            let message = format!("the body is not an AdmissionReview: {error}");
+            return plain(StatusCode::BAD_REQUEST, AdmissionResult::BadRequest, &message);
+        }
+    };
+    let api_version = match review.api_version.as_deref() {
+        Some(v @ ("admission.k8s.io/v1" | "admission.k8s.io/v1beta1")) => v.to_owned(),
+        _ => "admission.k8s.io/v1".to_owned(),
+    };
+    let Some(request) = review.request else {
+        return plain(StatusCode::BAD_REQUEST, AdmissionResult::BadRequest, "the AdmissionReview has no request");
+    };
+    let respond = |result, response: Value| Answer {
+        status: StatusCode::OK,
+        body: json!({"apiVersion": api_version, "kind": "AdmissionReview", "response": response}),
+        result,
+    };
+    let uid = request.uid.clone();
+    let allowed = |result| respond(result, json!({"uid": uid, "allowed": true}));
+
+    let is_pod = request.kind.as_ref().is_some_and(|k| k.group.is_empty() && k.kind == "Pod");
+    if !is_pod {
+        return allowed(AdmissionResult::NotPod);
+    }
+    let Some(object) = request.object else {
+        return allowed(AdmissionResult::NotDapr);
+    };
+    // Read only the annotation first: most pods are not Dapr's and need no full decode.
+    let enabled = object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(keys::ENABLED))
+        .and_then(Value::as_str)
+        .is_some_and(is_truthy);
+    if !enabled {
+        return allowed(AdmissionResult::NotDapr);
+    }
+    if !requester_allowed(&request.user_info, cfg) {
+        tracing::warn!(
+            user = %request.user_info.username,
+            namespace = request.namespace.as_deref().unwrap_or(""),
+            "a requester that is not allowed to create Dapr pods created one; no sidecar injected"
+        );
+        return respond(
+            AdmissionResult::Unauthorized,
+            json!({
+                "uid": uid,
+                "allowed": true,
+                "warnings": [format!(
+                    "no Dapr sidecar injected: {:?} may not create Dapr pods (only workload controllers, system:masters and --allowed-service-accounts may)",
+                    truncate(&request.user_info.username, 80)
+                )],
+            }),
+        );
+    }
+    let deny = |message: String| {
+        respond(
+            AdmissionResult::Denied,
+            json!({"uid": uid, "allowed": false, "status": {"code": 400, "reason": "BadRequest", "message": message}}),
+        )
+    };
+    let pod: Pod = match serde_json::from_value(object) {
+        Ok(pod) => pod,
+        Err(error) => return deny(format!("the pod cannot be read: {error}")),
+    };
+    let namespace = request.namespace.as_deref().or(pod.metadata.namespace.as_deref()).unwrap_or("default");
+    match patch::plan(&pod, namespace, cfg) {
+        Ok(None) => allowed(AdmissionResult::AlreadyInjected),
+        Ok(Some(plan)) => {
+            let patch = serde_json::to_vec(&plan.operations).unwrap_or_default();
+            let mut response = json!({
+                "uid": uid,
+                "allowed": true,
+                "patchType": "JSONPatch",
+                "patch": base64::engine::general_purpose::STANDARD.encode(patch),
+            });
+            if !plan.warnings.is_empty() {
+                response["warnings"] = json!(plan.warnings);
+            }
+            tracing::debug!(app_id = %plan.app_id, %namespace, "sidecar injected");
+            respond(AdmissionResult::Injected, response)
+        }
+        Err(error) => deny(format!("cannot add the Dapr sidecar: {error}")),
+    }
+}
+
+/// Dapr's rule: a built-in or configured controller ServiceAccount, or `system:masters`.
+fn requester_allowed(user: &UserInfo, cfg: &InjectorConfig) -> bool {
+    if user.groups.iter().any(|g| g == "system:masters") {
+        return true;
+    }
+    let Some(account) = user.username.strip_prefix("system:serviceaccount:") else {
+        return false;
+    };
+    let Some((namespace, name)) = account.split_once(':') else {
+        return false;
+    };
+    cfg.allowed_service_accounts.iter().any(|p| p.matches(namespace, name))
+}
+
+fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}

@@ -1,0 +1,77 @@
+//! Prometheus metrics of the injector, in a registry of their own (tests run several injectors in
+//! one process). Labels are bounded: the admission result kind only.
+
+use crate::admission::AdmissionResult;
+use prometheus::core::Metric as _;
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+
+pub struct Metrics {
+    registry: Registry,
+    admissions: IntCounterVec,
+    duration: Histogram,
+    webhook_config_writes: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new_custom(Some("tandem_injector".to_owned()), None)?;
+        let admissions = IntCounterVec::new(
+            Opts::new("admission_total", "Admission reviews answered, by result"),
+            &["result"],
+        )?;
+        // Pre-create every series so dashboards see zeros, not gaps.
+        for result in AdmissionResult::ALL {
+            admissions.with_label_values(&[result.as_str()]);
+        }
+        let duration = Histogram::with_opts(
+            HistogramOpts::new("admission_duration_seconds", "Time to answer one /mutate request (server side)")
+                .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0]),
+        )?;
+        let webhook_config_writes = IntCounter::new(
+            "webhook_config_writes_total",
+            "Writes of the MutatingWebhookConfiguration's caBundle (0/min in steady state)",
+        )?;
+        registry.register(Box::new(admissions.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(webhook_config_writes.clone()))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        Ok(Metrics { registry, admissions, duration, webhook_config_writes })
+    }
+
+    pub fn admission(&self, result: AdmissionResult, seconds: f64) {
+        self.admissions.with_label_values(&[result.as_str()]).inc();
+        self.duration.observe(seconds);
+    }
+
+    pub fn admissions(&self, result: AdmissionResult) -> u64 {
+        self.admissions.with_label_values(&[result.as_str()]).get()
+    }
+
+    pub fn webhook_config_written(&self) {
+        self.webhook_config_writes.inc();
+    }
+
+    pub fn webhook_config_writes(&self) -> u64 {
+        self.webhook_config_writes.get()
+    }
+
+    /// The admission latency histogram's p-quantile estimate (upper bucket bound), for the bench.
+    pub fn duration_quantile(&self, q: f64) -> Option<f64> {
+        let metric = self.duration.metric();
+        let histogram = metric.get_histogram();
+        let total = histogram.get_sample_count();
+        let wanted = (total as f64 * q).ceil() as u64;
+        histogram
+            .get_bucket()
+            .iter()
+            .find(|b| b.cumulative_count() >= wanted && total > 0)
+            .map(|b| b.upper_bound())
+    }
+
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        Ok(String::from_utf8_lossy(&buffer).into_owned())
+    }
+}
