@@ -101,9 +101,17 @@ struct UserInfo {
 
 /// Answers one `/mutate` request.
 pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> Answer {
-    let plain = |status: StatusCode, result, message: &str| Answer { status, body: Value::String(message.to_owned()), result };
+    let plain = |status: StatusCode, result, message: &str| Answer {
+        status,
+        body: Value::String(message.to_owned()),
+        result,
+    };
     if body.is_empty() {
-        return plain(StatusCode::BAD_REQUEST, AdmissionResult::BadRequest, "empty body");
+        return plain(
+            StatusCode::BAD_REQUEST,
+            AdmissionResult::BadRequest,
+            "empty body",
+        );
     }
     if !content_type.is_some_and(is_json) {
         return plain(
@@ -116,7 +124,11 @@ pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> 
         Ok(review) => review,
         Err(error) => {
             let message = format!("the body is not an AdmissionReview: {error}");
-            return plain(StatusCode::BAD_REQUEST, AdmissionResult::BadRequest, &message);
+            return plain(
+                StatusCode::BAD_REQUEST,
+                AdmissionResult::BadRequest,
+                &message,
+            );
         }
     };
     let api_version = match review.api_version.as_deref() {
@@ -124,7 +136,11 @@ pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> 
         _ => "admission.k8s.io/v1".to_owned(),
     };
     let Some(request) = review.request else {
-        return plain(StatusCode::BAD_REQUEST, AdmissionResult::BadRequest, "the AdmissionReview has no request");
+        return plain(
+            StatusCode::BAD_REQUEST,
+            AdmissionResult::BadRequest,
+            "the AdmissionReview has no request",
+        );
     };
     let respond = |result, response: Value| Answer {
         status: StatusCode::OK,
@@ -134,7 +150,10 @@ pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> 
     let uid = request.uid.clone();
     let allowed = |result| respond(result, json!({"uid": uid, "allowed": true}));
 
-    let is_pod = request.kind.as_ref().is_some_and(|k| k.group.is_empty() && k.kind == "Pod");
+    let is_pod = request
+        .kind
+        .as_ref()
+        .is_some_and(|k| k.group.is_empty() && k.kind == "Pod");
     if !is_pod {
         return allowed(AdmissionResult::NotPod);
     }
@@ -178,7 +197,11 @@ pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> 
         Ok(pod) => pod,
         Err(error) => return deny(format!("the pod cannot be read: {error}")),
     };
-    let namespace = request.namespace.as_deref().or(pod.metadata.namespace.as_deref()).unwrap_or("default");
+    let namespace = request
+        .namespace
+        .as_deref()
+        .or(pod.metadata.namespace.as_deref())
+        .unwrap_or("default");
     match patch::plan(&pod, namespace, cfg) {
         Ok(None) => allowed(AdmissionResult::AlreadyInjected),
         Ok(Some(plan)) => {
@@ -210,7 +233,9 @@ fn requester_allowed(user: &UserInfo, cfg: &InjectorConfig) -> bool {
     let Some((namespace, name)) = account.split_once(':') else {
         return false;
     };
-    cfg.allowed_service_accounts.iter().any(|p| p.matches(namespace, name))
+    cfg.allowed_service_accounts
+        .iter()
+        .any(|p| p.matches(namespace, name))
 }
 
 fn is_json(content_type: &str) -> bool {

@@ -22,34 +22,62 @@ pub const BUILTIN_ALLOWED_SERVICE_ACCOUNTS: &[&str] = &[
 ];
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "tandem-injector", version, about = "Tandem's sidecar injector (mutating admission webhook)")]
+#[command(
+    name = "tandem-injector",
+    version,
+    about = "Tandem's sidecar injector (mutating admission webhook)"
+)]
 pub struct Args {
     /// HTTPS address of `POST /mutate`.
     #[arg(long, env = "TANDEM_INJECTOR_ADDR", default_value = "0.0.0.0:4000")]
     pub addr: String,
     /// Plain HTTP address of `/healthz`, `/readyz` and `/metrics`.
-    #[arg(long, env = "TANDEM_INJECTOR_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "TANDEM_INJECTOR_ADMIN_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
     pub admin_addr: String,
     /// The injector's own namespace (its TLS Secret lives here).
     #[arg(long, env = "NAMESPACE", default_value = "default")]
     pub namespace: String,
     /// The Service in front of the injector; names the serving certificate.
-    #[arg(long, env = "TANDEM_INJECTOR_SERVICE_NAME", default_value = "tandem-sidecar-injector")]
+    #[arg(
+        long,
+        env = "TANDEM_INJECTOR_SERVICE_NAME",
+        default_value = "tandem-sidecar-injector"
+    )]
     pub service_name: String,
     /// The Secret holding the CA and serving certificate.
-    #[arg(long, env = "TANDEM_INJECTOR_TLS_SECRET", default_value = "tandem-sidecar-injector-tls")]
+    #[arg(
+        long,
+        env = "TANDEM_INJECTOR_TLS_SECRET",
+        default_value = "tandem-sidecar-injector-tls"
+    )]
     pub tls_secret_name: String,
     /// The MutatingWebhookConfiguration whose caBundles are kept current.
-    #[arg(long, env = "TANDEM_INJECTOR_WEBHOOK_CONFIG", default_value = "tandem-sidecar-injector")]
+    #[arg(
+        long,
+        env = "TANDEM_INJECTOR_WEBHOOK_CONFIG",
+        default_value = "tandem-sidecar-injector"
+    )]
     pub webhook_config_name: String,
     /// Extra DNS names or IP addresses for the serving certificate (comma-separated, repeatable).
     #[arg(long = "tls-san", env = "TANDEM_INJECTOR_TLS_SANS", value_delimiter = ',', action = ArgAction::Append)]
     pub tls_sans: Vec<String>,
     /// The sidecar image.
-    #[arg(long, env = "SIDECAR_IMAGE", default_value = "ghcr.io/tandem-run/tandem-sidecar:latest")]
+    #[arg(
+        long,
+        env = "SIDECAR_IMAGE",
+        default_value = "ghcr.io/tandem-run/tandem-sidecar:latest"
+    )]
     pub sidecar_image: String,
     /// The sidecar's imagePullPolicy.
-    #[arg(long, env = "SIDECAR_IMAGE_PULL_POLICY", default_value = "IfNotPresent")]
+    #[arg(
+        long,
+        env = "SIDECAR_IMAGE_PULL_POLICY",
+        default_value = "IfNotPresent"
+    )]
     pub sidecar_image_pull_policy: String,
     /// The cluster domain; from the `svc.<domain>` search entry of /etc/resolv.conf when unset.
     #[arg(long, env = "KUBE_CLUSTER_DOMAIN")]
@@ -204,7 +232,11 @@ impl InjectorConfig {
         let addr = socket("addr", &addr)?;
         let admin_addr = socket("admin-addr", &admin_addr)?;
         if addr == admin_addr && addr.port() != 0 {
-            return Err(invalid("admin-addr", &admin_addr.to_string(), "the same as --addr"));
+            return Err(invalid(
+                "admin-addr",
+                &admin_addr.to_string(),
+                "the same as --addr",
+            ));
         }
         for (flag, value) in [
             ("namespace", &namespace),
@@ -213,17 +245,31 @@ impl InjectorConfig {
             ("webhook-config-name", &webhook_config_name),
         ] {
             if !is_dns_subdomain(value) {
-                return Err(invalid(flag, value, "not a Kubernetes object name (DNS-1123)"));
+                return Err(invalid(
+                    flag,
+                    value,
+                    "not a Kubernetes object name (DNS-1123)",
+                ));
             }
         }
         if sidecar_image.trim().is_empty() || sidecar_image.contains(char::is_whitespace) {
-            return Err(invalid("sidecar-image", &sidecar_image, "not an image reference"));
+            return Err(invalid(
+                "sidecar-image",
+                &sidecar_image,
+                "not an image reference",
+            ));
         }
         let sidecar_image_pull_policy = match sidecar_image_pull_policy.as_str() {
             "Always" => PullPolicy::Always,
             "IfNotPresent" => PullPolicy::IfNotPresent,
             "Never" => PullPolicy::Never,
-            other => return Err(invalid("sidecar-image-pull-policy", other, "one of Always, IfNotPresent, Never")),
+            other => {
+                return Err(invalid(
+                    "sidecar-image-pull-policy",
+                    other,
+                    "one of Always, IfNotPresent, Never",
+                ));
+            }
         };
         let cluster_domain = match kube_cluster_domain {
             Some(domain) if is_dns_subdomain(&domain) => domain,
@@ -234,11 +280,15 @@ impl InjectorConfig {
         };
         let control_plane_address = match control_plane_address {
             Some(address) => {
-                let valid = address
-                    .rsplit_once(':')
-                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+                let valid = address.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                });
                 if !valid {
-                    return Err(invalid("control-plane-address", &address, "expected host:port"));
+                    return Err(invalid(
+                        "control-plane-address",
+                        &address,
+                        "expected host:port",
+                    ));
                 }
                 address
             }
@@ -251,16 +301,29 @@ impl InjectorConfig {
             .iter()
             .filter_map(|p| ServiceAccountPattern::parse(p))
             .collect();
-        for value in allowed_service_accounts.iter().filter(|v| !v.trim().is_empty()) {
+        for value in allowed_service_accounts
+            .iter()
+            .filter(|v| !v.trim().is_empty())
+        {
             let pattern = ServiceAccountPattern::parse(value).ok_or_else(|| {
-                invalid("allowed-service-accounts", value, "expected namespace:name (glob * allowed)")
+                invalid(
+                    "allowed-service-accounts",
+                    value,
+                    "expected namespace:name (glob * allowed)",
+                )
             })?;
             patterns.push(pattern);
         }
-        let mut names = tandem_webhook_tls::service_dns_names(&service_name, &namespace, &cluster_domain);
+        let mut names =
+            tandem_webhook_tls::service_dns_names(&service_name, &namespace, &cluster_domain);
         for san in tls_sans.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-            if san.parse::<std::net::IpAddr>().is_err() && !is_dns_subdomain(&san.replace('*', "x")) {
-                return Err(invalid("tls-san", san, "neither an IP address nor a DNS name"));
+            if san.parse::<std::net::IpAddr>().is_err() && !is_dns_subdomain(&san.replace('*', "x"))
+            {
+                return Err(invalid(
+                    "tls-san",
+                    san,
+                    "neither an IP address nor a DNS name",
+                ));
             }
             names.push(san.to_owned());
         }
@@ -297,7 +360,9 @@ pub fn cluster_domain_from_resolv_conf(text: &str) -> Option<String> {
 /// A DNS-1123 label: lowercase alphanumerics and `-`, alphanumeric at both ends, 1–63 chars.
 pub fn is_dns_label(value: &str) -> bool {
     (1..=63).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-')
         && !value.ends_with('-')
 }
@@ -313,8 +378,9 @@ mod tests {
     use super::*;
 
     fn parse(flags: &[&str]) -> Result<InjectorConfig, String> {
-        let args = Args::try_parse_from(std::iter::once("tandem-injector").chain(flags.iter().copied()))
-            .map_err(|e| e.to_string())?;
+        let args =
+            Args::try_parse_from(std::iter::once("tandem-injector").chain(flags.iter().copied()))
+                .map_err(|e| e.to_string())?;
         InjectorConfig::from_args(args, None).map_err(|e| e.to_string())
     }
 
@@ -323,32 +389,68 @@ mod tests {
         let config = parse(&[]).unwrap();
         assert_eq!(config.addr.to_string(), "0.0.0.0:4000");
         assert_eq!(config.admin_addr.to_string(), "0.0.0.0:8080");
-        assert_eq!(config.control_plane_address, "tandem-api.default.svc.cluster.local:6500");
+        assert_eq!(
+            config.control_plane_address,
+            "tandem-api.default.svc.cluster.local:6500"
+        );
         assert_eq!(config.sidecar_image_pull_policy, PullPolicy::IfNotPresent);
         assert!(config.sidecar_run_as_non_root && config.sidecar_drop_all_capabilities);
-        assert!(config.sans.dns_names.contains(&"tandem-sidecar-injector.default.svc".to_owned()));
-        assert_eq!(config.allowed_service_accounts.len(), BUILTIN_ALLOWED_SERVICE_ACCOUNTS.len());
+        assert!(
+            config
+                .sans
+                .dns_names
+                .contains(&"tandem-sidecar-injector.default.svc".to_owned())
+        );
+        assert_eq!(
+            config.allowed_service_accounts.len(),
+            BUILTIN_ALLOWED_SERVICE_ACCOUNTS.len()
+        );
     }
 
     #[test]
     fn flags_are_read_and_bad_ones_name_the_flag() {
         let config = parse(&[
-            "--tls-san", "127.0.0.1,localhost", "--tls-san", "::1",
-            "--allowed-service-accounts", "ci:*,argo-*:workflow",
-            "--sidecar-run-as-non-root=false", "--namespace", "tandem", "--kube-cluster-domain", "k8s.example",
+            "--tls-san",
+            "127.0.0.1,localhost",
+            "--tls-san",
+            "::1",
+            "--allowed-service-accounts",
+            "ci:*,argo-*:workflow",
+            "--sidecar-run-as-non-root=false",
+            "--namespace",
+            "tandem",
+            "--kube-cluster-domain",
+            "k8s.example",
         ])
         .unwrap();
         assert_eq!(config.sans.ip_addresses.len(), 2);
         assert!(config.sans.dns_names.contains(&"localhost".to_owned()));
         assert!(!config.sidecar_run_as_non_root);
-        assert_eq!(config.control_plane_address, "tandem-api.tandem.svc.k8s.example:6500");
-        assert!(config.allowed_service_accounts.iter().any(|p| p.matches("argo-x", "workflow")));
+        assert_eq!(
+            config.control_plane_address,
+            "tandem-api.tandem.svc.k8s.example:6500"
+        );
+        assert!(
+            config
+                .allowed_service_accounts
+                .iter()
+                .any(|p| p.matches("argo-x", "workflow"))
+        );
         for (flags, needle) in [
             (&["--addr", "nope"][..], "--addr"),
-            (&["--sidecar-image-pull-policy", "Sometimes"][..], "--sidecar-image-pull-policy"),
-            (&["--allowed-service-accounts", "no-colon"][..], "--allowed-service-accounts"),
+            (
+                &["--sidecar-image-pull-policy", "Sometimes"][..],
+                "--sidecar-image-pull-policy",
+            ),
+            (
+                &["--allowed-service-accounts", "no-colon"][..],
+                "--allowed-service-accounts",
+            ),
             (&["--namespace", "Bad_NS"][..], "--namespace"),
-            (&["--control-plane-address", "host-only"][..], "--control-plane-address"),
+            (
+                &["--control-plane-address", "host-only"][..],
+                "--control-plane-address",
+            ),
             (&["--tls-san", "not a name"][..], "--tls-san"),
             (&["--sidecar-image", ""][..], "--sidecar-image"),
         ] {
@@ -360,18 +462,36 @@ mod tests {
     #[test]
     fn cluster_domain_from_search_entries() {
         let text = "nameserver 10.96.0.10\nsearch ns.svc.k8s.corp svc.k8s.corp k8s.corp\noptions ndots:5\n";
-        assert_eq!(cluster_domain_from_resolv_conf(text).as_deref(), Some("k8s.corp"));
-        assert_eq!(cluster_domain_from_resolv_conf("nameserver 1.1.1.1\n"), None);
+        assert_eq!(
+            cluster_domain_from_resolv_conf(text).as_deref(),
+            Some("k8s.corp")
+        );
+        assert_eq!(
+            cluster_domain_from_resolv_conf("nameserver 1.1.1.1\n"),
+            None
+        );
         let args = Args::try_parse_from(["x"]).unwrap();
-        assert_eq!(InjectorConfig::from_args(args, Some(text)).unwrap().cluster_domain, "k8s.corp");
+        assert_eq!(
+            InjectorConfig::from_args(args, Some(text))
+                .unwrap()
+                .cluster_domain,
+            "k8s.corp"
+        );
     }
 
     #[test]
     fn globs() {
         for (pattern, text, expected) in [
-            ("*", "", true), ("*", "abc", true), ("a*c", "abbbc", true), ("a*c", "abcd", false),
-            ("replicaset-controller", "replicaset-controller", true), ("*-controller", "job-controller", true),
-            ("a*b*c", "aXbYc", true), ("a*b*c", "aXbY", false), ("", "", true), ("", "a", false),
+            ("*", "", true),
+            ("*", "abc", true),
+            ("a*c", "abbbc", true),
+            ("a*c", "abcd", false),
+            ("replicaset-controller", "replicaset-controller", true),
+            ("*-controller", "job-controller", true),
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXbY", false),
+            ("", "", true),
+            ("", "a", false),
         ] {
             assert_eq!(glob_matches(pattern, text), expected, "{pattern} {text}");
         }

@@ -55,18 +55,32 @@ pub async fn run(config: InjectorConfig) -> Result<(), Error> {
 }
 
 /// Runs the injector with `client` until `shutdown` is cancelled; tests call this directly.
-pub async fn run_with_client(config: InjectorConfig, client: kube::Client, shutdown: CancellationToken) -> Result<(), Error> {
+pub async fn run_with_client(
+    config: InjectorConfig,
+    client: kube::Client,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let config = Arc::new(config);
     let metrics = Arc::new(metrics::Metrics::new()?);
     let readiness = admin::Readiness::default();
 
     let admin_listener = bind(config.admin_addr).await?;
     let admin_served = tokio::spawn(
-        serve_plain(admin_listener, admin::router(metrics.clone(), readiness.clone()), shutdown.clone())
-            .instrument(tracing::info_span!("admin")),
+        serve_plain(
+            admin_listener,
+            admin::router(metrics.clone(), readiness.clone()),
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("admin")),
     );
 
-    let certs = tandem_webhook_tls::ensure(client.clone(), &config.namespace, &config.tls_secret_name, &config.sans).await?;
+    let certs = tandem_webhook_tls::ensure(
+        client.clone(),
+        &config.namespace,
+        &config.tls_secret_name,
+        &config.sans,
+    )
+    .await?;
     let cert = tandem_webhook_tls::ServingCert::new(certs)?;
     let tls = tandem_webhook_tls::server_config(cert.clone())?;
     let listener = bind(config.addr).await?;
@@ -95,9 +109,13 @@ pub async fn run_with_client(config: InjectorConfig, client: kube::Client, shutd
         )
         .instrument(tracing::info_span!("ca_bundle")),
     );
-    let router = server::router(server::WebhookState { config: config.clone(), metrics });
+    let router = server::router(server::WebhookState {
+        config: config.clone(),
+        metrics,
+    });
     let webhook_served = tokio::spawn(
-        tandem_webhook_tls::serve(listener, tls, router, shutdown.clone()).instrument(tracing::info_span!("webhook")),
+        tandem_webhook_tls::serve(listener, tls, router, shutdown.clone())
+            .instrument(tracing::info_span!("webhook")),
     );
 
     // Either server ending before shutdown is a failure: stop everything and exit non-zero.
@@ -117,7 +135,9 @@ pub async fn run_with_client(config: InjectorConfig, client: kube::Client, shutd
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
 }
 
 async fn serve_plain(listener: TcpListener, router: axum::Router, shutdown: CancellationToken) {
@@ -131,7 +151,10 @@ async fn serve_plain(listener: TcpListener, router: axum::Router, shutdown: Canc
 
 async fn cancel_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stopping");
         shutdown.cancel();
         return;

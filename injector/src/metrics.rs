@@ -3,7 +3,9 @@
 
 use crate::admission::AdmissionResult;
 use prometheus::core::Metric as _;
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -24,8 +26,13 @@ impl Metrics {
             admissions.with_label_values(&[result.as_str()]);
         }
         let duration = Histogram::with_opts(
-            HistogramOpts::new("admission_duration_seconds", "Time to answer one /mutate request (server side)")
-                .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0]),
+            HistogramOpts::new(
+                "admission_duration_seconds",
+                "Time to answer one /mutate request (server side)",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+            ]),
         )?;
         let webhook_config_writes = IntCounter::new(
             "webhook_config_writes_total",
@@ -35,8 +42,15 @@ impl Metrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(webhook_config_writes.clone()))?;
         #[cfg(target_os = "linux")]
-        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
-        Ok(Metrics { registry, admissions, duration, webhook_config_writes })
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Metrics {
+            registry,
+            admissions,
+            duration,
+            webhook_config_writes,
+        })
     }
 
     pub fn admission(&self, result: AdmissionResult, seconds: f64) {

@@ -8,9 +8,9 @@ use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, Pod, Probe, ProjectedVolumeSource, ResourceRequirements,
-    SeccompProfile, SecretKeySelector, SecurityContext, ServiceAccountTokenProjection,
-    TCPSocketAction, Volume, VolumeMount, VolumeProjection,
+    ObjectFieldSelector, Pod, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecurityContext, ServiceAccountTokenProjection, TCPSocketAction, Volume,
+    VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -27,16 +27,24 @@ pub const SIDECAR_COMMAND: &str = "/tandem-sidecar";
 pub enum PatchError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    #[error("annotation {key}: volume {volume:?} does not exist in the pod; add it to spec.volumes or remove it from the annotation")]
+    #[error(
+        "annotation {key}: volume {volume:?} does not exist in the pod; add it to spec.volumes or remove it from the annotation"
+    )]
     MissingVolume { key: &'static str, volume: String },
-    #[error("the pod already has a volume named {0:?}, which the injector needs for the sidecar's token; rename it")]
+    #[error(
+        "the pod already has a volume named {0:?}, which the injector needs for the sidecar's token; rename it"
+    )]
     VolumeClash(String),
     #[error("the pod has no containers")]
     NoContainers,
 }
 
 /// What the injector adds to `pod`: empty when it already has a sidecar.
-pub fn patch(pod: &Pod, namespace: &str, cfg: &InjectorConfig) -> Result<Vec<PatchOperation>, PatchError> {
+pub fn patch(
+    pod: &Pod,
+    namespace: &str,
+    cfg: &InjectorConfig,
+) -> Result<Vec<PatchOperation>, PatchError> {
     Ok(plan(pod, namespace, cfg)?.map_or_else(Vec::new, |p| p.operations))
 }
 
@@ -71,14 +79,24 @@ pub fn plan(pod: &Pod, _namespace: &str, cfg: &InjectorConfig) -> Result<Option<
     }
     for mount in &settings.mounts {
         if !volumes.iter().any(|v| v.name == mount.volume) {
-            let key = if mount.read_only { keys::VOLUME_MOUNTS } else { keys::VOLUME_MOUNTS_RW };
-            return Err(PatchError::MissingVolume { key, volume: mount.volume.clone() });
+            let key = if mount.read_only {
+                keys::VOLUME_MOUNTS
+            } else {
+                keys::VOLUME_MOUNTS_RW
+            };
+            return Err(PatchError::MissingVolume {
+                key,
+                volume: mount.volume.clone(),
+            });
         }
     }
 
     let mut ops = Vec::new();
     // The sidecar goes last so the app stays containers[0] (kubectl exec/logs default to it).
-    ops.push(add(&["spec", "containers", "-"], to_value(&sidecar_container(&settings, cfg))));
+    ops.push(add(
+        &["spec", "containers", "-"],
+        to_value(&sidecar_container(&settings, cfg)),
+    ));
     let token = token_volume();
     if spec.and_then(|s| s.volumes.as_ref()).is_some() {
         ops.push(add(&["spec", "volumes", "-"], to_value(&token)));
@@ -107,25 +125,45 @@ pub fn plan(pod: &Pod, _namespace: &str, cfg: &InjectorConfig) -> Result<Option<
         let index = i.to_string();
         match &container.env {
             None => {
-                let vars: Vec<Value> = app_env.iter().map(|(n, v)| json!({"name": n, "value": v})).collect();
-                ops.push(add(&["spec", "containers", &index, "env"], Value::Array(vars)));
+                let vars: Vec<Value> = app_env
+                    .iter()
+                    .map(|(n, v)| json!({"name": n, "value": v}))
+                    .collect();
+                ops.push(add(
+                    &["spec", "containers", &index, "env"],
+                    Value::Array(vars),
+                ));
             }
             Some(existing) => {
                 // The app's own setting wins.
-                for (name, value) in app_env.iter().filter(|(n, _)| !existing.iter().any(|e| e.name == *n)) {
-                    ops.push(add(&["spec", "containers", &index, "env", "-"], json!({"name": name, "value": value})));
+                for (name, value) in app_env
+                    .iter()
+                    .filter(|(n, _)| !existing.iter().any(|e| e.name == *n))
+                {
+                    ops.push(add(
+                        &["spec", "containers", &index, "env", "-"],
+                        json!({"name": name, "value": value}),
+                    ));
                 }
             }
         }
     }
-    Ok(Some(Plan { operations: ops, warnings: settings.warnings.clone(), app_id: settings.app_id }))
+    Ok(Some(Plan {
+        operations: ops,
+        warnings: settings.warnings.clone(),
+        app_id: settings.app_id,
+    }))
 }
 
 /// Whether the pod already runs a sidecar (ours, or Dapr's).
 pub fn has_sidecar(pod: &Pod) -> bool {
     pod.spec.as_ref().is_some_and(|spec| {
         spec.containers.iter().any(|c| c.name == SIDECAR_CONTAINER)
-            || spec.init_containers.iter().flatten().any(|c| c.name == SIDECAR_CONTAINER)
+            || spec
+                .init_containers
+                .iter()
+                .flatten()
+                .any(|c| c.name == SIDECAR_CONTAINER)
     })
 }
 
@@ -139,12 +177,21 @@ pub fn sidecar_args(settings: &SidecarSettings, cfg: &InjectorConfig) -> Vec<Str
     };
     flag(flags::MODE, "kubernetes".into());
     flag(flags::APP_ID, settings.app_id.clone());
-    flag(flags::CONTROL_PLANE_ADDRESS, cfg.control_plane_address.clone());
+    flag(
+        flags::CONTROL_PLANE_ADDRESS,
+        cfg.control_plane_address.clone(),
+    );
     flag(flags::DAPR_HTTP_PORT, settings.http_port.to_string());
     flag(flags::DAPR_PUBLIC_PORT, settings.public_port.to_string());
     flag(flags::DAPR_GRPC_PORT, settings.grpc_port.to_string());
-    flag(flags::DAPR_INTERNAL_GRPC_PORT, settings.internal_grpc_port.to_string());
-    flag(flags::DAPR_LISTEN_ADDRESSES, settings.listen_addresses.clone());
+    flag(
+        flags::DAPR_INTERNAL_GRPC_PORT,
+        settings.internal_grpc_port.to_string(),
+    );
+    flag(
+        flags::DAPR_LISTEN_ADDRESSES,
+        settings.listen_addresses.clone(),
+    );
     flag(flags::APP_PROTOCOL, settings.app_protocol.clone());
     flag(flags::LOG_LEVEL, settings.log_level.clone());
     flag(flags::ENABLE_METRICS, settings.enable_metrics.to_string());
@@ -191,7 +238,10 @@ fn sidecar_container(settings: &SidecarSettings, cfg: &InjectorConfig) -> Contai
     let field = |name: &str, path: &str| EnvVar {
         name: name.to_owned(),
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: path.to_owned(), ..ObjectFieldSelector::default() }),
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
             ..EnvVarSource::default()
         }),
         ..EnvVar::default()
@@ -199,12 +249,19 @@ fn sidecar_container(settings: &SidecarSettings, cfg: &InjectorConfig) -> Contai
     let secret = |name: &str, secret: &str, key: &str| EnvVar {
         name: name.to_owned(),
         value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector { name: secret.to_owned(), key: key.to_owned(), optional: None }),
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_owned(),
+                key: key.to_owned(),
+                optional: None,
+            }),
             ..EnvVarSource::default()
         }),
         ..EnvVar::default()
     };
-    let mut env_vars = vec![field(env::NAMESPACE, "metadata.namespace"), field(env::POD_NAME, "metadata.name")];
+    let mut env_vars = vec![
+        field(env::NAMESPACE, "metadata.namespace"),
+        field(env::POD_NAME, "metadata.name"),
+    ];
     if let Some(name) = &settings.api_token_secret {
         env_vars.push(secret(env::DAPR_API_TOKEN, name, "token"));
     }
@@ -212,11 +269,19 @@ fn sidecar_container(settings: &SidecarSettings, cfg: &InjectorConfig) -> Contai
         env_vars.push(secret(env::APP_API_TOKEN, name, "token"));
     }
     for (name, value) in &settings.env {
-        env_vars.push(EnvVar { name: name.clone(), value: Some(value.clone()), ..EnvVar::default() });
+        env_vars.push(EnvVar {
+            name: name.clone(),
+            value: Some(value.clone()),
+            ..EnvVar::default()
+        });
     }
     if !settings.env.is_empty() {
         let names: Vec<&str> = settings.env.iter().map(|(n, _)| n.as_str()).collect();
-        env_vars.push(EnvVar { name: env::DAPR_ENV_KEYS.to_owned(), value: Some(names.join(" ")), ..EnvVar::default() });
+        env_vars.push(EnvVar {
+            name: env::DAPR_ENV_KEYS.to_owned(),
+            value: Some(names.join(" ")),
+            ..EnvVar::default()
+        });
     }
     for from in &settings.env_from_secret {
         env_vars.push(secret(&from.name, &from.secret, &from.key));
@@ -237,7 +302,11 @@ fn sidecar_container(settings: &SidecarSettings, cfg: &InjectorConfig) -> Contai
 
     let public_port = IntOrString::Int(i32::from(settings.public_port));
     let readiness = Probe {
-        http_get: Some(HTTPGetAction { path: Some("/v1.0/healthz".to_owned()), port: public_port.clone(), ..HTTPGetAction::default() }),
+        http_get: Some(HTTPGetAction {
+            path: Some("/v1.0/healthz".to_owned()),
+            port: public_port.clone(),
+            ..HTTPGetAction::default()
+        }),
         initial_delay_seconds: Some(settings.readiness.initial_delay_seconds),
         timeout_seconds: Some(settings.readiness.timeout_seconds),
         period_seconds: Some(settings.readiness.period_seconds),
@@ -245,7 +314,10 @@ fn sidecar_container(settings: &SidecarSettings, cfg: &InjectorConfig) -> Contai
         ..Probe::default()
     };
     let liveness = Probe {
-        tcp_socket: Some(TCPSocketAction { port: public_port, ..TCPSocketAction::default() }),
+        tcp_socket: Some(TCPSocketAction {
+            port: public_port,
+            ..TCPSocketAction::default()
+        }),
         initial_delay_seconds: Some(settings.liveness.initial_delay_seconds),
         timeout_seconds: Some(settings.liveness.timeout_seconds),
         period_seconds: Some(settings.liveness.period_seconds),
@@ -263,11 +335,20 @@ fn sidecar_container(settings: &SidecarSettings, cfg: &InjectorConfig) -> Contai
     let r = &settings.resources;
     let requests = quantities([("cpu", &r.cpu_request), ("memory", &r.memory_request)]);
     let limits = quantities([("cpu", &r.cpu_limit), ("memory", &r.memory_limit)]);
-    let resources = (requests.is_some() || limits.is_some()).then(|| ResourceRequirements { requests, limits, ..ResourceRequirements::default() });
+    let resources = (requests.is_some() || limits.is_some()).then(|| ResourceRequirements {
+        requests,
+        limits,
+        ..ResourceRequirements::default()
+    });
 
     Container {
         name: SIDECAR_CONTAINER.to_owned(),
-        image: Some(settings.image.clone().unwrap_or_else(|| cfg.sidecar_image.clone())),
+        image: Some(
+            settings
+                .image
+                .clone()
+                .unwrap_or_else(|| cfg.sidecar_image.clone()),
+        ),
         image_pull_policy: Some(cfg.sidecar_image_pull_policy.as_str().to_owned()),
         command: Some(vec![SIDECAR_COMMAND.to_owned()]),
         args: Some(sidecar_args(settings, cfg)),
@@ -281,13 +362,17 @@ fn sidecar_container(settings: &SidecarSettings, cfg: &InjectorConfig) -> Contai
             allow_privilege_escalation: Some(false),
             run_as_non_root: Some(cfg.sidecar_run_as_non_root),
             read_only_root_filesystem: Some(cfg.sidecar_read_only_root_filesystem),
-            capabilities: cfg
-                .sidecar_drop_all_capabilities
-                .then(|| Capabilities { drop: Some(vec!["ALL".to_owned()]), add: None }),
+            capabilities: cfg.sidecar_drop_all_capabilities.then(|| Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                add: None,
+            }),
             seccomp_profile: settings
                 .seccomp_profile_type
                 .as_ref()
-                .map(|t| SeccompProfile { type_: t.clone(), localhost_profile: None }),
+                .map(|t| SeccompProfile {
+                    type_: t.clone(),
+                    localhost_profile: None,
+                }),
             ..SecurityContext::default()
         }),
         ..Container::default()
@@ -316,10 +401,12 @@ fn token_volume() -> Volume {
 
 /// An `add` at the pointer made of `tokens` (escaped by jsonptr, so `dapr.io/app-id` is one token).
 fn add(tokens: &[&str], value: Value) -> PatchOperation {
-    PatchOperation::Add(AddOperation { path: PointerBuf::from_tokens(tokens.iter().copied()), value })
+    PatchOperation::Add(AddOperation {
+        path: PointerBuf::from_tokens(tokens.iter().copied()),
+        value,
+    })
 }
 
 fn to_value<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
-

@@ -37,26 +37,42 @@ pub fn router(state: WebhookState) -> Router {
         // One span per request, with method, path and status (timeouts included).
         .layer(TraceLayer::new_for_http())
         // Before anything reads the body: a slow or huge request cannot hold a worker for long.
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
         // Innermost: the body limit applies to the `Bytes` extractor (413 when exceeded).
         .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES));
-    Router::new().route("/mutate", post(mutate)).layer(layers).with_state(state)
+    Router::new()
+        .route("/mutate", post(mutate))
+        .layer(layers)
+        .with_state(state)
 }
 
-async fn mutate(State(state): State<WebhookState>, headers: HeaderMap, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Response {
+async fn mutate(
+    State(state): State<WebhookState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
     let started = Instant::now();
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
-            state.metrics.admission(AdmissionResult::BadRequest, started.elapsed().as_secs_f64());
+            state
+                .metrics
+                .admission(AdmissionResult::BadRequest, started.elapsed().as_secs_f64());
             return rejection.into_response();
         }
     };
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let answer = admission::review(&body, content_type, &state.config);
-    state.metrics.admission(answer.result, started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .admission(answer.result, started.elapsed().as_secs_f64());
     match answer.body {
-        serde_json::Value::String(text) if answer.status != StatusCode::OK => (answer.status, text).into_response(),
+        serde_json::Value::String(text) if answer.status != StatusCode::OK => {
+            (answer.status, text).into_response()
+        }
         body => (answer.status, axum::Json(body)).into_response(),
     }
 }

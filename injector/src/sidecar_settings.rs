@@ -40,17 +40,42 @@ pub const UNSUPPORTED: &[(&str, ValueKind)] = &[
 
 /// Annotations Tandem acts on (here, or in the operator: `sidecar-svc-annotations`).
 const SUPPORTED: &[&str] = &[
-    keys::ENABLED, keys::APP_ID, keys::APP_PORT, keys::APP_PROTOCOL, keys::APP_CHANNEL_ADDRESS,
-    keys::CONFIG, keys::LOG_LEVEL, keys::LOG_AS_JSON, keys::ENABLE_METRICS, keys::METRICS_PORT,
-    keys::API_TOKEN_SECRET, keys::APP_TOKEN_SECRET, keys::MAX_BODY_SIZE, keys::HTTP_MAX_REQUEST_SIZE,
-    keys::GRACEFUL_SHUTDOWN_SECONDS, keys::SIDECAR_LISTEN_ADDRESSES, keys::INTERNAL_GRPC_PORT,
-    keys::GRPC_PORT, keys::ENV, keys::ENV_FROM_SECRET, keys::SIDECAR_CPU_REQUEST,
-    keys::SIDECAR_CPU_LIMIT, keys::SIDECAR_MEMORY_REQUEST, keys::SIDECAR_MEMORY_LIMIT,
-    keys::LIVENESS_PROBE_DELAY_SECONDS, keys::LIVENESS_PROBE_TIMEOUT_SECONDS,
-    keys::LIVENESS_PROBE_PERIOD_SECONDS, keys::LIVENESS_PROBE_THRESHOLD,
-    keys::READINESS_PROBE_DELAY_SECONDS, keys::READINESS_PROBE_TIMEOUT_SECONDS,
-    keys::READINESS_PROBE_PERIOD_SECONDS, keys::READINESS_PROBE_THRESHOLD, keys::SIDECAR_IMAGE,
-    keys::SIDECAR_SECCOMP_PROFILE_TYPE, keys::VOLUME_MOUNTS, keys::VOLUME_MOUNTS_RW,
+    keys::ENABLED,
+    keys::APP_ID,
+    keys::APP_PORT,
+    keys::APP_PROTOCOL,
+    keys::APP_CHANNEL_ADDRESS,
+    keys::CONFIG,
+    keys::LOG_LEVEL,
+    keys::LOG_AS_JSON,
+    keys::ENABLE_METRICS,
+    keys::METRICS_PORT,
+    keys::API_TOKEN_SECRET,
+    keys::APP_TOKEN_SECRET,
+    keys::MAX_BODY_SIZE,
+    keys::HTTP_MAX_REQUEST_SIZE,
+    keys::GRACEFUL_SHUTDOWN_SECONDS,
+    keys::SIDECAR_LISTEN_ADDRESSES,
+    keys::INTERNAL_GRPC_PORT,
+    keys::GRPC_PORT,
+    keys::ENV,
+    keys::ENV_FROM_SECRET,
+    keys::SIDECAR_CPU_REQUEST,
+    keys::SIDECAR_CPU_LIMIT,
+    keys::SIDECAR_MEMORY_REQUEST,
+    keys::SIDECAR_MEMORY_LIMIT,
+    keys::LIVENESS_PROBE_DELAY_SECONDS,
+    keys::LIVENESS_PROBE_TIMEOUT_SECONDS,
+    keys::LIVENESS_PROBE_PERIOD_SECONDS,
+    keys::LIVENESS_PROBE_THRESHOLD,
+    keys::READINESS_PROBE_DELAY_SECONDS,
+    keys::READINESS_PROBE_TIMEOUT_SECONDS,
+    keys::READINESS_PROBE_PERIOD_SECONDS,
+    keys::READINESS_PROBE_THRESHOLD,
+    keys::SIDECAR_IMAGE,
+    keys::SIDECAR_SECCOMP_PROFILE_TYPE,
+    keys::VOLUME_MOUNTS,
+    keys::VOLUME_MOUNTS_RW,
     keys::SIDECAR_SVC_ANNOTATIONS,
 ];
 
@@ -69,9 +94,11 @@ impl ValueKind {
     fn accepts(self, value: &str) -> bool {
         let value = value.trim();
         match self {
-            ValueKind::Bool => ["true", "false", "t", "f", "yes", "no", "y", "n", "on", "off", "1", "0"]
-                .iter()
-                .any(|v| value.eq_ignore_ascii_case(v)),
+            ValueKind::Bool => [
+                "true", "false", "t", "f", "yes", "no", "y", "n", "on", "off", "1", "0",
+            ]
+            .iter()
+            .any(|v| value.eq_ignore_ascii_case(v)),
             ValueKind::Int => value.parse::<i64>().is_ok(),
             ValueKind::Port => value.parse::<u16>().is_ok_and(|p| p > 0),
             ValueKind::Any => true,
@@ -94,7 +121,11 @@ fn invalid(key: &'static str, value: &str, reason: impl Into<String>) -> Setting
     if shown.len() < value.len() {
         shown.push('…');
     }
-    SettingsError { key, value: shown, reason: reason.into() }
+    SettingsError {
+        key,
+        value: shown,
+        reason: reason.into(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,16 +197,30 @@ impl SidecarSettings {
         annotations: &BTreeMap<String, String>,
         pod_name: Option<&str>,
     ) -> Result<SidecarSettings, SettingsError> {
-        let get = |key: &str| annotations.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let get = |key: &str| {
+            annotations
+                .get(key)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+        };
         let mut warnings = Vec::new();
 
         let app_id = match (get(keys::APP_ID), pod_name.filter(|n| !n.is_empty())) {
             (Some(id), _) => id.to_owned(),
             (None, Some(name)) => {
-                warnings.push(format!("{} is not set; using the pod name {name:?} as the app id", keys::APP_ID));
+                warnings.push(format!(
+                    "{} is not set; using the pod name {name:?} as the app id",
+                    keys::APP_ID
+                ));
                 name.to_owned()
             }
-            (None, None) => return Err(invalid(keys::APP_ID, "", "must be set: the pod has no name yet (generateName)")),
+            (None, None) => {
+                return Err(invalid(
+                    keys::APP_ID,
+                    "",
+                    "must be set: the pod has no name yet (generateName)",
+                ));
+            }
         };
         if !crate::config::is_dns_label(&format!("{app_id}-dapr")) {
             return Err(invalid(
@@ -184,17 +229,18 @@ impl SidecarSettings {
                 "is not a valid app id: <app-id>-dapr must be a DNS-1123 label (lowercase letters, digits, '-', at most 63 characters)",
             ));
         }
-        let port = |key: &'static str, default: Option<u16>| -> Result<Option<u16>, SettingsError> {
-            match get(key) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .map(Some)
-                    .ok_or_else(|| invalid(key, v, "is not a port (1-65535)")),
-            }
-        };
+        let port =
+            |key: &'static str, default: Option<u16>| -> Result<Option<u16>, SettingsError> {
+                match get(key) {
+                    None => Ok(default),
+                    Some(v) => v
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|p| *p > 0)
+                        .map(Some)
+                        .ok_or_else(|| invalid(key, v, "is not a port (1-65535)")),
+                }
+            };
         let bool_of = |key: &'static str, default: bool| -> Result<bool, SettingsError> {
             match get(key) {
                 None => Ok(default),
@@ -202,15 +248,22 @@ impl SidecarSettings {
                 Some(v) => Err(invalid(key, v, "is not a boolean (true/false)")),
             }
         };
-        let one_of = |key: &'static str, default: &str, allowed: &[&str]| -> Result<String, SettingsError> {
-            let value = get(key).unwrap_or(default).to_ascii_lowercase();
-            if allowed.contains(&value.as_str()) {
-                Ok(value)
-            } else {
-                Err(invalid(key, &value, format!("is not one of {}", allowed.join(", "))))
-            }
-        };
-        let probe = |keys: [&'static str; 4], defaults: (i32, i32, i32, i32)| -> Result<Probe, SettingsError> {
+        let one_of =
+            |key: &'static str, default: &str, allowed: &[&str]| -> Result<String, SettingsError> {
+                let value = get(key).unwrap_or(default).to_ascii_lowercase();
+                if allowed.contains(&value.as_str()) {
+                    Ok(value)
+                } else {
+                    Err(invalid(
+                        key,
+                        &value,
+                        format!("is not one of {}", allowed.join(", ")),
+                    ))
+                }
+            };
+        let probe = |keys: [&'static str; 4],
+                     defaults: (i32, i32, i32, i32)|
+         -> Result<Probe, SettingsError> {
             let field = |key: &'static str, default: i32, min: i32| match get(key) {
                 None => Ok(default),
                 Some(v) => v
@@ -230,14 +283,20 @@ impl SidecarSettings {
             match get(key) {
                 None => Ok(None),
                 Some(v) if is_quantity(v) => Ok(Some(v.to_owned())),
-                Some(v) => Err(invalid(key, v, "is not a Kubernetes quantity (like 100m, 0.5, 128Mi)")),
+                Some(v) => Err(invalid(
+                    key,
+                    v,
+                    "is not a Kubernetes quantity (like 100m, 0.5, 128Mi)",
+                )),
             }
         };
 
         let app_port = port(keys::APP_PORT, None)?;
-        let metrics_port = port(keys::METRICS_PORT, Some(ports::METRICS))?.unwrap_or(ports::METRICS);
+        let metrics_port =
+            port(keys::METRICS_PORT, Some(ports::METRICS))?.unwrap_or(ports::METRICS);
         let grpc_port = port(keys::GRPC_PORT, Some(ports::GRPC))?.unwrap_or(ports::GRPC);
-        let internal_grpc_port = port(keys::INTERNAL_GRPC_PORT, Some(ports::INTERNAL))?.unwrap_or(ports::INTERNAL);
+        let internal_grpc_port =
+            port(keys::INTERNAL_GRPC_PORT, Some(ports::INTERNAL))?.unwrap_or(ports::INTERNAL);
         let enable_metrics = bool_of(keys::ENABLE_METRICS, true)?;
         let mut taken = vec![("dapr-http", ports::HTTP), ("dapr-public", ports::PUBLIC)];
         taken.push(("dapr-grpc", grpc_port));
@@ -256,46 +315,83 @@ impl SidecarSettings {
                     "dapr-metrics" => keys::METRICS_PORT,
                     _ => keys::APP_PORT,
                 };
-                return Err(invalid(key, &p.to_string(), format!("is already used by {other}")));
+                return Err(invalid(
+                    key,
+                    &p.to_string(),
+                    format!("is already used by {other}"),
+                ));
             }
         }
 
-        let listen_addresses = get(keys::SIDECAR_LISTEN_ADDRESSES).unwrap_or(defaults::SIDECAR_LISTEN_ADDRESSES);
+        let listen_addresses =
+            get(keys::SIDECAR_LISTEN_ADDRESSES).unwrap_or(defaults::SIDECAR_LISTEN_ADDRESSES);
         for addr in listen_addresses.split(',') {
             let bare = addr.trim().trim_start_matches('[').trim_end_matches(']');
             if bare.parse::<std::net::IpAddr>().is_err() {
-                return Err(invalid(keys::SIDECAR_LISTEN_ADDRESSES, listen_addresses, "must be IP addresses, comma-separated"));
+                return Err(invalid(
+                    keys::SIDECAR_LISTEN_ADDRESSES,
+                    listen_addresses,
+                    "must be IP addresses, comma-separated",
+                ));
             }
         }
         let graceful_shutdown_seconds = match get(keys::GRACEFUL_SHUTDOWN_SECONDS) {
             None | Some("-1") => None,
             Some(v) => Some(v.parse::<u64>().map_err(|_| {
-                invalid(keys::GRACEFUL_SHUTDOWN_SECONDS, v, "is not a whole number of seconds")
+                invalid(
+                    keys::GRACEFUL_SHUTDOWN_SECONDS,
+                    v,
+                    "is not a whole number of seconds",
+                )
             })?),
         };
         let max_body_size = match (get(keys::MAX_BODY_SIZE), get(keys::HTTP_MAX_REQUEST_SIZE)) {
             (Some(size), _) if is_size(size) => Some(size.to_owned()),
-            (Some(size), _) => return Err(invalid(keys::MAX_BODY_SIZE, size, "is not a size (like 4Mi or 4194304)")),
+            (Some(size), _) => {
+                return Err(invalid(
+                    keys::MAX_BODY_SIZE,
+                    size,
+                    "is not a size (like 4Mi or 4194304)",
+                ));
+            }
             // Legacy: megabytes.
             (None, Some(mb)) => match mb.parse::<u32>() {
                 Ok(mb) if mb > 0 => Some(format!("{mb}Mi")),
-                _ => return Err(invalid(keys::HTTP_MAX_REQUEST_SIZE, mb, "is not a whole number of megabytes")),
+                _ => {
+                    return Err(invalid(
+                        keys::HTTP_MAX_REQUEST_SIZE,
+                        mb,
+                        "is not a whole number of megabytes",
+                    ));
+                }
             },
             (None, None) => None,
         };
-        let name_value = |key: &'static str, value: &str| -> Result<Option<String>, SettingsError> {
-            if crate::config::is_dns_subdomain(value) {
-                Ok(Some(value.to_owned()))
-            } else {
-                Err(invalid(key, value, "is not a Kubernetes object name"))
-            }
-        };
+        let name_value =
+            |key: &'static str, value: &str| -> Result<Option<String>, SettingsError> {
+                if crate::config::is_dns_subdomain(value) {
+                    Ok(Some(value.to_owned()))
+                } else {
+                    Err(invalid(key, value, "is not a Kubernetes object name"))
+                }
+            };
 
         let settings = SidecarSettings {
-            app_protocol: one_of(keys::APP_PROTOCOL, "http", &["http", "https", "grpc", "grpcs", "h2c"])?,
+            app_protocol: one_of(
+                keys::APP_PROTOCOL,
+                "http",
+                &["http", "https", "grpc", "grpcs", "h2c"],
+            )?,
             app_channel_address: get(keys::APP_CHANNEL_ADDRESS).map(str::to_owned),
-            config: get(keys::CONFIG).map(|c| name_value(keys::CONFIG, c)).transpose()?.flatten(),
-            log_level: one_of(keys::LOG_LEVEL, "info", &["debug", "info", "warn", "error", "fatal"])?,
+            config: get(keys::CONFIG)
+                .map(|c| name_value(keys::CONFIG, c))
+                .transpose()?
+                .flatten(),
+            log_level: one_of(
+                keys::LOG_LEVEL,
+                "info",
+                &["debug", "info", "warn", "error", "fatal"],
+            )?,
             log_as_json: bool_of(keys::LOG_AS_JSON, false)?,
             enable_metrics,
             metrics_port,
@@ -304,8 +400,14 @@ impl SidecarSettings {
             grpc_port,
             internal_grpc_port,
             listen_addresses: listen_addresses.to_owned(),
-            api_token_secret: get(keys::API_TOKEN_SECRET).map(|s| name_value(keys::API_TOKEN_SECRET, s)).transpose()?.flatten(),
-            app_token_secret: get(keys::APP_TOKEN_SECRET).map(|s| name_value(keys::APP_TOKEN_SECRET, s)).transpose()?.flatten(),
+            api_token_secret: get(keys::API_TOKEN_SECRET)
+                .map(|s| name_value(keys::API_TOKEN_SECRET, s))
+                .transpose()?
+                .flatten(),
+            app_token_secret: get(keys::APP_TOKEN_SECRET)
+                .map(|s| name_value(keys::APP_TOKEN_SECRET, s))
+                .transpose()?
+                .flatten(),
             env: parse_env(get(keys::ENV))?,
             env_from_secret: parse_env_from_secret(get(keys::ENV_FROM_SECRET))?,
             resources: Resources {
@@ -315,21 +417,43 @@ impl SidecarSettings {
                 memory_limit: quantity(keys::SIDECAR_MEMORY_LIMIT)?,
             },
             liveness: probe(
-                [keys::LIVENESS_PROBE_DELAY_SECONDS, keys::LIVENESS_PROBE_TIMEOUT_SECONDS, keys::LIVENESS_PROBE_PERIOD_SECONDS, keys::LIVENESS_PROBE_THRESHOLD],
+                [
+                    keys::LIVENESS_PROBE_DELAY_SECONDS,
+                    keys::LIVENESS_PROBE_TIMEOUT_SECONDS,
+                    keys::LIVENESS_PROBE_PERIOD_SECONDS,
+                    keys::LIVENESS_PROBE_THRESHOLD,
+                ],
                 defaults::LIVENESS_PROBE,
             )?,
             readiness: probe(
-                [keys::READINESS_PROBE_DELAY_SECONDS, keys::READINESS_PROBE_TIMEOUT_SECONDS, keys::READINESS_PROBE_PERIOD_SECONDS, keys::READINESS_PROBE_THRESHOLD],
+                [
+                    keys::READINESS_PROBE_DELAY_SECONDS,
+                    keys::READINESS_PROBE_TIMEOUT_SECONDS,
+                    keys::READINESS_PROBE_PERIOD_SECONDS,
+                    keys::READINESS_PROBE_THRESHOLD,
+                ],
                 defaults::READINESS_PROBE,
             )?,
             image: match get(keys::SIDECAR_IMAGE) {
-                Some(image) if image.contains(char::is_whitespace) => return Err(invalid(keys::SIDECAR_IMAGE, image, "is not an image reference")),
+                Some(image) if image.contains(char::is_whitespace) => {
+                    return Err(invalid(
+                        keys::SIDECAR_IMAGE,
+                        image,
+                        "is not an image reference",
+                    ));
+                }
                 other => other.map(str::to_owned),
             },
             seccomp_profile_type: match get(keys::SIDECAR_SECCOMP_PROFILE_TYPE) {
                 None => None,
                 Some(t @ ("RuntimeDefault" | "Unconfined" | "Localhost")) => Some(t.to_owned()),
-                Some(t) => return Err(invalid(keys::SIDECAR_SECCOMP_PROFILE_TYPE, t, "is not one of RuntimeDefault, Unconfined, Localhost")),
+                Some(t) => {
+                    return Err(invalid(
+                        keys::SIDECAR_SECCOMP_PROFILE_TYPE,
+                        t,
+                        "is not one of RuntimeDefault, Unconfined, Localhost",
+                    ));
+                }
             },
             max_body_size,
             graceful_shutdown_seconds,
@@ -344,22 +468,32 @@ impl SidecarSettings {
         };
         warnings.extend(unsupported_warnings(annotations));
         warnings.truncate(MAX_WARNINGS);
-        Ok(SidecarSettings { warnings, ..settings })
+        Ok(SidecarSettings {
+            warnings,
+            ..settings
+        })
     }
 }
 
 fn unsupported_warnings(annotations: &BTreeMap<String, String>) -> Vec<String> {
     let mut warnings = Vec::new();
-    for (key, value) in annotations.iter().filter(|(k, _)| k.starts_with("dapr.io/")) {
+    for (key, value) in annotations
+        .iter()
+        .filter(|(k, _)| k.starts_with("dapr.io/"))
+    {
         if SUPPORTED.contains(&key.as_str()) {
             continue;
         }
         let shown: String = key.chars().take(64).collect();
         match UNSUPPORTED.iter().find(|(k, _)| k == key) {
             Some((_, kind)) if kind.accepts(value) => {
-                warnings.push(format!("{shown} is not supported by tandem-sidecar yet; ignored"));
+                warnings.push(format!(
+                    "{shown} is not supported by tandem-sidecar yet; ignored"
+                ));
             }
-            Some(_) => warnings.push(format!("{shown} has an invalid value (and is not supported yet); ignored")),
+            Some(_) => warnings.push(format!(
+                "{shown} has an invalid value (and is not supported yet); ignored"
+            )),
             None => warnings.push(format!("{shown} is not a known Dapr annotation; ignored")),
         }
     }
@@ -368,7 +502,9 @@ fn unsupported_warnings(annotations: &BTreeMap<String, String>) -> Vec<String> {
 
 /// `K=V,K2=V2` (values may contain `=`; entries are trimmed).
 fn parse_env(value: Option<&str>) -> Result<Vec<(String, String)>, SettingsError> {
-    let Some(value) = value else { return Ok(Vec::new()) };
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
     let mut env: Vec<(String, String)> = Vec::new();
     for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (name, val) = entry
@@ -376,7 +512,11 @@ fn parse_env(value: Option<&str>) -> Result<Vec<(String, String)>, SettingsError
             .ok_or_else(|| invalid(keys::ENV, entry, "is not NAME=value"))?;
         let name = name.trim();
         if !is_env_name(name) {
-            return Err(invalid(keys::ENV, name, "is not an environment variable name"));
+            return Err(invalid(
+                keys::ENV,
+                name,
+                "is not an environment variable name",
+            ));
         }
         if env.iter().any(|(n, _)| n == name) {
             return Err(invalid(keys::ENV, name, "is listed twice"));
@@ -388,31 +528,53 @@ fn parse_env(value: Option<&str>) -> Result<Vec<(String, String)>, SettingsError
 
 /// `K=secret` (key `secret`) or `K=secret:key`.
 fn parse_env_from_secret(value: Option<&str>) -> Result<Vec<SecretEnv>, SettingsError> {
-    let Some(value) = value else { return Ok(Vec::new()) };
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
     let mut env = Vec::new();
     for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let bad = || invalid(keys::ENV_FROM_SECRET, entry, "is not NAME=secret or NAME=secret:key");
+        let bad = || {
+            invalid(
+                keys::ENV_FROM_SECRET,
+                entry,
+                "is not NAME=secret or NAME=secret:key",
+            )
+        };
         let (name, source) = entry.split_once('=').ok_or_else(bad)?;
         let (secret, key) = source.split_once(':').unwrap_or((source, source));
         let (name, secret, key) = (name.trim(), secret.trim(), key.trim());
         if !is_env_name(name) || !crate::config::is_dns_subdomain(secret) || key.is_empty() {
             return Err(bad());
         }
-        env.push(SecretEnv { name: name.to_owned(), secret: secret.to_owned(), key: key.to_owned() });
+        env.push(SecretEnv {
+            name: name.to_owned(),
+            secret: secret.to_owned(),
+            key: key.to_owned(),
+        });
     }
     Ok(env)
 }
 
 /// `volume:/path,...`.
-fn parse_mounts(key: &'static str, value: Option<&str>, read_only: bool) -> Result<Vec<ExtraMount>, SettingsError> {
-    let Some(value) = value else { return Ok(Vec::new()) };
+fn parse_mounts(
+    key: &'static str,
+    value: Option<&str>,
+    read_only: bool,
+) -> Result<Vec<ExtraMount>, SettingsError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
     let mut mounts = Vec::new();
     for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (volume, path) = entry
             .split_once(':')
             .filter(|(v, p)| !v.is_empty() && p.starts_with('/'))
             .ok_or_else(|| invalid(key, entry, "is not volume:/absolute/path"))?;
-        mounts.push(ExtraMount { volume: volume.to_owned(), path: path.to_owned(), read_only });
+        mounts.push(ExtraMount {
+            volume: volume.to_owned(),
+            path: path.to_owned(),
+            read_only,
+        });
     }
     Ok(mounts)
 }
@@ -420,19 +582,37 @@ fn parse_mounts(key: &'static str, value: Option<&str>, read_only: bool) -> Resu
 fn is_env_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// A Kubernetes resource quantity: a decimal number with an optional binary (`Ki`…`Ei`),
 /// decimal (`n`, `u`, `m`, `k`, `M`…`E`) or exponent (`e3`) suffix.
 pub fn is_quantity(value: &str) -> bool {
     let value = value.strip_prefix(['+', '-']).unwrap_or(value);
-    let end = value.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(value.len());
+    let end = value
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(value.len());
     let (number, suffix) = value.split_at(end);
     let number_ok = !number.is_empty() && number != "." && number.matches('.').count() <= 1;
     let suffix_ok = matches!(
         suffix,
-        "" | "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
+        "" | "n"
+            | "u"
+            | "m"
+            | "k"
+            | "M"
+            | "G"
+            | "T"
+            | "P"
+            | "E"
+            | "Ki"
+            | "Mi"
+            | "Gi"
+            | "Ti"
+            | "Pi"
+            | "Ei"
     ) || suffix
         .strip_prefix(['e', 'E'])
         .map(|exp| exp.strip_prefix(['+', '-']).unwrap_or(exp))
@@ -442,8 +622,27 @@ pub fn is_quantity(value: &str) -> bool {
 
 /// A size as the sidecar's `--max-body-size` reads it: bytes, or `K/M/G(B)` / `Ki/Mi/Gi(B)`.
 fn is_size(value: &str) -> bool {
-    let end = value.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(value.len());
+    let end = value
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(value.len());
     let (number, unit) = value.split_at(end);
     number.parse::<f64>().is_ok_and(|n| n > 0.0)
-        && matches!(unit.trim(), "" | "B" | "K" | "KB" | "k" | "kB" | "Ki" | "KiB" | "M" | "MB" | "Mi" | "MiB" | "G" | "GB" | "Gi" | "GiB")
+        && matches!(
+            unit.trim(),
+            "" | "B"
+                | "K"
+                | "KB"
+                | "k"
+                | "kB"
+                | "Ki"
+                | "KiB"
+                | "M"
+                | "MB"
+                | "Mi"
+                | "MiB"
+                | "G"
+                | "GB"
+                | "Gi"
+                | "GiB"
+        )
 }

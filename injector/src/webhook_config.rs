@@ -9,8 +9,8 @@ use crate::metrics::Metrics;
 use futures_util::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_webhook_tls::ServingCert;
@@ -32,7 +32,10 @@ impl WriteBackoff {
     const QUIET: Duration = Duration::from_secs(600);
 
     pub fn new() -> WriteBackoff {
-        WriteBackoff { last_write: None, gap: Self::MIN }
+        WriteBackoff {
+            last_write: None,
+            gap: Self::MIN,
+        }
     }
 
     /// The earliest moment the next write may happen.
@@ -71,7 +74,9 @@ pub async fn sync_ca_bundle(
 ) {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut events = watcher::watcher(api.clone(), config).default_backoff().boxed();
+    let mut events = watcher::watcher(api.clone(), config)
+        .default_backoff()
+        .boxed();
     let mut ca_changes = cert.subscribe();
     let mut current: Option<MutatingWebhookConfiguration> = None;
     let mut listed = false;

@@ -294,9 +294,6 @@ pub async fn run(args: Args) -> Result<()> {
         noop_reconcile,
     } = args;
     init_tracing(log_as_json);
-    if webhook.enable_conversion_webhook {
-        tracing::warn!("the conversion webhook is not served yet");
-    }
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
     let mut operator = Operator::new(client.clone(), namespace.clone())?;
     if noop_reconcile {
@@ -329,6 +326,14 @@ pub async fn run(args: Args) -> Result<()> {
         })?;
     tracing::info!(%sidecar_api_addr, "sidecar API listening");
     let shutdown = CancellationToken::new();
+    // Every replica serves conversions and keeps the CRD pointing at them, leader or not.
+    let conversion = conversion::spawn(
+        client.clone(),
+        &leader_election_namespace,
+        &webhook,
+        shutdown.clone(),
+    )
+    .await?;
     // Every replica serves sidecars, leader or not.
     let (sidecar_api, feeding) = sidecar_api::SidecarApi::new(
         client.clone(),
@@ -365,12 +370,17 @@ pub async fn run(args: Args) -> Result<()> {
     );
     let result = operator.run(shutdown.clone()).await;
     shutdown.cancel();
+    let converted = match conversion {
+        Some(running) => running.stopped().await,
+        None => Ok(()),
+    };
     let served = admin.await.map_err(std::io::Error::other).and_then(|s| s);
     let sidecars_served = sidecars
         .await
         .map_err(std::io::Error::other)
         .and_then(|s| s);
     result?;
+    converted?;
     sidecars_served.map_err(|source| Error::SidecarApi {
         addr: sidecar_api_addr,
         source,

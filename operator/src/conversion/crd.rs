@@ -13,7 +13,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use std::sync::Arc;
 use std::time::Duration;
+use tandem_webhook_tls::Certificates;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -81,12 +83,12 @@ pub fn merge_patch(desired: &CustomResourceConversion) -> serde_json::Value {
     serde_json::json!({"spec": {"conversion": conversion}})
 }
 
-/// Keeps the CRD's conversion at [`desired_conversion`] for `target` and the CA in `ca_pem` until
-/// `shutdown` is cancelled or the CA's sender is gone.
+/// Keeps the CRD's conversion at [`desired_conversion`] for `target` and the current CA of
+/// `certificates` until `shutdown` is cancelled or the certificates' sender is gone.
 pub async fn keep_crd_conversion(
     client: kube::Client,
     target: ClientTarget,
-    mut ca_pem: watch::Receiver<Vec<u8>>,
+    mut certificates: watch::Receiver<Arc<Certificates>>,
     shutdown: CancellationToken,
 ) {
     let api = Api::<CustomResourceDefinition>::all(client);
@@ -111,7 +113,7 @@ pub async fn keep_crd_conversion(
                 }
                 None => return,
             },
-            changed = ca_pem.changed() => if changed.is_err() {
+            changed = certificates.changed() => if changed.is_err() {
                 return;
             },
             () = sleep_until(wake), if wake.is_some() => recheck = None,
@@ -119,7 +121,8 @@ pub async fn keep_crd_conversion(
         let Some(crd) = &current else {
             continue;
         };
-        let desired = desired_conversion(&target, &ca_pem.borrow_and_update());
+        let ca_pem = certificates.borrow_and_update().ca_pem.clone();
+        let desired = desired_conversion(&target, ca_pem.as_bytes());
         if up_to_date(crd, &desired) {
             delay = Duration::ZERO;
             recheck = None;

@@ -2,7 +2,7 @@
 //! v2alpha1 and asks `POST /convert` to turn objects into the version a client reads or writes.
 //!
 //! - `review`: the conversion, a pure function of the `ConversionReview`.
-//! - `server`: the axum handler around it, served over TLS with a certificate from
+//! - `server`: the axum handler around it; `webhook`: served over TLS with a certificate from
 //!   `tandem-webhook-tls` (Secret [`TLS_SECRET`] in the operator's namespace).
 //! - `crd`: keeps the CRD's `spec.conversion` pointing at this webhook with the current CA: set at
 //!   start-up and again whenever someone changes it (written only when it differs).
@@ -12,10 +12,12 @@
 mod crd;
 mod review;
 mod server;
+mod webhook;
 
 pub use crd::{ClientTarget, desired_conversion, keep_crd_conversion, merge_patch, up_to_date};
 pub use review::{ConversionError, ROUTES_ANNOTATION, V1ALPHA1, V2ALPHA1, convert, convert_all};
 pub use server::router;
+pub use webhook::{Running, Webhook, spawn};
 
 use std::net::SocketAddr;
 
@@ -102,13 +104,22 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A call to the Kubernetes API failed.
-    #[error("{action}: {source}")]
-    Api {
-        action: String,
+    /// The serving certificate could not be read or created.
+    #[error("conversion webhook certificate (Secret {TLS_SECRET}): {0}")]
+    Certificates(#[from] tandem_webhook_tls::secret::Error),
+    /// rustls refused the certificate.
+    #[error("conversion webhook TLS: {0}")]
+    Config(#[from] tandem_webhook_tls::tls::Error),
+    /// Serving over TLS failed.
+    #[error("conversion webhook on {addr}: {error}")]
+    Tls {
+        addr: SocketAddr,
         #[source]
-        source: kube::Error,
+        error: tandem_webhook_tls::tls::Error,
     },
+    /// The webhook's task ended abnormally.
+    #[error("the conversion webhook stopped: {0}")]
+    Stopped(String),
 }
 
 #[cfg(test)]

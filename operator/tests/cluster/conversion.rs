@@ -79,7 +79,7 @@ async fn subscriptions_convert_through_the_webhook_and_the_crd_is_kept_pointing_
     let keeping = tokio::spawn(conversion::keep_crd_conversion(
         env.client(),
         flags.webhook.target(namespace),
-        webhook.ca_pem(),
+        webhook.certificates(),
         stop_keeping.clone(),
     ));
     let serving = tokio::spawn(webhook.serve(stop_serving.clone()));
