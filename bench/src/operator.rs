@@ -21,6 +21,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tandem_crds::Component;
 use tandem_envtest::{Assets, ControlPlane};
@@ -50,8 +52,13 @@ pub struct Config {
 pub struct RunResult {
     /// Exec → the first reconcile counted on `/metrics`.
     pub first_reconcile: Duration,
-    /// Exec → every object done.
+    /// Exec → every object done, or → the timeout.
     pub done: Duration,
+    /// Whether every object was done before the timeout; the Components judged and Services
+    /// present then (real runs).
+    pub converged: bool,
+    pub judged: usize,
+    pub services: usize,
     /// Reconciles counted between the first one seen and the end.
     pub reconciles: u64,
     /// `reconciles` over (`done` − `first_reconcile`).
@@ -224,7 +231,8 @@ async fn run_operator(
     noop: bool,
 ) -> anyhow::Result<RunResult> {
     let (admin, sidecar_api) = (free_addr()?, free_addr()?);
-    let mut done = tokio::spawn(watch_until_done(client.clone(), n));
+    let progress = Arc::new(Progress::default());
+    let mut done = tokio::spawn(watch_until_done(client.clone(), n, Arc::clone(&progress)));
     let mut command = Command::new(&config.operator_bin);
     command
         .args(["--leader-elect=false", "--admin-addr", &admin.to_string()])
@@ -252,6 +260,7 @@ async fn run_operator(
         check_alive(&mut child, deadline)?;
         tokio::time::sleep(METRICS_POLL).await;
     };
+    let mut converged = true;
     let (end, end_count) = if noop {
         // The baseline never writes: it is done once every object has been reconciled once.
         let objects = 2 * n as u64;
@@ -270,7 +279,13 @@ async fn run_operator(
                     let end = finished??.saturating_duration_since(started);
                     break (end, scrape(admin).await.context("/metrics at the end")?);
                 }
-                () = tokio::time::sleep(Duration::from_millis(200)) => check_alive(&mut child, deadline)?,
+                () = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if Instant::now() > deadline {
+                        converged = false;
+                        break (started.elapsed(), scrape(admin).await.context("/metrics at the timeout")?);
+                    }
+                    check_alive(&mut child, deadline)?;
+                }
             }
         }
     };
@@ -284,6 +299,9 @@ async fn run_operator(
     Ok(RunResult {
         first_reconcile,
         done: end,
+        converged,
+        judged: progress.judged.load(Ordering::Relaxed),
+        services: progress.services.load(Ordering::Relaxed),
         reconciles,
         reconciles_per_s: if window > 0.0 {
             reconciles as f64 / window
@@ -296,9 +314,20 @@ async fn run_operator(
     })
 }
 
+/// How far a real run got, as the watches see it.
+#[derive(Debug, Default)]
+struct Progress {
+    judged: AtomicUsize,
+    services: AtomicUsize,
+}
+
 /// Watches Components and labelled Services until every Component is judged and `n` Services
 /// exist; returns when that became true.
-async fn watch_until_done(client: kube::Client, n: usize) -> anyhow::Result<Instant> {
+async fn watch_until_done(
+    client: kube::Client,
+    n: usize,
+    progress: Arc<Progress>,
+) -> anyhow::Result<Instant> {
     let components = watcher(
         Api::<Component>::all(client.clone()),
         watcher::Config::default(),
@@ -334,8 +363,10 @@ async fn watch_until_done(client: kube::Client, n: usize) -> anyhow::Result<Inst
             }
             _ => {}
         }
-        let all_judged = judged.len() == n && judged.values().all(|done| *done);
-        if all_judged && services.len() >= n {
+        let judged_now = judged.values().filter(|done| **done).count();
+        progress.judged.store(judged_now, Ordering::Relaxed);
+        progress.services.store(services.len(), Ordering::Relaxed);
+        if judged_now == n && services.len() >= n {
             return Ok(Instant::now());
         }
     }
@@ -421,7 +452,14 @@ pub fn table(points: &[SizePoint], sizes: &[(&str, u64)]) -> String {
                 "all done (s from exec)",
                 r.done.as_secs_f64(),
                 b.done.as_secs_f64(),
-                String::new(),
+                if r.converged {
+                    String::new()
+                } else {
+                    format!(
+                        "NOT converged at the timeout: {}/{} Components judged, {}/{} Services",
+                        r.judged, p.n, r.services, p.n
+                    )
+                },
             ),
             (
                 "reconciles in the window",
@@ -537,6 +575,9 @@ mod tests {
         let run = |per_s, first_ms, rss_kb| RunResult {
             first_reconcile: Duration::from_millis(first_ms),
             done: Duration::from_secs(3),
+            converged: true,
+            judged: 0,
+            services: 0,
             reconciles: 4000,
             reconciles_per_s: per_s,
             peak_rss_kb: rss_kb,
