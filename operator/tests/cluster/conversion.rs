@@ -6,7 +6,7 @@
 //! holds `CRD_CONVERSION` (no CRD install meanwhile) and, even when it fails, stops keeping the CRD,
 //! sets the strategy back to `None` and only then stops its webhook.
 
-use crate::support::{CRD_CONVERSION, env_with_crds};
+use crate::support::{CRD_CONVERSION, WriteLog, env_with_crds, recording_writes};
 use clap::Parser;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
@@ -76,8 +76,9 @@ async fn subscriptions_convert_through_the_webhook_and_the_crd_is_kept_pointing_
         .await
         .expect("the webhook starts");
     let (stop_keeping, stop_serving) = (CancellationToken::new(), CancellationToken::new());
+    let writes = WriteLog::default();
     let keeping = tokio::spawn(conversion::keep_crd_conversion(
-        env.client(),
+        recording_writes(env.client(), writes.clone()),
         flags.webhook.target(namespace),
         webhook.certificates(),
         stop_keeping.clone(),
@@ -85,7 +86,8 @@ async fn subscriptions_convert_through_the_webhook_and_the_crd_is_kept_pointing_
     let serving = tokio::spawn(webhook.serve(stop_serving.clone()));
     // The checks run in a task of their own so that, pass or fail, the strategy goes back to
     // None while the webhook still answers.
-    let outcome = tokio::spawn(check_conversions(env.client(), env_handle(&env))).await;
+    let checks = check_conversions(env.client(), env_handle(&env), writes);
+    let outcome = tokio::spawn(checks).await;
     stop_keeping.cancel();
     let kept = tokio::time::timeout(REPATCH, keeping).await;
     restore_strategy_none(&env).await;
@@ -154,7 +156,7 @@ impl EnvHandle {
     }
 }
 
-async fn check_conversions(client: kube::Client, env: EnvHandle) {
+async fn check_conversions(client: kube::Client, env: EnvHandle, writes: WriteLog) {
     let crds = Api::<CustomResourceDefinition>::all(client);
     let pointed = eventually("the CRD pointing at the webhook", REPATCH, || async {
         let crd = crds.get(conversion::CRD_NAME).await.ok()?;
@@ -247,6 +249,29 @@ async fn check_conversions(client: kube::Client, env: EnvHandle) {
     })
     .await;
     eprintln!("re-patched after {:?}", started.elapsed());
+
+    // Another change to the CRD (a label) is nothing to write for; conversions still work.
+    let label = json!({"metadata": {"labels": {"touched": "yes"}}});
+    crds.patch(
+        conversion::CRD_NAME,
+        &PatchParams::default(),
+        &Patch::Merge(&label),
+    )
+    .await
+    .expect("label the CRD");
+    let v1 = env.get("v1alpha1", "products").await;
+    assert_eq!(v1["spec"]["route"], "/products", "{v1}");
+    // Two writes in all, however often the CRD changed: the first one and the repair.
+    let crd_writes: Vec<_> = writes
+        .writes()
+        .into_iter()
+        .filter(|w| w.contains("customresourcedefinitions"))
+        .collect();
+    assert_eq!(crd_writes.len(), 2, "{crd_writes:?}");
+    assert!(
+        crd_writes.iter().all(|w| w.starts_with("PATCH ")),
+        "{crd_writes:?}"
+    );
 }
 
 /// Points the CRD back at no webhook (what the other tests install) and waits until the apiserver
