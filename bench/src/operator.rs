@@ -45,6 +45,8 @@ pub struct Config {
     pub rest: Duration,
     /// Give up on a run after this long.
     pub timeout: Duration,
+    /// Extra environment variables for the operator (`KEY`, `VALUE`).
+    pub env: Vec<(String, String)>,
 }
 
 /// What one operator run measured.
@@ -240,6 +242,7 @@ async fn run_operator(
         .arg("--enable-conversion-webhook=false")
         .env("KUBECONFIG", control_plane.kubeconfig())
         .env("RUST_LOG", "warn")
+        .envs(config.env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .kill_on_drop(true);
     if noop {

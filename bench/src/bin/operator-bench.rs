@@ -28,6 +28,16 @@ struct Args {
     /// Give up on one operator run after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout_s: u64,
+    /// An environment variable for the operator, `KEY=VALUE` (repeatable; e.g. MALLOC_ARENA_MAX=2).
+    #[arg(long = "operator-env", value_parser = key_value)]
+    operator_env: Vec<(String, String)>,
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 #[tokio::main]
@@ -46,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         namespaces: args.namespaces,
         rest: Duration::from_secs(args.rest_s),
         timeout: Duration::from_secs(args.timeout_s),
+        env: args.operator_env,
     };
     let mut points = Vec::new();
     for n in args.sizes {
