@@ -6,6 +6,7 @@
 //! - [`cold_start`]: exec a command, time exec → first 2xx on a URL, stop it; repeat.
 //! - [`procfs`]: CPU time and memory of processes from `/proc`.
 //! - [`oha`]: the numbers the suite needs from `oha --output-format json`.
+//! - [`operator`]: B10, the operator against a real kube-apiserver, real vs no-op reconciles.
 //! - [`report`]: medians of per-round results, ratios and targets as a Markdown table.
 //! - [`ports`], [`stats`]: free loopback ports; median and percentiles.
 
@@ -13,6 +14,7 @@ pub mod cold_start;
 pub mod echo;
 pub mod injector;
 pub mod oha;
+pub mod operator;
 pub mod ports;
 pub mod procfs;
 pub mod pubsub;

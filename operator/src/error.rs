@@ -38,6 +38,9 @@ pub enum Error {
     /// A flag's value is out of range.
     #[error("{flag}: {message}")]
     Flag { flag: &'static str, message: String },
+    /// The Subscription conversion webhook could not start or stopped serving.
+    #[error(transparent)]
+    Conversion(#[from] crate::conversion::Error),
     /// A controller's watch loop ended while the operator was not shutting down.
     #[error("the {0} controller stopped unexpectedly")]
     ControllerStopped(&'static str),
@@ -69,6 +72,7 @@ impl Error {
             Error::Metrics(_) => "metrics",
             Error::ControllerStopped(_) => "controller_stopped",
             Error::Flag { .. } => "flag",
+            Error::Conversion(_) => "conversion_webhook",
         }
     }
 }

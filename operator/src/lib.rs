@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod conditions;
 pub mod controller;
+pub mod conversion;
 pub mod error;
 pub mod leader;
 pub mod metrics;
@@ -27,7 +28,7 @@ pub mod sidecar_api;
 pub use error::{Error, Result};
 
 use admin::Readiness;
-use controller::Scope;
+use controller::{Reconciles, Scope};
 use leader::{LeaderElection, Timings};
 use metrics::Metrics;
 use std::net::SocketAddr;
@@ -81,6 +82,11 @@ pub struct Args {
     pub leader_election_retry_period: f64,
     #[command(flatten)]
     pub sidecar_api: sidecar_api::SidecarApiArgs,
+    #[command(flatten)]
+    pub webhook: conversion::WebhookArgs,
+    /// Benchmark baseline (B10): the same watches and queues, every reconcile a no-op.
+    #[arg(long, hide = true, env = "TANDEM_OPERATOR_NOOP_RECONCILE")]
+    pub noop_reconcile: bool,
 }
 
 impl Args {
@@ -121,6 +127,7 @@ pub struct Operator {
     metrics: Arc<Metrics>,
     readiness: Readiness,
     election: Option<LeaderElection>,
+    reconciles: Reconciles,
 }
 
 impl Operator {
@@ -132,7 +139,13 @@ impl Operator {
             metrics: Arc::new(Metrics::new()?),
             readiness: Readiness::default(),
             election: None,
+            reconciles: Reconciles::Real,
         })
+    }
+
+    /// Makes every reconcile a counted no-op (the benchmark baseline).
+    pub fn with_reconciles(self, reconciles: Reconciles) -> Operator {
+        Operator { reconciles, ..self }
     }
 
     /// Runs the controllers only while `election` holds its Lease (without it: always).
@@ -164,10 +177,18 @@ impl Operator {
             metrics,
             readiness,
             election,
+            reconciles,
         } = self;
         let Some(election) = election else {
             metrics.set_leader(true);
-            let result = controller::run(client, scope, Arc::clone(&metrics), readiness, shutdown);
+            let result = controller::run(
+                client,
+                scope,
+                Arc::clone(&metrics),
+                readiness,
+                reconciles,
+                shutdown,
+            );
             let result = result.await;
             metrics.set_leader(false);
             return result;
@@ -178,7 +199,9 @@ impl Operator {
             .run(leading_tx, stop_electing.clone(), true)
             .instrument(tracing::info_span!("leader_election"));
         let controlling = async {
-            let result = run_while_leading(client, scope, metrics, readiness, leading, &shutdown);
+            let result = run_while_leading(
+                client, scope, metrics, readiness, reconciles, leading, &shutdown,
+            );
             let result = result.await;
             // The controllers have stopped: now the Lease may go to another replica.
             stop_electing.cancel();
@@ -197,6 +220,7 @@ async fn run_while_leading(
     scope: Scope,
     metrics: Arc<Metrics>,
     readiness: Readiness,
+    reconciles: Reconciles,
     mut leading: watch::Receiver<bool>,
     shutdown: &CancellationToken,
 ) -> Result<()> {
@@ -228,6 +252,7 @@ async fn run_while_leading(
             scope.clone(),
             Arc::clone(&metrics),
             readiness.clone(),
+            reconciles,
             term.clone(),
         ));
         tokio::select! {
@@ -265,10 +290,16 @@ pub async fn run(args: Args) -> Result<()> {
                 sidecar_api_addr,
                 sidecar_token_audience,
             },
+        webhook,
+        noop_reconcile,
     } = args;
     init_tracing(log_as_json);
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
     let mut operator = Operator::new(client.clone(), namespace.clone())?;
+    if noop_reconcile {
+        tracing::warn!("--noop-reconcile: reconciles do nothing (benchmark baseline)");
+        operator = operator.with_reconciles(Reconciles::Noop);
+    }
     if leader_elect {
         let election = LeaderElection::new(
             client.clone(),
@@ -295,6 +326,14 @@ pub async fn run(args: Args) -> Result<()> {
         })?;
     tracing::info!(%sidecar_api_addr, "sidecar API listening");
     let shutdown = CancellationToken::new();
+    // Every replica serves conversions and keeps the CRD pointing at them, leader or not.
+    let conversion = conversion::spawn(
+        client.clone(),
+        &leader_election_namespace,
+        &webhook,
+        shutdown.clone(),
+    )
+    .await?;
     // Every replica serves sidecars, leader or not.
     let (sidecar_api, feeding) = sidecar_api::SidecarApi::new(
         client.clone(),
@@ -331,12 +370,17 @@ pub async fn run(args: Args) -> Result<()> {
     );
     let result = operator.run(shutdown.clone()).await;
     shutdown.cancel();
+    let converted = match conversion {
+        Some(running) => running.stopped().await,
+        None => Ok(()),
+    };
     let served = admin.await.map_err(std::io::Error::other).and_then(|s| s);
     let sidecars_served = sidecars
         .await
         .map_err(std::io::Error::other)
         .and_then(|s| s);
     result?;
+    converted?;
     sidecars_served.map_err(|source| Error::SidecarApi {
         addr: sidecar_api_addr,
         source,

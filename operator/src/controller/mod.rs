@@ -74,9 +74,20 @@ impl Scope {
     }
 }
 
+/// Whether reconciles do their work, or only count themselves (a benchmark baseline: the same
+/// watches and queues with no reads or writes behind them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reconciles {
+    #[default]
+    Real,
+    /// Every reconcile is counted and timed, then returns `Action::await_change()` at once.
+    Noop,
+}
+
 /// What every reconcile shares.
 pub struct Context {
     pub(crate) client: Client,
+    reconciles: Reconciles,
     pub(crate) recorder: Recorder,
     pub(crate) metrics: Arc<Metrics>,
     backoff: Backoff,
@@ -96,10 +107,16 @@ impl Context {
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            reconciles: Reconciles::Real,
             metrics,
             backoff: Backoff::default(),
             service_claims: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Whether reconciles do their work or are counted no-ops.
+    pub fn with_reconciles(self, reconciles: Reconciles) -> Context {
+        Context { reconciles, ..self }
     }
 }
 

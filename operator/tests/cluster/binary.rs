@@ -45,6 +45,8 @@ async fn the_binary_serves_its_admin_port_reconciles_and_stops_on_sigterm() {
             env.namespace(),
             "--leader-election-namespace",
             env.namespace(),
+            // The conversion test alone points subscriptions.dapr.io at a webhook.
+            "--enable-conversion-webhook=false",
         ])
         .env("KUBECONFIG", env.control_plane().kubeconfig())
         .env("RUST_LOG", "warn")
@@ -131,6 +133,10 @@ async fn a_bad_flag_exits_64_before_binding_anything() {
         "--leader-election-namespace",
         "--sidecar-api-addr",
         "--sidecar-token-audience",
+        "--enable-conversion-webhook",
+        "--webhook-addr",
+        "--webhook-url",
+        "--webhook-tls-san",
     ] {
         assert!(stdout.contains(flag), "{flag} in\n{stdout}");
     }

@@ -3,6 +3,7 @@
 //! Manifests go in through the real `kubectl apply`.
 
 mod binary;
+mod conversion;
 mod leader;
 mod services;
 mod sidecar_api;

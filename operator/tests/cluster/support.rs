@@ -21,6 +21,11 @@ use tokio_util::sync::CancellationToken;
 /// How long the operator may take to react to a change.
 pub const REACT: Duration = Duration::from_secs(15);
 
+/// Held while the dapr.io CRDs are installed, and by the conversion test for as long as it points
+/// `subscriptions.dapr.io` at its webhook: installing sets the conversion strategy to `None`,
+/// which the apiserver refuses next to a webhook config, and would cut the test short.
+pub static CRD_CONVERSION: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A test's control plane with the dapr.io CRDs installed.
 pub async fn env_with_crds() -> TestEnv {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -30,6 +35,7 @@ pub async fn env_with_crds() -> TestEnv {
         .with_test_writer()
         .try_init();
     let env = TestEnv::start().await;
+    let _no_conversion_test = CRD_CONVERSION.lock().await;
     env.install_crds(&tandem_crds::crd::all())
         .await
         .expect("the CRDs install");
