@@ -24,7 +24,9 @@ pub use subscription::{compile_match, subscription_verdict, subscriptions_using}
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use backoff::Backoff;
+use k8s_openapi::api::core::v1::Service;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,10 +95,16 @@ pub struct Context {
     backoff: Backoff,
     /// Held while a workload claims its `<app-id>-dapr` Service (read, decide, apply), so two
     /// workloads reconciled at once cannot both create it: one apply would replace the other's
-    /// owner reference, the Service would flap. One operator replica is assumed (leader election
-    /// comes later).
-    pub(crate) service_claims: tokio::sync::Mutex<()>,
+    /// owner reference, the Service would flap. Striped by Service name, so workloads of other app
+    /// ids go on in parallel.
+    service_claims: Vec<tokio::sync::Mutex<()>>,
+    /// The labelled `<app-id>-dapr` Services, as watched: what a workload reconcile compares with
+    /// (a missing one is read fresh before it is created).
+    pub(crate) services: Store<Service>,
 }
+
+/// How many claim stripes.
+const CLAIM_STRIPES: usize = 64;
 
 impl Context {
     pub fn new(client: Client, metrics: Arc<Metrics>) -> Context {
@@ -110,8 +118,29 @@ impl Context {
             reconciles: Reconciles::Real,
             metrics,
             backoff: Backoff::default(),
-            service_claims: tokio::sync::Mutex::new(()),
+            service_claims: (0..CLAIM_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            services: reflector::store::<Service>().0,
         }
+    }
+
+    /// Reads Services from `store` (fed by a watch of the labelled Services).
+    pub fn with_services(self, services: Store<Service>) -> Context {
+        Context { services, ..self }
+    }
+
+    /// The claim lock of Service `namespace/name`.
+    pub(crate) async fn claim(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (namespace, name).hash(&mut hasher);
+        let stripe = usize::try_from(hasher.finish() % CLAIM_STRIPES as u64).unwrap_or_default();
+        self.service_claims[stripe].lock().await
     }
 
     /// Whether reconciles do their work or are counted no-ops.

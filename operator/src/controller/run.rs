@@ -12,9 +12,10 @@ use crate::metrics::Metrics;
 use futures_util::future::{BoxFuture, FutureExt, join_all, select_all};
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::{self, Action};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
@@ -24,6 +25,10 @@ use std::time::Duration;
 use tandem_crds::{Component, Configuration, Subscription};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+/// Reconciles in flight per controller: enough to keep the API server busy, few enough that a burst
+/// (the first list of a large cluster) neither piles up memory nor delays a graceful stop.
+const CONCURRENCY: u16 = 16;
 
 /// How often readiness looks at the caches again.
 const SYNC_POLL: Duration = Duration::from_millis(100);
@@ -38,8 +43,17 @@ pub async fn run(
     reconciles: Reconciles,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let ctx = Context::new(client.clone(), metrics).with_reconciles(reconciles);
+    let (services, services_writer) = reflector::store::<Service>();
+    let ctx = Context::new(client.clone(), metrics)
+        .with_reconciles(reconciles)
+        .with_services(services.clone());
     let ctx = Arc::new(ctx);
+    let services_feed = watcher(scope.api::<Service>(&client), workload::labelled_services())
+        .default_backoff()
+        .reflect(services_writer)
+        .for_each(|_| std::future::ready(()));
+    let services_feed =
+        tokio::spawn(services_feed.instrument(tracing::info_span!("services_cache")));
     let components = component::controller(&client, &scope);
     let subscriptions = subscription::controller(&client, &scope);
     let configurations = configuration::controller(&client, &scope);
@@ -55,14 +69,15 @@ pub async fn run(
             statefulsets.store(),
         );
         async move {
-            let (a, b, c, d, e) = tokio::join!(
+            let (a, b, c, d, e, f) = tokio::join!(
+                synced(&services),
                 synced(&stores.0),
                 synced(&stores.1),
                 synced(&stores.2),
                 synced(&stores.3),
                 synced(&stores.4),
             );
-            if a && b && c && d && e {
+            if a && b && c && d && e && f {
                 tracing::info!("caches synced; ready");
                 readiness.set_ready();
             }
@@ -108,6 +123,7 @@ pub async fn run(
     shutdown.cancel();
     join_all(others).await;
     synced.abort();
+    services_feed.abort();
     if unexpected {
         return Err(Error::ControllerStopped(labels[first]));
     }
@@ -151,6 +167,7 @@ where
 {
     let store = controller.store();
     let outcomes = controller
+        .with_config(controller::Config::default().concurrency(CONCURRENCY))
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(reconcile, error_policy::<K>, Arc::clone(ctx));
     // kube-runtime holds a controller's reconciles until its cache has synced, and a graceful

@@ -11,8 +11,9 @@ use crate::services::{
 };
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -65,12 +66,15 @@ impl Workload for StatefulSet {
     }
 }
 
+/// The watch of the labelled `<app-id>-dapr` Services.
+pub(crate) fn labelled_services() -> watcher::Config {
+    watcher::Config::default().labels(&format!("{}={}", SERVICE_LABEL.0, SERVICE_LABEL.1))
+}
+
 /// Workloads of kind `W`, and the labelled Services they own.
 pub(crate) fn controller<W: Workload>(client: &kube::Client, scope: &Scope) -> Controller<W> {
-    let services =
-        watcher::Config::default().labels(&format!("{}={}", SERVICE_LABEL.0, SERVICE_LABEL.1));
     Controller::new(scope.api::<W>(client), watcher::Config::default())
-        .owns(scope.api::<Service>(client), services)
+        .owns(scope.api::<Service>(client), labelled_services())
 }
 
 /// `reconcile` for a workload kind.
@@ -95,7 +99,6 @@ async fn reconcile_service<W: Workload>(workload: &W, ctx: &Context) -> Result<A
         .template()
         .and_then(|t| t.metadata.as_ref()?.annotations.as_ref());
     let spec = dapr_app(&workload.name_any(), annotations, workload.match_labels());
-    let _claims = ctx.service_claims.lock().await;
     let mut keep = None;
     let mut next = Action::requeue(RESYNC);
     match spec {
@@ -113,10 +116,19 @@ async fn reconcile_service<W: Workload>(workload: &W, ctx: &Context) -> Result<A
                 })?;
             let desired = desired_service(&app, &namespace, owner);
             let name = desired.metadata.name.clone().unwrap_or_default();
-            let existing = services
-                .get_opt(&name)
-                .await
-                .map_err(Error::api(format!("get Service {namespace}/{name}")))?;
+            let _claim = ctx.claim(&namespace, &name).await;
+            let cached = ctx
+                .services
+                .get(&ObjectRef::new(&name).within(&namespace))
+                .map(|s| s.as_ref().clone());
+            // Not in the cache: it may be too new for it; read it before creating it.
+            let existing = match cached {
+                Some(service) => Some(service),
+                None => services
+                    .get_opt(&name)
+                    .await
+                    .map_err(Error::api(format!("get Service {namespace}/{name}")))?,
+            };
             match service_action(&desired, existing.as_ref(), &uid) {
                 ServiceAction::UpToDate => {}
                 ServiceAction::Apply => {
@@ -141,27 +153,28 @@ async fn reconcile_service<W: Workload>(workload: &W, ctx: &Context) -> Result<A
             keep = Some(name);
         }
     }
-    delete_stale(&services, &namespace, &uid, keep.as_deref()).await?;
+    delete_stale(ctx, &services, &namespace, &uid, keep.as_deref()).await?;
     Ok(next)
 }
 
-/// Deletes the labelled Services this workload controls other than `keep`.
+/// Deletes the labelled Services this workload controls other than `keep` (as the watch has them;
+/// one too new for it is found on the next look).
 async fn delete_stale(
+    ctx: &Context,
     services: &Api<Service>,
     namespace: &str,
     owner_uid: &str,
     keep: Option<&str>,
 ) -> Result<()> {
-    let selector = format!("{}={}", SERVICE_LABEL.0, SERVICE_LABEL.1);
-    let labelled = services
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(Error::api(format!(
-            "list Services in {namespace} ({selector})"
-        )))?;
-    for name in stale_services(&labelled.items, owner_uid, keep) {
+    let labelled: Vec<Service> = ctx
+        .services
+        .state()
+        .iter()
+        .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+        .map(|s| s.as_ref().clone())
+        .collect();
+    for name in stale_services(&labelled, owner_uid, keep) {
         let uid = labelled
-            .items
             .iter()
             .find(|s| s.metadata.name.as_deref() == Some(name))
             .and_then(|s| s.metadata.uid.clone());
