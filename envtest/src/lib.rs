@@ -46,6 +46,8 @@ impl TestEnv {
 
     /// [`TestEnv::start`] returning the error instead of panicking.
     pub async fn try_start() -> Result<TestEnv, Error> {
+        // Every Tandem process uses rustls with ring; a test's own HTTP clients need it installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let control_plane = ControlPlane::shared().await?;
         let client = control_plane.client().await?;
         let namespace = format!("test-{:08x}", rand::random::<u32>());

@@ -47,10 +47,10 @@ pub enum Error {
 
 /// Runs the injector with the in-cluster (or kubeconfig) client until SIGTERM/SIGINT.
 pub async fn run(config: InjectorConfig) -> Result<(), Error> {
-    init_tracing(config.log_as_json);
+    tandem_rt::init_tracing(config.log_as_json);
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(tandem_rt::cancel_on_signal(shutdown.clone()));
     run_with_client(config, client, shutdown).await
 }
 
@@ -146,33 +146,5 @@ async fn serve_plain(listener: TcpListener, router: axum::Router, shutdown: Canc
         .await;
     if let Err(error) = served {
         tracing::error!(%error, "admin server failed");
-    }
-}
-
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stopping");
-        shutdown.cancel();
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-    }
-    shutdown.cancel();
-}
-
-fn init_tracing(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }

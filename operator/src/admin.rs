@@ -4,63 +4,20 @@
 
 use crate::metrics::Metrics;
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Set once the controllers' caches have synced.
-#[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
-
-impl Readiness {
-    pub fn set_ready(&self) {
-        self.0.store(true, Ordering::Release);
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-}
-
-#[derive(Clone)]
-struct AdminState {
-    metrics: Arc<Metrics>,
-    readiness: Readiness,
-}
+pub use tandem_rt::admin::Readiness;
 
 /// The admin router.
 pub fn router(metrics: Arc<Metrics>, readiness: Readiness) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .with_state(AdminState { metrics, readiness })
-}
-
-async fn readyz(State(state): State<AdminState>) -> Response {
-    if state.readiness.is_ready() {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet").into_response()
-    }
-}
-
-async fn metrics_text(State(state): State<AdminState>) -> Response {
-    match state.metrics.render() {
-        Ok(text) => ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
-    }
+    let render = Arc::new(move || metrics.render().map_err(|e| e.to_string()));
+    tandem_rt::admin::router(render, readiness, "caches not synced yet")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::Request;
+    use axum::http::{Request, StatusCode};
     use tower::ServiceExt;
 
     async fn get(router: &Router, path: &str) -> (StatusCode, String) {

@@ -293,7 +293,7 @@ pub async fn run(args: Args) -> Result<()> {
         webhook,
         noop_reconcile,
     } = args;
-    init_tracing(log_as_json);
+    tandem_rt::init_tracing(log_as_json);
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
     let mut operator = Operator::new(client.clone(), namespace.clone())?;
     if noop_reconcile {
@@ -352,7 +352,7 @@ pub async fn run(args: Args) -> Result<()> {
         }
         .instrument(tracing::info_span!("sidecar_api", %sidecar_api_addr)),
     );
-    let signals = cancel_on_signal(shutdown.clone());
+    let signals = tandem_rt::cancel_on_signal(shutdown.clone());
     tokio::spawn(signals.instrument(tracing::info_span!("signals")));
 
     let router = admin::router(operator.metrics(), operator.readiness());
@@ -389,32 +389,4 @@ pub async fn run(args: Args) -> Result<()> {
         addr: admin_addr,
         source,
     })
-}
-
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stopping");
-        shutdown.cancel();
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-    }
-    shutdown.cancel();
-}
-
-fn init_tracing(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

@@ -69,7 +69,7 @@ impl ControlPlane {
         app_id: String,
         configuration: Option<String>,
     ) -> Result<ControlPlane, String> {
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder()
             .connect_timeout(Duration::from_secs(3))
             .tcp_keepalive(Duration::from_secs(30))
             .build()

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod components;
 pub mod control_plane;
 pub mod error;
+pub mod http_client;
 pub mod input_bindings;
 pub mod invoke;
 pub mod kubernetes;

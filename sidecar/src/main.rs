@@ -1,6 +1,7 @@
 //! `tandem-sidecar`: parse the flags (exit 64 on a bad one, before any port is bound), then run.
 
 fn main() -> std::process::ExitCode {
+    tandem_sidecar::http_client::install_crypto_provider();
     let cli = match tandem_sidecar::cli::parse() {
         Ok(cli) => cli,
         Err(exit) => return exit,

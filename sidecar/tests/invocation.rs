@@ -7,7 +7,7 @@ use tandem_sidecar::testing::sidecar::{Sidecar, SidecarBuilder};
 const BIN: &str = env!("CARGO_BIN_EXE_tandem-sidecar");
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    tandem_sidecar::http_client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    tandem_sidecar::http_client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")

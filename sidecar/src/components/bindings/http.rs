@@ -176,7 +176,7 @@ fn response_metadata(status: reqwest::StatusCode, headers: &HeaderMap) -> BTreeM
 
 impl HttpBinding {
     pub fn new(config: &HttpConfig) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+        let client = crate::http_client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| format!("http client: {e}"))?;
