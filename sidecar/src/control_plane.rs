@@ -85,6 +85,13 @@ impl ControlPlane {
         })
     }
 
+    fn unreachable(&self, error: impl std::fmt::Display) -> ControlPlaneError {
+        ControlPlaneError::Unreachable {
+            address: self.address.clone(),
+            message: error.to_string(),
+        }
+    }
+
     fn url(&self, watch: bool) -> String {
         let mut url = format!(
             "http://{}{}?appId={}",
@@ -122,13 +129,7 @@ impl ControlPlane {
         if bounded {
             request = request.timeout(Duration::from_secs(10));
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ControlPlaneError::Unreachable {
-                address: self.address.clone(),
-                message: e.to_string(),
-            })?;
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -161,13 +162,7 @@ impl ControlPlane {
         &self,
         response: reqwest::Response,
     ) -> Result<T, ControlPlaneError> {
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ControlPlaneError::Unreachable {
-                address: self.address.clone(),
-                message: e.to_string(),
-            })?;
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(e))?;
         serde_json::from_slice(&bytes).map_err(|e| ControlPlaneError::Malformed(e.to_string()))
     }
 
@@ -194,13 +189,7 @@ impl ControlPlane {
     /// The current set, once.
     pub async fn fetch(&self) -> Result<Resources, ControlPlaneError> {
         let response = self.request(false).await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ControlPlaneError::Unreachable {
-                address: self.address.clone(),
-                message: e.to_string(),
-            })?;
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(e))?;
         serde_json::from_slice(&bytes).map_err(|e| ControlPlaneError::Malformed(e.to_string()))
     }
 
@@ -253,10 +242,7 @@ impl ControlPlane {
         let mut lines = LineBuffer::default();
         let mut delivered = false;
         while let Some(chunk) = body.next().await {
-            let chunk: Bytes = chunk.map_err(|e| ControlPlaneError::Unreachable {
-                address: self.address.clone(),
-                message: e.to_string(),
-            })?;
+            let chunk: Bytes = chunk.map_err(|e| self.unreachable(e))?;
             for line in lines.push(&chunk) {
                 let resources: Resources = serde_json::from_slice(&line)
                     .map_err(|e| ControlPlaneError::Malformed(e.to_string()))?;
