@@ -16,7 +16,10 @@ mod subscription;
 mod validated;
 mod workload;
 
-pub use component::{SecretIndex, component_verdict, components_reading, referenced_secrets};
+pub use component::{
+    KUBERNETES_SECRET_STORE, SecretIndex, component_verdict, components_reading,
+    external_secret_store, referenced_secrets,
+};
 pub use configuration::{configuration_verdict, valid_sampling_rate};
 pub use run::run;
 pub use subscription::{compile_match, subscription_verdict, subscriptions_using};

@@ -4,13 +4,14 @@
 //! `secretKeyRef` values from that namespace's Kubernetes Secrets. Nothing here reads another
 //! namespace: the caller hands in only the sidecar's own.
 
+use super::secrets::secret_values;
+use crate::controller::{external_secret_store, referenced_secrets};
 use k8s_openapi::api::core::v1::Secret;
 use std::collections::{BTreeMap, BTreeSet};
 pub use tandem_crds::control_plane::Resources;
 use tandem_crds::{Component, Configuration, Subscription};
 
-/// The secret store name under which Kubernetes Secrets are read, as in Dapr.
-pub const KUBERNETES_SECRET_STORE: &str = "kubernetes";
+pub use crate::controller::KUBERNETES_SECRET_STORE;
 
 /// Who is asking and what for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,20 +77,15 @@ fn as_sent(mut component: Component) -> Component {
 /// Whether `component`'s `secretKeyRef`s are read from Kubernetes Secrets (no secret store named,
 /// or the built-in `kubernetes` one), as the Dapr operator decides.
 pub fn reads_kubernetes_secrets(component: &Component) -> bool {
-    component.auth.as_ref().is_none_or(|auth| {
-        auth.secret_store.is_empty() || auth.secret_store == KUBERNETES_SECRET_STORE
-    })
+    external_secret_store(component).is_none()
 }
 
-/// The names of the Secrets `components` need resolved.
+/// The names of the Kubernetes Secrets `components` need resolved.
 pub fn secrets_needed(components: &[Component]) -> BTreeSet<String> {
     components
         .iter()
-        .filter(|c| reads_kubernetes_secrets(c))
-        .flat_map(|c| c.spec.metadata.iter())
-        .filter_map(|item| item.secret_key_ref.as_ref())
-        .filter(|reference| !reference.name.is_empty())
-        .map(|reference| reference.name.clone())
+        .flat_map(referenced_secrets)
+        .filter(|name| !name.is_empty())
         .collect()
 }
 
@@ -113,26 +109,13 @@ pub fn resolve_secrets(components: &mut [Component], secrets: &BTreeMap<String, 
             };
             let value = secrets
                 .get(&reference.name)
-                .and_then(|secret| secret_value(secret, key));
+                .and_then(|secret| secret_values(secret).remove(key));
             if let Some(value) = value {
                 item.value = Some(serde_json::Value::String(value));
                 item.secret_key_ref = None;
             }
         }
     }
-}
-
-/// One key of a Secret as text (`data` first, then `stringData`, which the API server folds into
-/// `data` anyway).
-fn secret_value(secret: &Secret, key: &str) -> Option<String> {
-    if let Some(bytes) = secret.data.as_ref().and_then(|data| data.get(key)) {
-        return Some(String::from_utf8_lossy(&bytes.0).into_owned());
-    }
-    secret
-        .string_data
-        .as_ref()
-        .and_then(|data| data.get(key))
-        .cloned()
 }
 
 #[cfg(test)]
