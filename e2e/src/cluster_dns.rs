@@ -56,13 +56,26 @@ pub struct ClusterDns {
 }
 
 impl ClusterDns {
-    /// Serves the names of every namespace's Services with `ttl`-second records.
+    /// Serves the names of every namespace's Services with `ttl`-second records on a free
+    /// loopback port.
     pub async fn start(
         client: Client,
         cluster_domain: &str,
         ttl: u32,
     ) -> std::io::Result<ClusterDns> {
-        let server = Arc::new(DnsServer::start(ttl).await?);
+        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        ClusterDns::start_on(loopback, client, cluster_domain, ttl).await
+    }
+
+    /// [`ClusterDns::start`] answering on `addr` (the test node's bridge address, port 53, for
+    /// pods whose resolv.conf names it).
+    pub async fn start_on(
+        addr: SocketAddr,
+        client: Client,
+        cluster_domain: &str,
+        ttl: u32,
+    ) -> std::io::Result<ClusterDns> {
+        let server = Arc::new(DnsServer::start_on(addr, ttl).await?);
         let changed = Arc::new(Notify::new());
         let services = reflect(Api::<Service>::all(client.clone()), Arc::clone(&changed));
         let endpoints = reflect(Api::<Endpoints>::all(client), Arc::clone(&changed));

@@ -9,8 +9,12 @@
 pub mod binaries;
 pub mod chart;
 pub mod cluster_dns;
+pub mod local_process;
 pub mod manifest;
+pub mod node;
+pub mod one_machine;
 pub mod rbac;
+pub mod test_app;
 pub mod tools;
 
 use std::path::PathBuf;

@@ -311,6 +311,28 @@ scopes: [order]
         started.elapsed()
     );
 
+    // An address that refuses connections (a pod gone) is skipped, and a POST with a body is sent
+    // again to the next address: small bodies are buffered for that.
+    dns.set(
+        "catalog-dapr.elsewhere.svc.cluster.local",
+        &[Ipv4Addr::new(127, 0, 0, 9), catalog_ip],
+    );
+    for n in 0..4 {
+        let (status, answer) = http(
+            reqwest::Method::POST,
+            &order.url("/v1.0/invoke/catalog.elsewhere/method/retried"),
+            Some(json!({"n": n})),
+        )
+        .await;
+        assert_eq!(status, 200, "call {n}: {answer}");
+    }
+    let retried: Vec<_> = catalog_app
+        .seen()
+        .into_iter()
+        .filter(|s| s.uri.ends_with("/retried"))
+        .collect();
+    assert_eq!(retried.len(), 4, "each call reached catalog once");
+
     // A Component added for `order` only, then edited: picked up without a restart; catalog never sees it.
     let pids = (order.pid(), catalog.pid());
     env.kubectl_apply("apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: cache}\nspec: {type: state.in-memory, version: v1}\nscopes: [order]\n")

@@ -202,7 +202,7 @@ async fn readyz(kubeconfig: &Path) -> bool {
 }
 
 /// Polls `ready` until it is true; fails when `timeout` passes or one of `processes` exits.
-async fn wait_until<F, Fut>(
+pub(crate) async fn wait_until<F, Fut>(
     processes: &mut [&mut Process],
     timeout: Duration,
     mut ready: F,

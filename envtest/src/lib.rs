@@ -14,12 +14,14 @@
 
 mod assets;
 mod control_plane;
+mod controller_manager;
 mod crds;
 mod error;
 mod process;
 
 pub use assets::{ASSETS_ENV, Assets};
 pub use control_plane::ControlPlane;
+pub use controller_manager::{CONTROLLERS, ControllerManager};
 pub use error::Error;
 
 use k8s_openapi::api::core::v1::Namespace;

@@ -26,6 +26,8 @@ ensure_backends() {
   [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || apt_install mosquitto
   [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || apt_install rabbitmq-server
   command -v openssl >/dev/null || apt_install openssl
+  # The Kubernetes end-to-end suite's node agent gives each pod a network namespace, veth and bridge.
+  command -v ip >/dev/null || [ -x /usr/sbin/ip ] || apt_install iproute2
 }
 
 # The official Dapr SDKs for sidecar/tests/sdk_clients.rs: @dapr/dapr from npm, pinned by

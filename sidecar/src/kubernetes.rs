@@ -162,21 +162,23 @@ pub fn resolver(args: &SidecarArgs, identity: &Identity) -> Result<DnsResolver, 
     )
 }
 
-/// Applies each set the operator sends until the channel closes. A set that does not plan (a bad
+/// Applies each set the operator sends (components and subscriptions) until the channel closes. A set that does not plan (a bad
 /// component without `ignoreErrors`) or whose new components do not initialise is not applied:
 /// the sidecar keeps what works and says why.
 pub async fn follow(
     rt: SharedRuntime,
     ctx: PlanContext,
     control_plane: ControlPlane,
-    mut loaded: Vec<Component>,
+    mut loaded: Resources,
     mut updates: watch::Receiver<Resources>,
     grace: Duration,
 ) {
     let namespace = ctx.namespace.clone().unwrap_or_default();
     while updates.changed().await.is_ok() {
         let resources = updates.borrow_and_update().clone();
-        if resources.components == loaded {
+        if resources.components == loaded.components
+            && resources.subscriptions == loaded.subscriptions
+        {
             continue;
         }
         let (mut plan, prebuilt) = match plan_resources(&ctx, manifests(&resources, &namespace)) {
@@ -186,7 +188,7 @@ pub async fn follow(
                 continue;
             }
         };
-        let mut keep = unchanged(&loaded, &resources.components);
+        let mut keep = unchanged(&loaded.components, &resources.components);
         if with_builtin_secret_store(&mut plan, &control_plane) {
             keep.insert(secrets::kubernetes::NAME.to_owned());
         }
@@ -206,11 +208,15 @@ pub async fn follow(
         rt.components.replace(next);
         tracing::info!(
             components = resources.components.len(),
+            subscriptions = resources.subscriptions.len(),
             kept = keep.len(),
             retired = retired.len(),
-            "components from the operator applied"
+            "components and subscriptions from the operator applied"
         );
-        loaded = resources.components;
+        // Subscriptions follow: new or changed ones start, removed ones stop, and those on a
+        // replaced pubsub move to its new instance before the old one is closed.
+        crate::pubsub::live::reconcile(&rt).await;
+        loaded = resources;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             close_slots(&retired).await;

@@ -306,6 +306,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         shutdown: shutdown.clone(),
         deliveries: TaskTracker::new(),
         subscriptions: Default::default(),
+        subscribers: Default::default(),
     });
 
     let servers = TaskTracker::new();
@@ -381,7 +382,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
                 rt.clone(),
                 mode.ctx,
                 mode.control_plane,
-                mode.first.components,
+                mode.first,
                 updates,
                 grace,
             )

@@ -49,6 +49,8 @@ pub struct Runtime {
     pub deliveries: tokio_util::task::TaskTracker,
     /// Active pub/sub subscriptions (shown in `/v1.0/metadata`).
     pub subscriptions: std::sync::RwLock<Vec<Arc<crate::pubsub::subscriptions::Subscription>>>,
+    /// The subscription workers behind that list, restarted when subscriptions or pubsubs change.
+    pub subscribers: crate::pubsub::live::Subscribers,
 }
 
 impl Runtime {

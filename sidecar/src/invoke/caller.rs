@@ -17,6 +17,9 @@ use http_body_util::BodyExt;
 use std::sync::{Arc, OnceLock};
 use tandem_crds::annotations::headers as dapr;
 
+/// Bodies up to this size are buffered so that a refused connection can be retried elsewhere.
+const REPLAYABLE_BODY: u64 = 64 * 1024;
+
 fn invoke_error(app_id: &str, err: impl std::fmt::Display) -> ApiError {
     ApiError::internal(
         "ERR_DIRECT_INVOKE",
@@ -113,10 +116,25 @@ pub async fn invoke(State(rt): State<SharedRuntime>, req: Request) -> Result<Res
     }
 
     rt.metrics.invocation_sent(&target.app_id);
-    // A request without a body can be sent again if the first peer address refuses the
-    // connection; a streamed body cannot be replayed.
-    let replayable = body.is_end_stream();
-    let mut body = Some(body);
+    // A request whose body is small and of known length is buffered, so it can be sent again
+    // when a peer address refuses the connection (a pod going away); a streamed body cannot be
+    // replayed and goes through as it comes.
+    let small = body
+        .size_hint()
+        .exact()
+        .is_some_and(|length| length <= REPLAYABLE_BODY);
+    let (buffered, mut body) = if small {
+        let collected = body.collect().await.map_err(|e| {
+            fault
+                .get()
+                .cloned()
+                .unwrap_or_else(|| invoke_error(&target.app_id, e))
+        })?;
+        (Some(collected.to_bytes()), None)
+    } else {
+        (None, Some(body))
+    };
+    let replayable = buffered.is_some() || body.as_ref().is_some_and(|b| b.is_end_stream());
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -134,7 +152,11 @@ pub async fn invoke(State(rt): State<SharedRuntime>, req: Request) -> Result<Res
             .path_and_query(path_and_query.as_str())
             .build()
             .map_err(|e| invoke_error(&target.app_id, e))?;
-        let mut outbound = http::Request::new(body.take().unwrap_or_else(Body::empty));
+        let outbound_body = match &buffered {
+            Some(bytes) => Body::from(bytes.clone()),
+            None => body.take().unwrap_or_else(Body::empty),
+        };
+        let mut outbound = http::Request::new(outbound_body);
         *outbound.method_mut() = parts.method.clone();
         *outbound.uri_mut() = uri;
         *outbound.headers_mut() = parts.headers.clone();

@@ -2,49 +2,30 @@
 
 pub mod cloudevent;
 pub mod delivery;
+pub mod live;
 pub mod routing;
 pub mod subscriptions;
 
 use crate::runtime::SharedRuntime;
 use http::{HeaderValue, Request};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Once the app is reachable and components have settled: asks the app for its subscriptions
-/// and starts delivering. Nothing is delivered before the app is ready.
+/// and starts delivering for them and the declarative ones. Nothing is delivered before the app
+/// is ready. Later changes (Kubernetes mode) go through [`live::reconcile`].
 pub async fn start(rt: SharedRuntime) {
     if rt.app.is_none() || !wait_for_app(&rt).await {
         return;
     }
-    let stop = rt.shutdown.clone();
-    let mut subscriptions: Vec<subscriptions::SubscriptionJson> = rt
-        .registry()
-        .declared_subscriptions()
-        .iter()
-        .map(subscriptions::SubscriptionJson::from)
-        .collect();
-    match discover(&rt).await {
-        Ok(found) => subscriptions.extend(found),
-        Err(e) => tracing::warn!(error = %e, "reading the app's subscriptions failed"),
-    }
-    for json in subscriptions {
-        match subscriptions::Subscription::try_from(json) {
-            Ok(sub) => {
-                // Listed only once the broker has the subscription: what is published after
-                // the app sees it in /v1.0/metadata reaches it.
-                let Some(rx) = delivery::subscribe(&rt, &sub).await else {
-                    continue;
-                };
-                let sub = Arc::new(sub);
-                rt.subscriptions
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(sub.clone());
-                tokio::spawn(delivery::run(rt.clone(), sub, rx, stop.clone()));
-            }
-            Err(e) => tracing::error!(error = %e, "subscription refused"),
+    let programmatic = match discover(&rt).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the app's subscriptions failed");
+            Vec::new()
         }
-    }
+    };
+    rt.subscribers.set_programmatic(programmatic);
+    live::reconcile(&rt).await;
 }
 
 /// Waits until the app is reachable and every component has settled; false when the sidecar

@@ -20,7 +20,7 @@ pub struct Subscription {
 }
 
 /// One element of the app's `/dapr/subscribe` answer.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionJson {
     pub pubsubname: String,
@@ -35,7 +35,7 @@ pub struct SubscriptionJson {
     pub dead_letter_topic: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct RoutesJson {
     #[serde(default)]
     pub rules: Vec<RuleJson>,
@@ -43,7 +43,7 @@ pub struct RoutesJson {
     pub default: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct RuleJson {
     #[serde(default, rename = "match")]
     pub match_: String,

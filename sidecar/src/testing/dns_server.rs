@@ -29,7 +29,13 @@ pub struct DnsServer {
 impl DnsServer {
     /// Starts answering on 127.0.0.1 with records of `ttl` seconds.
     pub async fn start(ttl: u32) -> std::io::Result<DnsServer> {
-        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        DnsServer::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), ttl).await
+    }
+
+    /// Starts answering on `addr` (port 53 of a bridge address, say, for resolv.conf files that
+    /// cannot name a port).
+    pub async fn start_on(addr: SocketAddr, ttl: u32) -> std::io::Result<DnsServer> {
+        let socket = UdpSocket::bind(addr).await?;
         let addr = socket.local_addr()?;
         let zone = Arc::new(Zone::default());
         let task = tokio::spawn(serve(socket, Arc::clone(&zone), ttl));

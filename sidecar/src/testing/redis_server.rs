@@ -3,7 +3,7 @@
 
 use super::free_port;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Child,
     port: u16,
+    /// The address it listens on (and is pinged on).
+    bind: Ipv4Addr,
     /// Set for a durable server: its append-only file lives here and survives a kill.
     data_dir: Option<tempfile::TempDir>,
 }
@@ -36,8 +38,8 @@ fn find_redis_server() -> PathBuf {
 }
 
 /// Whether a server on `port` answers `PING` with `+PONG`.
-fn answers_ping(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+fn answers_ping(bind: Ipv4Addr, port: u16) -> bool {
+    let addr = SocketAddr::from((bind, port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };
@@ -53,7 +55,13 @@ impl RedisServer {
     /// Starts a server and returns once it answers PING. Blocks the calling thread briefly
     /// (test code only).
     pub fn start() -> RedisServer {
-        Self::start_with(None)
+        Self::start_with(None, Ipv4Addr::LOCALHOST)
+    }
+
+    /// A server listening on `bind` instead of loopback (for example a test bridge's address that
+    /// processes in other network namespaces reach).
+    pub fn start_on(bind: Ipv4Addr) -> RedisServer {
+        Self::start_with(None, bind)
     }
 
     /// A server that fsyncs every write to an append-only file (`appendfsync always`), so what
@@ -61,12 +69,21 @@ impl RedisServer {
     /// [`RedisServer::restart`]: the broker-outage tests need a broker that does not lose data.
     pub fn start_durable() -> RedisServer {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir for redis: {e}"));
-        Self::start_with(Some(dir))
+        Self::start_with(Some(dir), Ipv4Addr::LOCALHOST)
     }
 
-    fn spawn(bin: &std::path::Path, port: u16, data_dir: Option<&tempfile::TempDir>) -> Child {
+    fn spawn(
+        bin: &std::path::Path,
+        bind: Ipv4Addr,
+        port: u16,
+        data_dir: Option<&tempfile::TempDir>,
+    ) -> Child {
         let mut cmd = Command::new(bin);
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"]);
+        cmd.args(["--port", &port.to_string(), "--bind", &bind.to_string()]);
+        if !bind.is_loopback() {
+            // Protected mode refuses non-loopback clients of a server without a password.
+            cmd.args(["--protected-mode", "no"]);
+        }
         match data_dir {
             Some(dir) => cmd
                 .args([
@@ -88,18 +105,19 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()))
     }
 
-    fn start_with(data_dir: Option<tempfile::TempDir>) -> RedisServer {
+    fn start_with(data_dir: Option<tempfile::TempDir>, bind: Ipv4Addr) -> RedisServer {
         let bin = find_redis_server();
         let mut last_failure = String::new();
         for _ in 0..ATTEMPTS {
             let port = free_port();
-            let mut child = Self::spawn(&bin, port, data_dir.as_ref());
+            let mut child = Self::spawn(&bin, bind, port, data_dir.as_ref());
             let deadline = Instant::now() + START_DEADLINE;
             loop {
-                if answers_ping(port) {
+                if answers_ping(bind, port) {
                     return RedisServer {
                         child,
                         port,
+                        bind,
                         data_dir,
                     };
                 }
@@ -120,9 +138,9 @@ impl RedisServer {
         panic!("could not start redis-server: {last_failure}");
     }
 
-    /// `127.0.0.1:port`, the form `redisHost` takes.
+    /// `<bind address>:port` (`127.0.0.1:port` by default), the form `redisHost` takes.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.bind, self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -140,9 +158,9 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.kill();
         let bin = find_redis_server();
-        self.child = Self::spawn(&bin, self.port, self.data_dir.as_ref());
+        self.child = Self::spawn(&bin, self.bind, self.port, self.data_dir.as_ref());
         let deadline = Instant::now() + START_DEADLINE;
-        while !answers_ping(self.port) {
+        while !answers_ping(self.bind, self.port) {
             assert!(
                 Instant::now() < deadline,
                 "redis-server did not come back on port {}",
