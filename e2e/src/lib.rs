@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod node;
 pub mod one_machine;
 pub mod rbac;
+pub mod sidecar_http;
 pub mod test_app;
 pub mod tools;
 

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tandem_e2e::one_machine::OneMachineCluster;
+use tandem_e2e::sidecar_http::{call, component_names};
 use tandem_envtest::{TestEnv, eventually};
 use tandem_sidecar::testing::redis_server::RedisServer;
 
@@ -182,8 +183,8 @@ async fn calls_state_events_scopes_and_secrets(scenario: &Scenario<'_>) {
     assert_eq!(event["body"]["source"], "order", "{event}");
 
     // Scopes: `audit` is order's only.
-    assert!(components(order).await.contains(&"audit".to_owned()));
-    assert!(!components(catalog).await.contains(&"audit".to_owned()));
+    assert!(component_names(order).await.contains(&"audit".to_owned()));
+    assert!(!component_names(catalog).await.contains(&"audit".to_owned()));
 
     // Secrets: the pod's own namespace through the built-in store; never another namespace's.
     let (status, secret) = call(

@@ -4,18 +4,19 @@
 //! loopback answering `<app-id>-dapr.<ns>.svc.cluster.local`); each sidecar's internal port listens
 //! on its own "pod IP" (127.0.0.2, 127.0.0.3), all on the same port number, as in a cluster.
 //!
-//! What this does not have yet (the node agent, network namespaces, controller-manager and the
-//! injector in the loop) is the next step of the Kubernetes end-to-end suite.
+//! The whole path — Deployments, the injector, pods in network namespaces, cluster DNS from
+//! Endpoints — is `kubernetes_cluster.rs`; this one isolates the sidecar ↔ operator contract.
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::Api;
 use kube::api::PostParams;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tandem_e2e::sidecar_http::{call, component_names};
 use tandem_envtest::{TestEnv, eventually};
 use tandem_operator::controller::Scope;
 use tandem_operator::metrics::Metrics;
@@ -148,32 +149,6 @@ async fn start_sidecar(
         .expect("the sidecar starts")
 }
 
-async fn http(method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().request(method, url);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("the sidecar answers");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-async fn component_names(sidecar: &Sidecar) -> Vec<String> {
-    let (_, metadata) = http(reqwest::Method::GET, &sidecar.url("/v1.0/metadata"), None).await;
-    let mut names: Vec<String> = metadata["components"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str().map(str::to_owned))
-        .collect();
-    names.sort();
-    names
-}
-
 #[tokio::test]
 async fn sidecars_load_from_the_operator_find_peers_by_dns_and_follow_component_changes() {
     let env = env_with_crds().await;
@@ -243,16 +218,16 @@ scopes: [order]
 
     // Each gets its namespace's components in its scope, plus the built-in kubernetes store.
     assert_eq!(
-        component_names(&order).await,
+        component_names(&order.url("")).await,
         ["kubernetes", "orders", "statestore"]
     );
     assert_eq!(
-        component_names(&catalog).await,
+        component_names(&catalog.url("")).await,
         ["kubernetes", "statestore"]
     );
 
     // order → catalog by app id, through DNS to catalog's pod IP.
-    let (status, echoed) = http(
+    let (status, echoed) = call(
         reqwest::Method::POST,
         &order.url("/v1.0/invoke/catalog/method/items"),
         Some(json!({"id": 7})),
@@ -264,7 +239,7 @@ scopes: [order]
         "catalog's app got the call"
     );
     // ... and the same with the namespace spelled out.
-    let (status, _) = http(
+    let (status, _) = call(
         reqwest::Method::POST,
         &order.url(&format!("/v1.0/invoke/catalog.{ns}/method/items")),
         Some(json!({})),
@@ -273,14 +248,14 @@ scopes: [order]
     assert_eq!(status, 200);
 
     // State and the Kubernetes secret store work through the sidecar.
-    let (status, _) = http(
+    let (status, _) = call(
         reqwest::Method::POST,
         &order.url("/v1.0/state/statestore"),
         Some(json!([{"key": "k", "value": "v"}])),
     )
     .await;
     assert_eq!(status, 204);
-    let (status, secret) = http(
+    let (status, secret) = call(
         reqwest::Method::GET,
         &order.url("/v1.0/secrets/kubernetes/app-secret"),
         None,
@@ -294,7 +269,7 @@ scopes: [order]
 
     // An app id nobody has: ERR_DIRECT_INVOKE, fast.
     let started = Instant::now();
-    let (status, error) = http(
+    let (status, error) = call(
         reqwest::Method::POST,
         &order.url("/v1.0/invoke/nobody/method/x"),
         Some(json!({})),
@@ -318,7 +293,7 @@ scopes: [order]
         &[Ipv4Addr::new(127, 0, 0, 9), catalog_ip],
     );
     for n in 0..4 {
-        let (status, answer) = http(
+        let (status, answer) = call(
             reqwest::Method::POST,
             &order.url("/v1.0/invoke/catalog.elsewhere/method/retried"),
             Some(json!({"n": n})),
@@ -339,20 +314,20 @@ scopes: [order]
         .await
         .expect("apply");
     eventually("order to load cache", REACT, || async {
-        component_names(&order)
+        component_names(&order.url(""))
             .await
             .contains(&"cache".to_owned())
             .then_some(())
     })
     .await;
-    let (status, _) = http(
+    let (status, _) = call(
         reqwest::Method::POST,
         &order.url("/v1.0/state/cache"),
         Some(json!([{"key": "a", "value": 1}])),
     )
     .await;
     assert_eq!(status, 204, "the new store serves");
-    let (status, value) = http(
+    let (status, value) = call(
         reqwest::Method::GET,
         &order.url("/v1.0/state/statestore/k"),
         None,
@@ -364,7 +339,7 @@ scopes: [order]
         "an unchanged store kept its data"
     );
     assert!(
-        !component_names(&catalog)
+        !component_names(&catalog.url(""))
             .await
             .contains(&"cache".to_owned())
     );
@@ -373,11 +348,41 @@ scopes: [order]
         .expect("apply");
     eventually("cache to move from order to catalog", REACT, || async {
         let (o, c) = (
-            component_names(&order).await,
-            component_names(&catalog).await,
+            component_names(&order.url("")).await,
+            component_names(&catalog.url("")).await,
         );
         (!o.contains(&"cache".to_owned()) && c.contains(&"cache".to_owned())).then_some(())
     })
     .await;
+    // An input binding edited: its reader moves to the new instance (events now go to the new
+    // route), without a restart.
+    let cron = |route: &str| {
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: ticker}}\nspec:\n  type: bindings.cron\n  version: v1\n  metadata:\n    - {{name: schedule, value: \"@every 1s\"}}\n    - {{name: direction, value: input}}\n    - {{name: route, value: {route}}}\nscopes: [catalog]\n"
+        )
+    };
+    let ticks = |path: &'static str| {
+        let seen = catalog_app.seen();
+        move || {
+            seen.iter()
+                .any(|s| s.method == "POST" && s.uri.ends_with(path))
+                .then_some(())
+        }
+    };
+    env.kubectl_apply(&cron("/tick")).await.expect("apply");
+    eventually(
+        "catalog's app to get cron events on /tick",
+        REACT,
+        || async { ticks("/tick")() },
+    )
+    .await;
+    env.kubectl_apply(&cron("/tock")).await.expect("apply");
+    eventually(
+        "catalog's app to get cron events on /tock",
+        REACT,
+        || async { ticks("/tock")() },
+    )
+    .await;
+
     assert_eq!((order.pid(), catalog.pid()), pids, "no sidecar restarted");
 }

@@ -3,14 +3,17 @@
 //! and every event is POSTed to the app at `/<route>`. A non-2xx answer is retried a few times
 //! with backoff; the binding then hears the verdict and decides (MQTT redelivers, cron logs).
 //! Events are delivered one at a time per binding, in order. On shutdown no new event is taken;
-//! the one in flight finishes within the grace period.
+//! the one in flight finishes within the grace period. When the components change (Kubernetes
+//! mode), [`reconcile`] restarts the readers of replaced bindings on their new instances.
 
 use crate::components::bindings::{InputBinding, InputEvent};
+use crate::live_workers::{Changes, changes, instance_id};
 use crate::runtime::SharedRuntime;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -26,12 +29,39 @@ pub fn probe_accepts(status: u16) -> bool {
     (200..300).contains(&status) || status == 405
 }
 
-/// Starts every input binding; returns once they are started (or refused).
+/// The running readers, kept in line with the components by [`reconcile`].
+#[derive(Default)]
+pub struct InputReaders {
+    /// Set once the app is ready: nothing is read for an app that cannot take events yet.
+    app_ready: AtomicBool,
+    readers: tokio::sync::Mutex<Vec<RunningReader>>,
+}
+
+/// One reader: the binding's name and route, the instance it reads, and its stop signal.
+struct RunningReader {
+    key: (String, String),
+    instance: usize,
+    stop: CancellationToken,
+}
+
+/// Once the app is ready, starts every input binding; returns once they are started (or refused).
 pub async fn start(rt: SharedRuntime) {
     if rt.app.is_none() || !crate::pubsub::wait_for_app(&rt).await {
         return;
     }
+    rt.input_readers.app_ready.store(true, Ordering::SeqCst);
+    reconcile(&rt).await;
+}
+
+/// Brings the readers in line with the current components: a binding added starts, one removed
+/// stops, one whose component was replaced (Kubernetes mode: edited) restarts on the new instance.
+pub async fn reconcile(rt: &SharedRuntime) {
+    if !rt.input_readers.app_ready.load(Ordering::SeqCst) {
+        return;
+    }
+    let mut readers = rt.input_readers.readers.lock().await;
     let registry = rt.registry();
+    let mut wanted = Vec::new();
     for slot in registry.slots() {
         let name = &slot.planned.info.name;
         let Ok((slot, binding)) = registry.binding(name) else {
@@ -41,24 +71,46 @@ pub async fn start(rt: SharedRuntime) {
         else {
             continue;
         };
-        if !settings.input_allowed() {
-            continue;
+        if settings.input_allowed() {
+            wanted.push(((name.clone(), settings.route.clone()), input, settings));
         }
-        if settings.needs_probe() && !probe(&rt, &settings.route).await {
-            tracing::info!(binding = %name, route = %settings.route, "the app did not accept the OPTIONS probe; input binding not started");
+    }
+    let running: Vec<_> = readers
+        .iter()
+        .map(|r| (r.key.clone(), r.instance))
+        .collect();
+    let wanted_ids: Vec<_> = wanted
+        .iter()
+        .map(|(key, input, _)| (key.clone(), Some(instance_id(input))))
+        .collect();
+    let Changes { stop, start } = changes(&running, &wanted_ids);
+    for index in stop.iter().rev() {
+        let reader = readers.remove(*index);
+        reader.stop.cancel();
+        tracing::info!(binding = %reader.key.0, "input binding stopped");
+    }
+    for index in start {
+        let ((name, route), input, settings) = &wanted[index];
+        if settings.needs_probe() && !probe(rt, route).await {
+            tracing::info!(binding = %name, %route, "the app did not accept the OPTIONS probe; input binding not started");
             continue;
         }
         let reader = Reader {
             rt: rt.clone(),
             name: name.clone(),
-            route: settings.route.clone(),
+            route: route.clone(),
         };
-        let stop = rt.shutdown.clone();
+        let stop = rt.shutdown.child_token();
         rt.deliveries.spawn(
             reader
-                .run(input, stop)
+                .run(input.clone(), stop.clone())
                 .instrument(tracing::info_span!("input_binding", binding = %name)),
         );
+        readers.push(RunningReader {
+            key: (name.clone(), route.clone()),
+            instance: instance_id(input),
+            stop,
+        });
     }
 }
 

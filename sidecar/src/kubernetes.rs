@@ -213,9 +213,11 @@ pub async fn follow(
             retired = retired.len(),
             "components and subscriptions from the operator applied"
         );
-        // Subscriptions follow: new or changed ones start, removed ones stop, and those on a
-        // replaced pubsub move to its new instance before the old one is closed.
+        // Subscriptions and input binding readers follow: new or changed ones start, removed ones
+        // stop, and those on a replaced component move to its new instance before the old one
+        // is closed.
         crate::pubsub::live::reconcile(&rt).await;
+        crate::input_bindings::reconcile(&rt).await;
         loaded = resources;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;

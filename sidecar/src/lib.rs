@@ -17,6 +17,7 @@ pub mod input_bindings;
 pub mod invoke;
 pub mod kubernetes;
 pub mod lifecycle;
+pub mod live_workers;
 pub mod metrics;
 pub mod pubsub;
 pub mod resolve;

@@ -307,6 +307,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         deliveries: TaskTracker::new(),
         subscriptions: Default::default(),
         subscribers: Default::default(),
+        input_readers: Default::default(),
     });
 
     let servers = TaskTracker::new();

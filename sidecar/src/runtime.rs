@@ -51,6 +51,8 @@ pub struct Runtime {
     pub subscriptions: std::sync::RwLock<Vec<Arc<crate::pubsub::subscriptions::Subscription>>>,
     /// The subscription workers behind that list, restarted when subscriptions or pubsubs change.
     pub subscribers: crate::pubsub::live::Subscribers,
+    /// The input bindings' readers, restarted when their components change.
+    pub input_readers: crate::input_bindings::InputReaders,
 }
 
 impl Runtime {

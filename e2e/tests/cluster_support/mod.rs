@@ -6,7 +6,7 @@
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 use tandem_e2e::one_machine::{APP_IMAGE, OneMachineCluster};
 use tandem_envtest::{TestEnv, eventually};
@@ -123,45 +123,6 @@ pub async fn endpoints(env: &TestEnv, ns: &str, app: &str, count: usize) {
         },
     )
     .await
-}
-
-pub async fn call(method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let mut request = client.request(method, url);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    match request.send().await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let text = response.text().await.unwrap_or_default();
-            (
-                status,
-                serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            )
-        }
-        Err(e) => (0, Value::String(e.to_string())),
-    }
-}
-
-pub async fn components(sidecar: &str) -> Vec<String> {
-    let (_, metadata) = call(
-        reqwest::Method::GET,
-        &format!("{sidecar}/v1.0/metadata"),
-        None,
-    )
-    .await;
-    let mut names: Vec<String> = metadata["components"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str().map(str::to_owned))
-        .collect();
-    names.sort();
-    names
 }
 
 /// `redis-cli EXISTS key` against the test's Redis.

@@ -9,6 +9,7 @@
 use super::delivery;
 use super::subscriptions::{Subscription, SubscriptionJson};
 use crate::components::pubsub::PubSub;
+use crate::live_workers::{Changes, changes, instance_id};
 use crate::runtime::SharedRuntime;
 use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
@@ -36,42 +37,6 @@ impl Subscribers {
     }
 }
 
-/// What to do with the running workers, given what is wanted and the current brokers.
-#[derive(Debug, PartialEq)]
-pub struct Changes {
-    /// Indexes of running workers to stop.
-    pub stop: Vec<usize>,
-    /// Indexes of wanted subscriptions to start.
-    pub start: Vec<usize>,
-}
-
-/// Pure decision: a worker is kept when the same subscription is still wanted on the same broker
-/// instance (pointer identity); everything else running is stopped and everything else wanted
-/// is started.
-pub fn changes(
-    running: &[(&SubscriptionJson, usize)],
-    wanted: &[(&SubscriptionJson, Option<usize>)],
-) -> Changes {
-    let mut kept = vec![false; running.len()];
-    let mut start = Vec::new();
-    for (index, (json, broker)) in wanted.iter().enumerate() {
-        let same = running
-            .iter()
-            .enumerate()
-            .find(|(i, (r, b))| !kept[*i] && r == json && Some(*b) == *broker);
-        match same {
-            Some((i, _)) => kept[i] = true,
-            None => start.push(index),
-        }
-    }
-    let stop = (0..running.len()).filter(|i| !kept[*i]).collect();
-    Changes { stop, start }
-}
-
-fn broker_id(broker: &Arc<dyn PubSub>) -> usize {
-    Arc::as_ptr(broker).cast::<()>() as usize
-}
-
 /// Stops what is no longer wanted (or runs on a replaced pubsub) and starts what is new.
 pub async fn reconcile(rt: &SharedRuntime) {
     let Some(programmatic) = rt.subscribers.programmatic.get() else {
@@ -96,12 +61,12 @@ pub async fn reconcile(rt: &SharedRuntime) {
         .collect();
     let running: Vec<(&SubscriptionJson, usize)> = workers
         .iter()
-        .map(|w| (&w.wanted, broker_id(&w.broker)))
+        .map(|w| (&w.wanted, instance_id(&w.broker)))
         .collect();
     let wanted_ids: Vec<(&SubscriptionJson, Option<usize>)> = wanted
         .iter()
         .zip(&brokers)
-        .map(|(json, broker)| (json, broker.as_ref().map(broker_id)))
+        .map(|(json, broker)| (json, broker.as_ref().map(instance_id)))
         .collect();
     let Changes { stop, start } = changes(&running, &wanted_ids);
     for index in stop.iter().rev() {
@@ -144,74 +109,4 @@ pub async fn reconcile(rt: &SharedRuntime) {
     }
     let listed = workers.iter().map(|w| w.subscription.clone()).collect();
     *rt.subscriptions.write().unwrap_or_else(|p| p.into_inner()) = listed;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sub(topic: &str) -> SubscriptionJson {
-        SubscriptionJson {
-            pubsubname: "pubsub".into(),
-            topic: topic.into(),
-            route: Some(format!("/{topic}")),
-            routes: None,
-            metadata: None,
-            dead_letter_topic: None,
-        }
-    }
-
-    #[test]
-    fn the_same_subscription_on_the_same_broker_keeps_running() {
-        let (a, b) = (sub("a"), sub("b"));
-        let changes = changes(&[(&a, 1), (&b, 1)], &[(&a, Some(1)), (&b, Some(1))]);
-        assert_eq!(
-            changes,
-            Changes {
-                stop: vec![],
-                start: vec![]
-            }
-        );
-    }
-
-    #[test]
-    fn a_replaced_broker_restarts_its_subscriptions_only() {
-        let (a, b) = (sub("a"), sub("b"));
-        let changes = changes(&[(&a, 1), (&b, 2)], &[(&a, Some(1)), (&b, Some(3))]);
-        assert_eq!(
-            changes,
-            Changes {
-                stop: vec![1],
-                start: vec![1]
-            }
-        );
-    }
-
-    #[test]
-    fn removed_and_added_and_edited_subscriptions() {
-        let (a, b, c) = (sub("a"), sub("b"), sub("c"));
-        let mut a_edited = sub("a");
-        a_edited.route = Some("/elsewhere".into());
-        let changes = changes(&[(&a, 1), (&b, 1)], &[(&a_edited, Some(1)), (&c, Some(1))]);
-        assert_eq!(
-            changes,
-            Changes {
-                stop: vec![0, 1],
-                start: vec![0, 1]
-            }
-        );
-    }
-
-    #[test]
-    fn a_wanted_subscription_without_its_pubsub_is_tried_and_nothing_is_kept_for_it() {
-        let a = sub("a");
-        let changes = changes(&[(&a, 1)], &[(&a, None)]);
-        assert_eq!(
-            changes,
-            Changes {
-                stop: vec![0],
-                start: vec![0]
-            }
-        );
-    }
 }
