@@ -346,36 +346,36 @@ async fn scale_out_and_delete_mid_traffic(scenario: &Scenario<'_>) {
 
     // One catalog pod deleted mid-traffic: every call still succeeds.
     let running = Arc::new(AtomicBool::new(true));
-    let traffic = tokio::spawn({
-        let (running, url) = (
-            Arc::clone(&running),
-            format!("{order}/v1.0/invoke/catalog/method/items"),
-        );
-        async move {
-            let mut outcomes = Vec::new();
-            while running.load(Ordering::SeqCst) {
-                let (status, answer) = call(
-                    reqwest::Method::POST,
-                    &url,
-                    Some(json!({"n": outcomes.len()})),
-                )
-                .await;
-                outcomes.push((
-                    status,
-                    answer["pod"].as_str().unwrap_or_default().to_owned(),
-                    answer,
-                ));
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            outcomes
-        }
-    });
+    // Four callers, a POST every 20 ms each, so calls are in every stage of the pod's shutdown.
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            let (running, url) = (
+                Arc::clone(&running),
+                format!("{order}/v1.0/invoke/catalog/method/items"),
+            );
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                while running.load(Ordering::SeqCst) {
+                    let body = json!({"n": outcomes.len()});
+                    let (status, answer) = call(reqwest::Method::POST, &url, Some(body)).await;
+                    let pod = answer["pod"].as_str().unwrap_or_default().to_owned();
+                    outcomes.push((status, pod, answer));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                outcomes
+            })
+        })
+        .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let victim = catalogs[0].0.clone();
     kubectl(env, shop, &["delete", "pod", &victim, "--wait=true"]).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     running.store(false, Ordering::SeqCst);
-    let outcomes = traffic.await.unwrap();
+    let mut per_sender = Vec::new();
+    for sender in senders {
+        per_sender.push(sender.await.unwrap());
+    }
+    let outcomes: Vec<_> = per_sender.iter().flatten().collect();
     let failed: Vec<_> = outcomes
         .iter()
         .filter(|(status, _, _)| *status != 200)
@@ -387,7 +387,7 @@ async fn scale_out_and_delete_mid_traffic(scenario: &Scenario<'_>) {
         outcomes.len()
     );
     assert!(
-        outcomes.len() > 50,
+        outcomes.len() > 200,
         "traffic flowed: {} calls",
         outcomes.len()
     );
@@ -399,11 +399,13 @@ async fn scale_out_and_delete_mid_traffic(scenario: &Scenario<'_>) {
         "calls while {victim} was deleted: {} (0 failed), by pod {by_pod:?}",
         outcomes.len()
     );
-    let last = &outcomes[outcomes.len() - 10..];
-    assert!(
-        last.iter().all(|(_, pod, _)| *pod != victim),
-        "calls moved off the deleted pod"
-    );
+    for outcomes in &per_sender {
+        let last = &outcomes[outcomes.len().saturating_sub(3)..];
+        assert!(
+            last.iter().all(|(_, pod, _)| *pod != victim),
+            "calls moved off the deleted pod"
+        );
+    }
 
     // No sidecar restarted: the same order process throughout, restart counts all 0.
     assert_eq!(cluster.node.pids(shop, &order_pod.0), *order_pids);

@@ -43,7 +43,7 @@ async fn pod(env: &TestEnv, name: &str, app_id: &str) -> Pod {
     let account = serde_json::from_value(json!({"metadata": {"name": "app"}})).expect("sa");
     let _ = accounts.create(&PostParams::default(), &account).await;
     let pod = serde_json::from_value(json!({
-        "metadata": {"name": name, "annotations": {"dapr.io/enabled": "true", "dapr.io/app-id": app_id}},
+        "metadata": {"name": name, "annotations": {"dapr.io/enabled": "true", "dapr.io/app-id": app_id, "dapr.io/config": "appconfig"}},
         "spec": {"serviceAccountName": "app", "automountServiceAccountToken": false,
             "containers": [{"name": "app", "image": "app:1"}]}
     }))
@@ -137,6 +137,8 @@ async fn start_sidecar(
     .env("POD_IP", &pod_ip.to_string())
     .arg("--mode")
     .arg("kubernetes")
+    .arg("--config")
+    .arg("appconfig")
     .arg("--control-plane-address")
     .arg(&operator.address)
     .arg("--control-plane-token-file")
@@ -170,6 +172,11 @@ kind: Component
 metadata: {name: orders}
 spec: {type: pubsub.in-memory, version: v1}
 scopes: [order]
+---
+apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata: {name: appconfig}
+spec: {}
 "#,
     )
     .await
@@ -383,6 +390,19 @@ scopes: [order]
         || async { ticks("/tock")() },
     )
     .await;
+
+    // The Configuration edited: the sidecars use the new one (here its features) without a restart.
+    env.kubectl_apply("apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: appconfig}\nspec: {features: [{name: Resiliency, enabled: true}]}\n")
+        .await
+        .expect("apply");
+    for sidecar in [&order, &catalog] {
+        eventually("the edited Configuration to be in use", REACT, || async {
+            let (_, metadata) =
+                call(reqwest::Method::GET, &sidecar.url("/v1.0/metadata"), None).await;
+            (metadata["enabledFeatures"] == json!(["Resiliency"])).then_some(())
+        })
+        .await;
+    }
 
     assert_eq!((order.pid(), catalog.pid()), pids, "no sidecar restarted");
 }

@@ -176,6 +176,14 @@ pub async fn follow(
     let namespace = ctx.namespace.clone().unwrap_or_default();
     while updates.changed().await.is_ok() {
         let resources = updates.borrow_and_update().clone();
+        if resources.configuration != loaded.configuration {
+            // Secret scopes and features apply to the next request; the tracing sampling rate
+            // stays as it was at start.
+            let spec = resources.configuration.as_ref().map(|c| c.spec.clone());
+            rt.config.replace(Arc::new(spec.unwrap_or_default()));
+            tracing::info!("configuration from the operator applied");
+            loaded.configuration = resources.configuration.clone();
+        }
         if resources.components == loaded.components
             && resources.subscriptions == loaded.subscriptions
         {

@@ -300,7 +300,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         resolver,
         peers: Runtime::peer_client(),
         metrics: Metrics::new(&args.app_id).map_err(|e| format!("metrics: {e}"))?,
-        config,
+        config: crate::runtime::Live::new(config),
         max_body_size: args.max_body_size,
         extended: Default::default(),
         shutdown: shutdown.clone(),

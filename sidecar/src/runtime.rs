@@ -39,7 +39,9 @@ pub struct Runtime {
     /// h2c client to peer sidecars' internal ports.
     pub peers: Client<HttpConnector, Body>,
     pub metrics: Metrics,
-    pub config: ConfigurationSpec,
+    /// The Configuration (Kubernetes mode: replaced when the operator sends a change; the
+    /// tracing sampling rate is read once at start).
+    pub config: Live<ConfigurationSpec>,
     pub max_body_size: u64,
     /// Values set with `PUT /v1.0/metadata/{key}`.
     pub extended: Mutex<BTreeMap<String, String>>,
@@ -88,21 +90,25 @@ impl Runtime {
 
 pub type SharedRuntime = Arc<Runtime>;
 
-/// The current [`Registry`]. A request takes the registry of the moment (an `Arc`) and keeps it to
-/// its end, so a component replaced meanwhile finishes the requests it started.
-pub struct LiveRegistry(std::sync::RwLock<Arc<Registry>>);
+/// A value replaced whole while the sidecar runs (the component registry, the Configuration). A
+/// request takes the value of the moment (an `Arc`) and keeps it to its end, so a component
+/// replaced meanwhile finishes the requests it started.
+pub struct Live<T>(std::sync::RwLock<Arc<T>>);
 
-impl LiveRegistry {
-    pub fn new(registry: Registry) -> LiveRegistry {
-        LiveRegistry(std::sync::RwLock::new(Arc::new(registry)))
+/// The current component [`Registry`].
+pub type LiveRegistry = Live<Registry>;
+
+impl<T> Live<T> {
+    pub fn new(value: T) -> Live<T> {
+        Live(std::sync::RwLock::new(Arc::new(value)))
     }
 
-    pub fn current(&self) -> Arc<Registry> {
+    pub fn current(&self) -> Arc<T> {
         Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Puts `next` in place; returns the one it replaces.
-    pub fn replace(&self, next: Arc<Registry>) -> Arc<Registry> {
+    pub fn replace(&self, next: Arc<T>) -> Arc<T> {
         std::mem::replace(
             &mut *self.0.write().unwrap_or_else(|p| p.into_inner()),
             next,

@@ -75,7 +75,7 @@ pub async fn get(State(rt): State<SharedRuntime>) -> Json<Value> {
     Json(json!({
         "id": rt.app_id,
         "runtimeVersion": RUNTIME_VERSION,
-        "enabledFeatures": rt.config.features.iter().filter(|f| f.enabled).map(|f| f.name.clone()).collect::<Vec<_>>(),
+        "enabledFeatures": rt.config.current().features.iter().filter(|f| f.enabled).map(|f| f.name.clone()).collect::<Vec<_>>(),
         "actors": [],
         "components": components,
         "failedComponents": failed,

@@ -34,8 +34,8 @@ fn lookup(rt: &SharedRuntime, store: &str) -> Result<Arc<dyn SecretStore>, ApiEr
 }
 
 fn allowed(rt: &SharedRuntime, store: &str, key: &str) -> bool {
-    let scopes = rt
-        .config
+    let config = rt.config.current();
+    let scopes = config
         .secrets
         .as_ref()
         .map(|s| s.scopes.as_slice())

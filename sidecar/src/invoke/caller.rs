@@ -2,6 +2,7 @@
 //! other path.
 
 use super::headers::{CallIdentity, outbound_headers, to_app_headers};
+use super::peer_error;
 use super::{
     method::normalize_method, stream_back, target::parse_target, target::split_invoke_path,
 };
@@ -50,7 +51,7 @@ fn forward_error(
 ) -> ApiError {
     match fault.get() {
         Some(client_fault) => client_fault.clone(),
-        None => invoke_error(app_id, err),
+        None => invoke_error(app_id, peer_error::describe(err)),
     }
 }
 
@@ -162,12 +163,14 @@ pub async fn invoke(State(rt): State<SharedRuntime>, req: Request) -> Result<Res
         *outbound.headers_mut() = parts.headers.clone();
         match rt.peers.request(outbound).await {
             Ok(response) => return Ok(stream_back(response)),
-            Err(e) if e.is_connect() => {
+            // A peer that refused the connection, or is going away and did not take the
+            // request: another address gets it (when the body can be sent again).
+            Err(e) if e.is_connect() || peer_error::unprocessed(&e) => {
                 rt.resolver.forget(&target.app_id, addr);
                 if !(replayable && attempts < 3) {
                     return Err(forward_error(&target.app_id, &e, &fault));
                 }
-                tracing::debug!(app = %target.app_id, %addr, "peer refused the connection; trying again");
+                tracing::debug!(app = %target.app_id, %addr, error = %peer_error::describe(&e), "the peer did not take the request; trying again");
             }
             Err(e) => return Err(forward_error(&target.app_id, &e, &fault)),
         }

@@ -6,6 +6,7 @@ pub mod callee;
 pub mod caller;
 pub mod headers;
 pub mod method;
+pub mod peer_error;
 pub mod target;
 pub mod trace;
 
