@@ -44,3 +44,22 @@ pub async fn component_names(base: &str) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Invokes an app id nobody runs through the sidecar at `base`: the answer must be Dapr's
+/// `500 ERR_DIRECT_INVOKE` within `limit`, never a hang. Returns how long the answer took.
+pub async fn invoke_unknown_app(base: &str, limit: Duration) -> Duration {
+    let started = std::time::Instant::now();
+    let url = format!("{base}/v1.0/invoke/nobody/method/x");
+    let (status, error) = call(reqwest::Method::POST, &url, Some(serde_json::json!({}))).await;
+    let took = started.elapsed();
+    assert_eq!(
+        (status, error["errorCode"].as_str()),
+        (500, Some("ERR_DIRECT_INVOKE")),
+        "{error}"
+    );
+    assert!(
+        took < limit,
+        "ERR_DIRECT_INVOKE took {took:?}, over {limit:?}"
+    );
+    took
+}

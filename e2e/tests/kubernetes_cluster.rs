@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tandem_e2e::one_machine::OneMachineCluster;
-use tandem_e2e::sidecar_http::{call, component_names};
+use tandem_e2e::sidecar_http::{call, component_names, invoke_unknown_app};
 use tandem_envtest::{TestEnv, eventually};
 use tandem_sidecar::testing::redis_server::RedisServer;
 
@@ -213,27 +213,8 @@ async fn calls_state_events_scopes_and_secrets(scenario: &Scenario<'_>) {
     }
 
     // An app id nobody has: ERR_DIRECT_INVOKE within 5 s.
-    let started = Instant::now();
-    let (status, error) = call(
-        reqwest::Method::POST,
-        &format!("{order}/v1.0/invoke/nobody/method/x"),
-        Some(json!({})),
-    )
-    .await;
-    assert_eq!(
-        (status, error["errorCode"].as_str()),
-        (500, Some("ERR_DIRECT_INVOKE")),
-        "{error}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
-    eprintln!(
-        "unknown app id → ERR_DIRECT_INVOKE in {:?}",
-        started.elapsed()
-    );
+    let took = invoke_unknown_app(order, Duration::from_secs(5)).await;
+    eprintln!("unknown app id → ERR_DIRECT_INVOKE in {took:?}");
 }
 
 /// Components and Subscriptions changed with kubectl take effect without restarts.
