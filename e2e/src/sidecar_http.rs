@@ -2,7 +2,7 @@
 //! status and the decoded body, and the component names `/v1.0/metadata` lists.
 
 use serde_json::Value;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `method url` with `body` as JSON; the status and the body (JSON, else a string). A request that
 /// gets no answer (refused, timed out after 10 s) is status 0 with the error as the body.
@@ -48,7 +48,7 @@ pub async fn component_names(base: &str) -> Vec<String> {
 /// Invokes an app id nobody runs through the sidecar at `base`: the answer must be Dapr's
 /// `500 ERR_DIRECT_INVOKE` within `limit`, never a hang. Returns how long the answer took.
 pub async fn invoke_unknown_app(base: &str, limit: Duration) -> Duration {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let url = format!("{base}/v1.0/invoke/nobody/method/x");
     let (status, error) = call(reqwest::Method::POST, &url, Some(serde_json::json!({}))).await;
     let took = started.elapsed();
