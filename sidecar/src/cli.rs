@@ -217,7 +217,7 @@ impl SidecarArgs {
             )
             .to_lowercase());
         }
-        if let Some(reason) = crate::invoke::target::invalid_app_id(&self.app_id) {
+        if let Some(reason) = crate::blocks::invoke::target::invalid_app_id(&self.app_id) {
             return Err(format!(
                 "invalid value '{}' for '--app-id': {reason}",
                 self.app_id

@@ -8,15 +8,14 @@ use crate::cli::SidecarArgs;
 use crate::components::kinds::ComponentConfig;
 use crate::components::manifest::{self, Manifest, SubscriptionManifest};
 use crate::components::plan::{Plan, PlanContext, Planned, plan_resources};
-use crate::components::registry::{ComponentInfo, close_slots};
+use crate::components::registry::ComponentInfo;
 use crate::components::secrets;
 use crate::components::state::KeyPrefix;
 use crate::control_plane::ControlPlane;
+use crate::reload::Reloader;
 use crate::resolve::dns::{self, DnsResolver, Nameservers};
-use crate::runtime::SharedRuntime;
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 use tandem_crds::Component;
 use tandem_crds::annotations::env;
@@ -166,13 +165,13 @@ pub fn resolver(args: &SidecarArgs, identity: &Identity) -> Result<DnsResolver, 
 /// component without `ignoreErrors`) or whose new components do not initialise is not applied:
 /// the sidecar keeps what works and says why.
 pub async fn follow(
-    rt: SharedRuntime,
+    reloader: Reloader,
     ctx: PlanContext,
     control_plane: ControlPlane,
     mut loaded: Resources,
     mut updates: watch::Receiver<Resources>,
-    grace: Duration,
 ) {
+    let sidecar = reloader.sidecar().clone();
     let namespace = ctx.namespace.clone().unwrap_or_default();
     while updates.changed().await.is_ok() {
         let resources = updates.borrow_and_update().clone();
@@ -180,7 +179,7 @@ pub async fn follow(
             // Secret scopes and features apply to the next request; the tracing sampling rate
             // stays as it was at start.
             let spec = resources.configuration.as_ref().map(|c| c.spec.clone());
-            rt.config.replace(Arc::new(spec.unwrap_or_default()));
+            sidecar.replace_config(spec.unwrap_or_default());
             tracing::info!("configuration from the operator applied");
             loaded.configuration = resources.configuration.clone();
         }
@@ -200,37 +199,20 @@ pub async fn follow(
         if with_builtin_secret_store(&mut plan, &control_plane) {
             keep.insert(secrets::kubernetes::NAME.to_owned());
         }
-        let (next, retired) = rt.registry().next(plan, prebuilt, &keep);
-        let next = Arc::new(next);
-        if let Err(error) = next.init_all().await {
-            tracing::error!(%error, "changed components did not initialise; keeping the current ones");
-            let unused: Vec<_> = next
-                .slots()
-                .iter()
-                .filter(|slot| !keep.contains(&slot.planned.info.name))
-                .cloned()
-                .collect();
-            close_slots(&unused).await;
-            continue;
+        match reloader.apply(plan, prebuilt, &keep).await {
+            Ok(applied) => tracing::info!(
+                components = resources.components.len(),
+                subscriptions = resources.subscriptions.len(),
+                kept = applied.kept,
+                retired = applied.retired,
+                "components and subscriptions from the operator applied"
+            ),
+            Err(error) => {
+                tracing::error!(%error, "keeping the current components");
+                continue;
+            }
         }
-        rt.components.replace(next);
-        tracing::info!(
-            components = resources.components.len(),
-            subscriptions = resources.subscriptions.len(),
-            kept = keep.len(),
-            retired = retired.len(),
-            "components and subscriptions from the operator applied"
-        );
-        // Subscriptions and input binding readers follow: new or changed ones start, removed ones
-        // stop, and those on a replaced component move to its new instance before the old one
-        // is closed.
-        crate::pubsub::live::reconcile(&rt).await;
-        crate::input_bindings::reconcile(&rt).await;
         loaded = resources;
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            close_slots(&retired).await;
-        });
     }
 }
 

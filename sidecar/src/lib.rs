@@ -1,30 +1,43 @@
 //! Tandem's sidecar: Dapr's HTTP API for the app next to it.
 //!
 //! Data flow: `cli` parses and validates flags; `components` turns manifests into a plan and then
-//! a live registry; `lifecycle` binds the ports and serves the `api` routers. App requests to
-//! `/v1.0/invoke` go through `invoke::caller` → (h2c) → the peer's `invoke::callee` → its
-//! `app_channel`; peers are found by `resolve`. Errors become HTTP in one place, `error`.
+//! a live registry; `lifecycle` binds the ports, builds the [`blocks::Sidecar`] handle and serves.
+//! The building blocks are transport-neutral methods on that handle; `http_api` is the HTTP
+//! front end (extract → call a block → respond), and errors have one table,
+//! [`blocks::error::Code`]. The blocks reach the app only through `channels::app` and other
+//! sidecars only through `channels::peer`. Background work (`workers`: subscriptions, input
+//! bindings) starts from the handle; `reload` swaps components while the sidecar runs.
+//!
+//! Where to look, per building block:
+//! - state: `blocks::state` (rules), `http_api::state` (Dapr's JSON), `components::state` (stores)
+//! - pub/sub: `blocks::pubsub` (publish), `pubsub` (CloudEvents, routing, delivery),
+//!   `workers::subscribers` (running subscriptions), `components::pubsub` (brokers)
+//! - bindings: `blocks::bindings` (output), `workers::input_bindings` (input),
+//!   `components::bindings`
+//! - secrets: `blocks::secrets`, `components::secrets`
+//! - invocation: `blocks::invoke` (both sides), `channels::peer` (other sidecars), `resolve`
+//! - metadata and health: `blocks::metadata`, `blocks::health`
 
-pub mod api;
-pub mod app_channel;
-pub mod child;
+pub(crate) mod blocks;
+pub(crate) mod channels;
+pub(crate) mod child;
 pub mod cli;
-pub mod components;
-pub mod control_plane;
-pub mod error;
+pub(crate) mod components;
+pub(crate) mod config;
+pub(crate) mod control_plane;
+pub(crate) mod http_api;
 pub mod http_client;
-pub mod input_bindings;
-pub mod invoke;
-pub mod kubernetes;
-pub mod lifecycle;
-pub mod live_workers;
-pub mod metrics;
+pub(crate) mod kubernetes;
+pub(crate) mod lifecycle;
+pub(crate) mod metrics;
 pub mod pubsub;
+pub(crate) mod reload;
 pub mod resolve;
-pub mod runtime;
-pub mod server;
-pub mod telemetry;
+pub(crate) mod server;
+pub(crate) mod swap;
+pub(crate) mod telemetry;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub(crate) mod workers;
 
 pub use lifecycle::run;

@@ -15,5 +15,5 @@ pub mod registry;
 pub mod secrets;
 pub mod state;
 
-pub use plan::{LoadError, Plan, PlanContext};
+pub use plan::{Plan, PlanContext};
 pub use registry::{ComponentStatus, Registry};

@@ -7,17 +7,16 @@
 
 use super::cloudevent;
 use super::subscriptions::Subscription;
+use crate::blocks::Sidecar;
+use crate::channels::app::{EventDelivery, Outcome, Unreachable};
 use crate::components::pubsub::{Delivery, Message};
-use crate::runtime::SharedRuntime;
-use axum::body::Body;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Request};
-use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 /// Deliveries in flight per subscription.
@@ -28,44 +27,12 @@ pub const ATTEMPTS: u32 = 5;
 /// How long a delivery waits before trying an app that refused the connection again.
 const UNREACHABLE_PAUSE: Duration = Duration::from_millis(250);
 
-/// The app could not be reached at all (no answer, not even an error status).
-struct Unreachable;
-
-/// What the app's answer means for a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    Retry,
-    /// The app said DROP: acked, counted, never redelivered nor dead-lettered.
-    Drop,
-    /// The route does not exist (404): acked with a warning and a metric, and dead-lettered
-    /// when the subscription has a dead-letter topic, so nothing vanishes unseen.
-    NoRoute,
-}
-
-/// Dapr's reading of the app's answer (reference 1.6).
-pub fn classify(status: u16, body: &[u8]) -> Outcome {
-    match status {
-        200..=299 => match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => match map.get("status").and_then(Value::as_str) {
-                None | Some("") => Outcome::Success,
-                Some(s) if s.eq_ignore_ascii_case("SUCCESS") => Outcome::Success,
-                Some(s) if s.eq_ignore_ascii_case("DROP") => Outcome::Drop,
-                Some(_) => Outcome::Retry,
-            },
-            _ => Outcome::Success, // empty or non-JSON body
-        },
-        404 => Outcome::NoRoute,
-        _ => Outcome::Retry,
-    }
-}
-
 /// Subscribes at the broker; `None` (logged) when the pubsub is unavailable or refuses.
 pub async fn subscribe(
-    rt: &SharedRuntime,
+    sc: &Sidecar,
     sub: &Subscription,
 ) -> Option<mpsc::UnboundedReceiver<Delivery>> {
-    let broker = match rt.registry().pubsub(&sub.pubsub) {
+    let broker = match sc.registry().pubsub(&sub.pubsub) {
         Ok((_, broker)) => broker.clone(),
         Err(why) => {
             tracing::error!(pubsub = %sub.pubsub, topic = %sub.topic, ?why, "subscription not started: pubsub unavailable");
@@ -76,7 +43,7 @@ pub async fn subscribe(
         .metadata
         .get("consumerID")
         .cloned()
-        .unwrap_or_else(|| rt.app_id.clone());
+        .unwrap_or_else(|| sc.app_id().to_owned());
     match broker.subscribe(&sub.topic, &consumer).await {
         Ok(rx) => {
             tracing::info!(pubsub = %sub.pubsub, topic = %sub.topic, "subscribed");
@@ -91,10 +58,11 @@ pub async fn subscribe(
 
 /// Consumes one subscription until `stop`.
 pub async fn run(
-    rt: SharedRuntime,
+    sc: Arc<Sidecar>,
     sub: Arc<Subscription>,
     mut deliveries: mpsc::UnboundedReceiver<Delivery>,
     stop: CancellationToken,
+    in_flight: TaskTracker,
 ) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     loop {
@@ -106,10 +74,10 @@ pub async fn run(
             _ = stop.cancelled() => { delivery.acker.nack().await; break }
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
-        let (rt, sub, stop) = (rt.clone(), sub.clone(), stop.clone());
-        rt.deliveries.clone().spawn(
+        let (sc, sub, stop) = (sc.clone(), sub.clone(), stop.clone());
+        in_flight.spawn(
             async move {
-                deliver(&rt, &sub, delivery, &stop).await;
+                deliver(&sc, &sub, delivery, &stop).await;
                 drop(permit);
             }
             .instrument(tracing::debug_span!("delivery")),
@@ -134,24 +102,19 @@ fn event_of(sub: &Subscription, message: &Message) -> Value {
     }
 }
 
-async fn deliver(
-    rt: &SharedRuntime,
-    sub: &Subscription,
-    delivery: Delivery,
-    stop: &CancellationToken,
-) {
+async fn deliver(sc: &Sidecar, sub: &Subscription, delivery: Delivery, stop: &CancellationToken) {
     let Delivery { message, acker } = delivery;
     let event = event_of(sub, &message);
     let now = time::OffsetDateTime::now_utc();
     if cloudevent::is_expired(&event, now) {
         tracing::debug!(topic = %sub.topic, "expired message dropped");
-        rt.metrics.pubsub_ingress(&sub.pubsub, &sub.topic, "drop");
+        sc.metrics().pubsub_ingress(&sub.pubsub, &sub.topic, "drop");
         acker.ack().await;
         return;
     }
     let Some(path) = sub.routes.route(&event).map(str::to_owned) else {
         tracing::warn!(topic = %sub.topic, "no route matched; message dropped");
-        dead_letter_or_drop(rt, sub, &message).await;
+        dead_letter_or_drop(sc, sub, &message).await;
         acker.ack().await;
         return;
     };
@@ -159,7 +122,7 @@ async fn deliver(
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 0;
     while attempt < ATTEMPTS {
-        let outcome = match post(rt, sub, &path, &event, &message, body.clone()).await {
+        let outcome = match post(sc, sub, &path, &event, &message, body.clone()).await {
             Ok(outcome) => outcome,
             Err(Unreachable) => {
                 // The app is down (crashed, restarting): not the message's fault, so it costs
@@ -173,26 +136,27 @@ async fn deliver(
         attempt += 1;
         match outcome {
             Outcome::Success => {
-                rt.metrics
+                sc.metrics()
                     .pubsub_ingress(&sub.pubsub, &sub.topic, "success");
                 acker.ack().await;
                 return;
             }
             Outcome::Drop => {
-                rt.metrics.pubsub_ingress(&sub.pubsub, &sub.topic, "drop");
+                sc.metrics().pubsub_ingress(&sub.pubsub, &sub.topic, "drop");
                 tracing::debug!(topic = %sub.topic, %path, "the app dropped a message");
                 acker.ack().await;
                 return;
             }
             Outcome::NoRoute => {
-                rt.metrics.pubsub_ingress(&sub.pubsub, &sub.topic, "drop");
+                sc.metrics().pubsub_ingress(&sub.pubsub, &sub.topic, "drop");
                 tracing::warn!(topic = %sub.topic, %path, "the app has no such route (404); message dropped");
-                dead_letter_or_drop(rt, sub, &message).await;
+                dead_letter_or_drop(sc, sub, &message).await;
                 acker.ack().await;
                 return;
             }
             Outcome::Retry => {
-                rt.metrics.pubsub_ingress(&sub.pubsub, &sub.topic, "retry");
+                sc.metrics()
+                    .pubsub_ingress(&sub.pubsub, &sub.topic, "retry");
                 if attempt == ATTEMPTS || stop.is_cancelled() {
                     break;
                 }
@@ -205,7 +169,7 @@ async fn deliver(
         }
     }
     if sub.dead_letter_topic.is_some() && !stop.is_cancelled() {
-        dead_letter_or_drop(rt, sub, &message).await;
+        dead_letter_or_drop(sc, sub, &message).await;
         acker.ack().await;
     } else {
         // Not lost: the broker delivers it again later.
@@ -214,70 +178,31 @@ async fn deliver(
 }
 
 async fn post(
-    rt: &SharedRuntime,
+    sc: &Sidecar,
     sub: &Subscription,
     path: &str,
     event: &Value,
     message: &Message,
     body: Bytes,
 ) -> Result<Outcome, Unreachable> {
-    let Some(app) = rt.app.as_ref() else {
+    let Some(app) = sc.app() else {
         return Err(Unreachable);
     };
-    let uri = if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
+    let delivery = EventDelivery {
+        path,
+        pubsub: &sub.pubsub,
+        body,
+        metadata: &message.metadata,
+        traceparent: event.get("traceparent").and_then(Value::as_str),
     };
-    let mut req = Request::post(uri)
-        .body(Body::from(body))
-        .unwrap_or_default();
-    let h = req.headers_mut();
-    crate::app_channel::metadata_headers(h, &message.metadata);
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/cloudevents+json"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&sub.pubsub) {
-        h.insert(HeaderName::from_static("pubsubname"), v);
-    }
-    if let Some(tp) = event
-        .get("traceparent")
-        .and_then(Value::as_str)
-        .and_then(|t| HeaderValue::from_str(t).ok())
-    {
-        h.insert(HeaderName::from_static("traceparent"), tp);
-    }
-    if let Some(token) = &rt.app_token {
-        h.insert(HeaderName::from_static("dapr-api-token"), token.clone());
-    }
-    match app.send(req).await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            Ok(classify(status, &body))
-        }
-        Err(e) if e.is_connect() => {
-            tracing::debug!(error = %e, "the app is unreachable");
-            Err(Unreachable)
-        }
-        Err(e) => {
-            tracing::debug!(error = %e, "delivery to the app failed");
-            Ok(Outcome::Retry)
-        }
-    }
+    app.deliver_event(delivery).await
 }
 
-async fn dead_letter_or_drop(rt: &SharedRuntime, sub: &Subscription, message: &Message) {
+async fn dead_letter_or_drop(sc: &Sidecar, sub: &Subscription, message: &Message) {
     let Some(topic) = &sub.dead_letter_topic else {
         return;
     };
-    let registry = rt.registry();
+    let registry = sc.registry();
     let Ok((_, broker)) = registry.pubsub(&sub.pubsub) else {
         return;
     };
@@ -288,30 +213,5 @@ async fn dead_letter_or_drop(rt: &SharedRuntime, sub: &Subscription, message: &M
     };
     if let Err(e) = broker.publish(dead).await {
         tracing::error!(topic = %topic, error = %e, "publishing to the dead-letter topic failed");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn app_answers_mean_what_dapr_says() {
-        let cases: &[(u16, &str, Outcome)] = &[
-            (200, "", Outcome::Success),
-            (200, r#"{"status":"SUCCESS"}"#, Outcome::Success),
-            (204, "", Outcome::Success),
-            (200, r#"{"status":""}"#, Outcome::Success),
-            (200, "not json", Outcome::Success),
-            (200, r#"{"status":"RETRY"}"#, Outcome::Retry),
-            (200, r#"{"status":"DROP"}"#, Outcome::Drop),
-            (200, r#"{"status":"MAYBE"}"#, Outcome::Retry),
-            (404, "", Outcome::NoRoute),
-            (500, r#"{"status":"SUCCESS"}"#, Outcome::Retry),
-            (503, "", Outcome::Retry),
-        ];
-        for (status, body, want) in cases {
-            assert_eq!(classify(*status, body.as_bytes()), *want, "{status} {body}");
-        }
     }
 }

@@ -18,7 +18,7 @@ pub mod postgres;
 pub mod redis;
 pub mod sqlite;
 
-pub use keys::{KeyError, KeyPrefix};
+pub use keys::KeyPrefix;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -134,5 +134,5 @@ pub trait StateStore: Send + Sync + 'static {
     async fn close(&self) {}
 }
 
-#[cfg(any(test, feature = "test-util"))]
+#[cfg(test)]
 pub mod conformance;

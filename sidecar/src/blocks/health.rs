@@ -1,0 +1,62 @@
+//! Health: ready once components have settled and the app channel is up; outbound-ready once
+//! components have settled (SDKs ask before their app listens).
+
+use super::Sidecar;
+use super::error::{BlockError, Code};
+
+/// The health block of one sidecar.
+pub struct HealthBlock<'a> {
+    sidecar: &'a Sidecar,
+}
+
+impl Sidecar {
+    pub fn health(&self) -> HealthBlock<'_> {
+        HealthBlock { sidecar: self }
+    }
+}
+
+impl HealthBlock<'_> {
+    /// `Ok` when ready; `asked_app_id` (Dapr's `appid` query) must be this app's when given.
+    pub fn ready(&self, asked_app_id: Option<&str>) -> Result<(), BlockError> {
+        let sc = self.sidecar;
+        if let Some(asked) = asked_app_id
+            && asked != sc.app_id()
+        {
+            return Err(BlockError::new(
+                Code::HealthAppIdNotMatch,
+                format!("dapr app-id does not match: {asked} != {}", sc.app_id()),
+            ));
+        }
+        let mut waiting = Vec::new();
+        if !sc.registry().settled() {
+            waiting.push("components");
+        }
+        if !sc.app_ready() {
+            waiting.push("app-channel");
+        }
+        if waiting.is_empty() {
+            Ok(())
+        } else {
+            Err(BlockError::new(
+                Code::HealthNotReady,
+                format!("dapr is not ready: {waiting:?}"),
+            ))
+        }
+    }
+
+    pub fn outbound_ready(&self) -> Result<(), BlockError> {
+        if self.sidecar.registry().settled() {
+            Ok(())
+        } else {
+            Err(BlockError::new(
+                Code::OutboundHealthNotReady,
+                "dapr outbound is not ready: [components]",
+            ))
+        }
+    }
+
+    /// Asks the sidecar to shut down gracefully.
+    pub fn shutdown(&self) {
+        self.sidecar.shutdown().cancel();
+    }
+}

@@ -1,0 +1,152 @@
+//! Service invocation, both sides. The caller side ([`InvokeBlock::call`]) parses the target
+//! and method, stamps the caller/callee identity, and sends the call to the local app (the
+//! target is this app) or through the peer channel. The callee side ([`InvokeBlock::serve`])
+//! accepts only calls meant for this app and hands them to the app channel. Bodies stream
+//! through; nothing is buffered whole.
+//!
+//! The invocation message is an `http::Request`: Dapr's invocation carries HTTP semantics (verb,
+//! query string, headers) on every transport, so this is the message type, not a front end's.
+
+pub mod headers;
+pub mod method;
+pub mod target;
+pub mod trace;
+
+use super::Sidecar;
+use super::error::{BlockError, Code};
+use crate::channels::peer::{PeerCall, PeerError};
+use axum::body::Body;
+use headers::{CallIdentity, outbound_headers};
+use http::{Request, Response, Uri};
+use method::normalize_method;
+use tandem_crds::annotations::headers as dapr;
+use target::parse_target;
+
+/// An invocation as the caller's app asked for it.
+pub struct Invocation {
+    /// `app` or `app.namespace`, unparsed.
+    pub target: String,
+    /// The method path, unnormalised.
+    pub method: String,
+    /// The request: verb, query, headers and body (its path is ignored).
+    pub request: Request<Body>,
+}
+
+fn invoke_error(app_id: &str, err: impl std::fmt::Display) -> BlockError {
+    BlockError::new(
+        Code::DirectInvoke,
+        format!("failed to invoke, id: {app_id}, err: {err}"),
+    )
+}
+
+/// The invocation block of one sidecar.
+pub struct InvokeBlock<'a> {
+    sidecar: &'a Sidecar,
+}
+
+impl Sidecar {
+    pub fn invoke(&self) -> InvokeBlock<'_> {
+        InvokeBlock { sidecar: self }
+    }
+}
+
+impl InvokeBlock<'_> {
+    /// Sends an invocation to the target app's sidecar, or straight to the local app when the
+    /// target is this app.
+    pub async fn call(&self, invocation: Invocation) -> Result<Response<Body>, BlockError> {
+        let sc = self.sidecar;
+        let Invocation {
+            target,
+            method,
+            request,
+        } = invocation;
+        let target = parse_target(&target).map_err(|e| invoke_error(&target, e))?;
+        let method = normalize_method(&method).map_err(|e| {
+            BlockError::new(Code::DirectInvokeBadMethod, format!("invalid method: {e}"))
+        })?;
+        let path_and_query = match request.uri().query() {
+            Some(q) => format!("/{method}?{q}"),
+            None => format!("/{method}"),
+        };
+        let (mut parts, body) = request.into_parts();
+        outbound_headers(
+            &mut parts.headers,
+            &CallIdentity {
+                caller_app_id: sc.app_id(),
+                caller_namespace: sc.namespace(),
+                callee_app_id: &target.app_id,
+            },
+        );
+        parts.headers.remove(http::header::HOST);
+        let own_namespace =
+            target.namespace.is_none() || target.namespace.as_deref() == sc.namespace();
+        if target.app_id == sc.app_id() && own_namespace {
+            let app = sc
+                .app()
+                .ok_or_else(|| invoke_error(&target.app_id, "this app has no app port"))?;
+            parts.uri = path_and_query
+                .parse::<Uri>()
+                .map_err(|e| invoke_error(&target.app_id, e))?;
+            return app
+                .invoke(Request::from_parts(parts, body))
+                .await
+                .map_err(|e| {
+                    let cause = e
+                        .source
+                        .as_deref()
+                        .map(|s| crate::channels::peer::errors::describe(s))
+                        .unwrap_or(e.message);
+                    invoke_error(&target.app_id, cause)
+                });
+        }
+        sc.metrics().invocation_sent(&target.app_id);
+        let call = PeerCall {
+            app_id: target.app_id.clone(),
+            namespace: target.namespace,
+            method: parts.method,
+            path_and_query,
+            headers: parts.headers,
+            body,
+        };
+        sc.peers().call(call).await.map_err(|e| match e {
+            PeerError::Body(e) => invoke_error(&target.app_id, e),
+            other => invoke_error(&target.app_id, other),
+        })
+    }
+
+    /// The callee side, on the internal port: a call meant for this app reaches it with the
+    /// app's own token (added by the app channel); any other is refused.
+    pub async fn serve(&self, req: Request<Body>) -> Result<Response<Body>, BlockError> {
+        let sc = self.sidecar;
+        let callee = req
+            .headers()
+            .get(dapr::CALLEE_APP_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if callee != sc.app_id() {
+            return Err(BlockError::new(
+                Code::DirectInvoke,
+                format!("this sidecar serves app {:?}, not {callee:?}", sc.app_id()),
+            ));
+        }
+        if let Some(caller) = req
+            .headers()
+            .get(dapr::CALLER_APP_ID)
+            .and_then(|v| v.to_str().ok())
+        {
+            sc.metrics().invocation_received(caller);
+        }
+        let app = sc.app().ok_or_else(|| {
+            BlockError::new(
+                Code::DirectInvoke,
+                format!("app {} has no app port to invoke", sc.app_id()),
+            )
+        })?;
+        app.invoke(req).await.map_err(|e| {
+            BlockError::new(
+                Code::DirectInvoke,
+                format!("failed to invoke app {}: {e}", sc.app_id()),
+            )
+        })
+    }
+}

@@ -1,0 +1,156 @@
+//! Header rewriting on the invocation path: pure functions over `HeaderMap`s.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tandem_crds::annotations::headers as dapr;
+
+/// Hop-by-hop headers that never travel past one connection.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
+/// Headers a client may not set itself, because the sidecars vouch for them.
+const SIDECAR_OWNED: &[&str] = &[
+    dapr::CALLER_APP_ID,
+    dapr::CALLER_NAMESPACE,
+    dapr::CALLEE_APP_ID,
+    dapr::APP_ID,
+    dapr::API_TOKEN,
+    "destination-app-id",
+];
+
+/// Removes hop-by-hop headers, including those named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// Who is calling whom, added by the caller's sidecar.
+#[derive(Debug, Clone)]
+pub struct CallIdentity<'a> {
+    pub caller_app_id: &'a str,
+    pub caller_namespace: Option<&'a str>,
+    pub callee_app_id: &'a str,
+}
+
+/// Prepares a client's request headers for the hop to the callee: drops hop-by-hop headers and
+/// any sidecar-owned header the client sent, then adds the caller/callee identity and a child
+/// `traceparent`.
+pub fn outbound_headers(headers: &mut HeaderMap, id: &CallIdentity<'_>) {
+    strip_hop_by_hop(headers);
+    for name in SIDECAR_OWNED {
+        headers.remove(*name);
+    }
+    headers.retain_bin_free();
+    insert(headers, dapr::CALLER_APP_ID, id.caller_app_id);
+    if let Some(ns) = id.caller_namespace {
+        insert(headers, dapr::CALLER_NAMESPACE, ns);
+    }
+    insert(headers, dapr::CALLEE_APP_ID, id.callee_app_id);
+    let parent = headers
+        .get(dapr::TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let trace = super::trace::child_traceparent(parent.as_deref());
+    insert(headers, dapr::TRACEPARENT, &trace);
+}
+
+fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), value);
+    }
+}
+
+/// `*-bin` headers are gRPC binary metadata; Dapr drops them on the HTTP path.
+trait RetainBinFree {
+    fn retain_bin_free(&mut self);
+}
+
+impl RetainBinFree for HeaderMap {
+    fn retain_bin_free(&mut self) {
+        let bin: Vec<HeaderName> = self
+            .keys()
+            .filter(|k| k.as_str().ends_with("-bin"))
+            .cloned()
+            .collect();
+        for name in bin {
+            self.remove(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn outbound_strips_spoofed_identity_and_hop_headers() {
+        let mut h = map(&[
+            ("connection", "x-private, keep-alive"),
+            ("x-private", "1"),
+            ("keep-alive", "5"),
+            ("dapr-caller-app-id", "spoofed"),
+            ("dapr-api-token", "secret"),
+            ("grpc-trace-bin", "zz"),
+            ("x-custom", "kept"),
+        ]);
+        outbound_headers(
+            &mut h,
+            &CallIdentity {
+                caller_app_id: "a",
+                caller_namespace: Some("ns"),
+                callee_app_id: "b",
+            },
+        );
+        assert_eq!(
+            h.get("dapr-caller-app-id").map(|v| v.as_bytes()),
+            Some(&b"a"[..])
+        );
+        assert_eq!(
+            h.get("dapr-caller-namespace").map(|v| v.as_bytes()),
+            Some(&b"ns"[..])
+        );
+        assert_eq!(
+            h.get("dapr-callee-app-id").map(|v| v.as_bytes()),
+            Some(&b"b"[..])
+        );
+        assert_eq!(h.get("x-custom").map(|v| v.as_bytes()), Some(&b"kept"[..]));
+        for gone in [
+            "connection",
+            "x-private",
+            "keep-alive",
+            "dapr-api-token",
+            "grpc-trace-bin",
+        ] {
+            assert!(h.get(gone).is_none(), "{gone} must be removed");
+        }
+        assert!(h.get("traceparent").is_some());
+    }
+}

@@ -1,0 +1,129 @@
+//! The metadata block: what `/v1.0/metadata` (and gRPC `GetMetadata`) report — components,
+//! failed components, subscriptions, extended values and the app connection — and
+//! `SetMetadata`'s bounded store of extended values.
+
+use super::Sidecar;
+use super::error::{BlockError, Code};
+use crate::components::ComponentStatus;
+use serde_json::{Value, json};
+
+/// Tandem's version, reported as the runtime version.
+pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Extended metadata keys kept at most, so a client cannot grow the sidecar's memory at will.
+pub const MAX_EXTENDED_KEYS: usize = 1024;
+
+/// The metadata block of one sidecar.
+pub struct MetadataBlock<'a> {
+    sidecar: &'a Sidecar,
+}
+
+impl Sidecar {
+    pub fn metadata(&self) -> MetadataBlock<'_> {
+        MetadataBlock { sidecar: self }
+    }
+}
+
+impl MetadataBlock<'_> {
+    fn components(&self) -> (Vec<Value>, Vec<Value>) {
+        let registry = self.sidecar.registry();
+        let mut components = Vec::new();
+        let mut failed = Vec::new();
+        for slot in registry.slots() {
+            let info = &slot.planned.info;
+            match slot.status() {
+                ComponentStatus::Failed(error) => failed.push(json!({
+                    "name": info.name, "type": info.type_, "version": info.version, "error": error,
+                })),
+                status => components.push(json!({
+                    "name": info.name,
+                    "type": info.type_,
+                    "version": info.version,
+                    "capabilities": registry.capabilities(slot),
+                    "status": if status == ComponentStatus::Ready { "ready" } else { "initialising" },
+                })),
+            }
+        }
+        for f in registry.failed_at_load() {
+            failed.push(json!({ "name": f.info.name, "type": f.info.type_, "version": f.info.version, "error": f.error }));
+        }
+        (components, failed)
+    }
+
+    fn subscriptions(&self) -> Vec<Value> {
+        self.sidecar
+            .subscriptions()
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|s| {
+                let rules: Vec<Value> = s
+                    .routes
+                    .rules()
+                    .into_iter()
+                    .map(|(m, p)| json!({ "match": m, "path": p }))
+                    .collect();
+                json!({
+                    "pubsubname": s.pubsub,
+                    "topic": s.topic,
+                    "metadata": s.metadata,
+                    "rules": rules,
+                    "deadLetterTopic": s.dead_letter_topic.clone().unwrap_or_default(),
+                    "type": "PROGRAMMATIC",
+                })
+            })
+            .collect()
+    }
+
+    /// The document Dapr's `/v1.0/metadata` answers with.
+    pub fn snapshot(&self) -> Value {
+        let sc = self.sidecar;
+        let (components, failed) = self.components();
+        let mut extended: serde_json::Map<String, Value> = sc
+            .extended()
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        extended.insert(
+            "daprRuntimeVersion".into(),
+            Value::String(RUNTIME_VERSION.into()),
+        );
+        let app = sc.app_connection();
+        let mut connection =
+            json!({ "protocol": app.protocol, "channelAddress": app.channel_address });
+        if let Some(port) = app.port {
+            connection["port"] = json!(port);
+        }
+        let features: Vec<String> = sc
+            .config()
+            .features
+            .iter()
+            .filter(|f| f.enabled)
+            .map(|f| f.name.clone())
+            .collect();
+        json!({
+            "id": sc.app_id(),
+            "runtimeVersion": RUNTIME_VERSION,
+            "enabledFeatures": features,
+            "actors": [],
+            "components": components,
+            "failedComponents": failed,
+            "extended": extended,
+            "subscriptions": self.subscriptions(),
+            "httpEndpoints": [],
+            "appConnectionProperties": connection,
+        })
+    }
+
+    /// Sets `extended[key]`.
+    pub fn set(&self, key: String, value: String) -> Result<(), BlockError> {
+        let mut extended = self.sidecar.extended();
+        if !extended.contains_key(&key) && extended.len() >= MAX_EXTENDED_KEYS {
+            return Err(BlockError::new(
+                Code::MalformedRequest,
+                format!("too many extended metadata keys ({MAX_EXTENDED_KEYS})"),
+            ));
+        }
+        extended.insert(key, value);
+        Ok(())
+    }
+}

@@ -1,0 +1,201 @@
+//! The building blocks, transport-neutral: state, pub/sub (publishing), bindings (output),
+//! secrets, service invocation, metadata and health are plain async methods on [`Sidecar`] over
+//! typed requests, failing with one [`error::BlockError`]. The HTTP front end (`http_api`) — and
+//! later a gRPC one — only extracts, calls and responds.
+//!
+//! [`Sidecar`] is the one small handle requests need. Its fields are private; background work
+//! (subscribers, input-binding readers, reload) owns its own state in `workers` and starts from
+//! this handle, writing nothing back but the subscription list it publishes.
+
+pub mod bindings;
+pub mod error;
+pub mod health;
+pub mod invoke;
+pub mod metadata;
+pub mod pubsub;
+pub mod secrets;
+pub mod state;
+
+use crate::channels::app::AppChannel;
+use crate::channels::peer::Peers;
+use crate::components::Registry;
+use crate::metrics::Metrics;
+use crate::pubsub::subscriptions::Subscription;
+use crate::swap::Swap;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use tandem_crds::ConfigurationSpec;
+use tokio_util::sync::CancellationToken;
+
+/// Facts about the app connection, shown in `/v1.0/metadata`.
+#[derive(Debug, Clone)]
+pub struct AppConnection {
+    pub port: Option<u16>,
+    pub protocol: &'static str,
+    pub channel_address: String,
+}
+
+/// The subscriptions running now: written by the subscription workers, read by metadata.
+pub type SubscriptionList = Arc<RwLock<Vec<Arc<Subscription>>>>;
+
+/// What a [`Sidecar`] is built from.
+pub struct SidecarParts {
+    pub app_id: String,
+    pub namespace: Option<String>,
+    pub registry: Registry,
+    pub config: ConfigurationSpec,
+    pub app: Option<Arc<dyn AppChannel>>,
+    pub app_connection: AppConnection,
+    pub peers: Peers,
+    pub metrics: Metrics,
+    pub max_body_size: u64,
+    /// `DAPR_API_TOKEN`: what apps must present.
+    pub api_token: Option<String>,
+    pub shutdown: CancellationToken,
+}
+
+/// The shared state of one sidecar, as requests see it.
+pub struct Sidecar {
+    app_id: String,
+    namespace: Option<String>,
+    components: Swap<Registry>,
+    config: Swap<ConfigurationSpec>,
+    app: Option<Arc<dyn AppChannel>>,
+    app_connection: AppConnection,
+    peers: Peers,
+    metrics: Metrics,
+    max_body_size: u64,
+    api_token: Option<String>,
+    /// Values set with `PUT /v1.0/metadata/{key}`.
+    extended: Mutex<BTreeMap<String, String>>,
+    subscriptions: SubscriptionList,
+    shutdown: CancellationToken,
+}
+
+impl Sidecar {
+    pub fn new(parts: SidecarParts) -> Sidecar {
+        let SidecarParts {
+            app_id,
+            namespace,
+            registry,
+            config,
+            app,
+            app_connection,
+            peers,
+            metrics,
+            max_body_size,
+            api_token,
+            shutdown,
+        } = parts;
+        Sidecar {
+            app_id,
+            namespace,
+            components: Swap::new(registry),
+            config: Swap::new(config),
+            app,
+            app_connection,
+            peers,
+            metrics,
+            max_body_size,
+            api_token,
+            extended: Mutex::default(),
+            subscriptions: SubscriptionList::default(),
+            shutdown,
+        }
+    }
+
+    /// A sidecar without ports, app or peers, over `registry` (in-process handler tests).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn for_tests(app_id: &str, registry: Registry) -> Result<Sidecar, prometheus::Error> {
+        Ok(Sidecar::new(SidecarParts {
+            app_id: app_id.to_owned(),
+            namespace: None,
+            registry,
+            config: ConfigurationSpec::default(),
+            app: None,
+            app_connection: AppConnection {
+                port: None,
+                protocol: "http",
+                channel_address: "127.0.0.1".to_owned(),
+            },
+            peers: Peers::new(Arc::new(crate::resolve::local::LocalResolver::new(
+                std::env::temp_dir().join("tandem-for-tests-registry"),
+                None,
+            ))),
+            metrics: Metrics::new(app_id)?,
+            max_body_size: 4 << 20,
+            api_token: None,
+            shutdown: CancellationToken::new(),
+        }))
+    }
+
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// The components as they are now.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.components.current()
+    }
+
+    /// Puts a new component registry in place (reload); returns the one it replaces.
+    pub fn replace_registry(&self, next: Arc<Registry>) -> Arc<Registry> {
+        self.components.replace(next)
+    }
+
+    /// The Configuration as it is now.
+    pub fn config(&self) -> Arc<ConfigurationSpec> {
+        self.config.current()
+    }
+
+    pub fn replace_config(&self, next: ConfigurationSpec) {
+        self.config.replace(Arc::new(next));
+    }
+
+    pub fn app(&self) -> Option<&Arc<dyn AppChannel>> {
+        self.app.as_ref()
+    }
+
+    /// Whether the app channel is up (true when there is no app).
+    pub fn app_ready(&self) -> bool {
+        self.app.as_ref().is_none_or(|app| app.is_ready())
+    }
+
+    pub fn app_connection(&self) -> &AppConnection {
+        &self.app_connection
+    }
+
+    pub fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn max_body_size(&self) -> u64 {
+        self.max_body_size
+    }
+
+    pub fn api_token(&self) -> Option<&str> {
+        self.api_token.as_deref()
+    }
+
+    pub fn extended(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.extended.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The list the subscription workers keep current.
+    pub fn subscriptions(&self) -> &SubscriptionList {
+        &self.subscriptions
+    }
+
+    /// Fires when the sidecar should stop (signal, `/v1.0/shutdown`, fatal error, app exit).
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+}

@@ -1,0 +1,345 @@
+//! The HTTP app channel: a pooled HTTP/1.1 keep-alive client to the app, readiness (the app
+//! counts as reachable once its port accepts a connection), and every request the sidecar makes
+//! of an HTTP app. This is the only place that writes `dapr-api-token` towards the app.
+
+use super::{AppChannel, AppError, EventDelivery, Outcome, Unreachable};
+use crate::blocks::invoke::headers::strip_hop_by_hop;
+use crate::pubsub::subscriptions::{self, SubscriptionJson};
+use async_trait::async_trait;
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tandem_crds::annotations::headers as dapr;
+use tokio_util::sync::CancellationToken;
+
+/// How long the app gets to answer an input binding's OPTIONS probe (Dapr's figure).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Copies event metadata onto request headers (entries that cannot be headers are left out) and
+/// drops any `content-length` among them: the body sets its own.
+fn metadata_headers(headers: &mut HeaderMap, metadata: &BTreeMap<String, String>) {
+    for (k, v) in metadata {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    headers.remove(http::header::CONTENT_LENGTH);
+}
+
+/// The app gets a request minus hop-by-hop headers and any token a caller sent; the app's own
+/// token is added here, on the last hop to the sidecar's own app, and nowhere else.
+pub fn to_app_headers(headers: &mut HeaderMap, app_token: Option<&HeaderValue>) {
+    strip_hop_by_hop(headers);
+    headers.remove(dapr::API_TOKEN);
+    if let Some(token) = app_token {
+        headers.insert(HeaderName::from_static(dapr::API_TOKEN), token.clone());
+    }
+}
+
+/// Dapr's reading of the app's answer to an event (reference 1.6).
+pub fn classify(status: u16, body: &[u8]) -> Outcome {
+    match status {
+        200..=299 => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => match map.get("status").and_then(Value::as_str) {
+                None | Some("") => Outcome::Success,
+                Some(s) if s.eq_ignore_ascii_case("SUCCESS") => Outcome::Success,
+                Some(s) if s.eq_ignore_ascii_case("DROP") => Outcome::Drop,
+                Some(_) => Outcome::Retry,
+            },
+            _ => Outcome::Success, // empty or non-JSON body
+        },
+        404 => Outcome::NoRoute,
+        _ => Outcome::Retry,
+    }
+}
+
+/// Whether the app's answer to `OPTIONS /<route>` means it takes the binding's events: any 2xx,
+/// or 405 (a route that exists but has no OPTIONS handler), as in Dapr.
+pub fn probe_accepts(status: u16) -> bool {
+    (200..300).contains(&status) || status == 405
+}
+
+/// The channel to an HTTP app.
+pub struct HttpAppChannel {
+    authority: Arc<str>,
+    app_id: String,
+    /// `APP_API_TOKEN`: what this sidecar presents to its own app, and only to it.
+    app_token: Option<HeaderValue>,
+    client: Client<HttpConnector, Body>,
+    ready: AtomicBool,
+}
+
+impl HttpAppChannel {
+    pub fn new(address: &str, port: u16, app_id: &str, app_token: Option<HeaderValue>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let host = if address.contains(':') {
+            format!("[{address}]")
+        } else {
+            address.to_owned()
+        };
+        HttpAppChannel {
+            authority: format!("{host}:{port}").into(),
+            app_id: app_id.to_owned(),
+            app_token,
+            client,
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Sends a request whose URI holds only the path and query; the app's authority and the
+    /// app token are added here.
+    async fn send(
+        &self,
+        mut req: Request<Body>,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        if let Ok(uri) = Uri::builder()
+            .scheme("http")
+            .authority(&*self.authority)
+            .path_and_query(path_and_query)
+            .build()
+        {
+            *req.uri_mut() = uri;
+        }
+        to_app_headers(req.headers_mut(), self.app_token.as_ref());
+        self.client.request(req).await
+    }
+
+    /// Sends a request and reads the whole answer: its status and body.
+    async fn exchange(&self, req: Request<Body>) -> Result<(http::StatusCode, Bytes), String> {
+        let response = self.send(req).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, body))
+    }
+}
+
+#[async_trait]
+impl AppChannel for HttpAppChannel {
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    async fn wait_until_reachable(&self, stop: CancellationToken) {
+        let mut delay = Duration::from_millis(5);
+        loop {
+            let attempt = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::net::TcpStream::connect(&*self.authority),
+            );
+            if let Ok(Ok(_)) = attempt.await {
+                self.ready.store(true, Ordering::Release);
+                tracing::info!(app = %self.authority, "app channel ready");
+                return;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    async fn invoke(&self, mut req: Request<Body>) -> Result<Response<Body>, AppError> {
+        // h2 requests carry the authority in the URI; the app gets HTTP/1.1 with its own Host.
+        req.headers_mut().remove(http::header::HOST);
+        *req.version_mut() = http::Version::HTTP_11;
+        match self.send(req).await {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Ok(Response::from_parts(parts, Body::new(body)))
+            }
+            Err(e) => Err(AppError {
+                message: e.to_string(),
+                unreachable: e.is_connect(),
+                source: Some(Box::new(e)),
+            }),
+        }
+    }
+
+    async fn deliver_event(&self, event: EventDelivery<'_>) -> Result<Outcome, Unreachable> {
+        let uri = if event.path.starts_with('/') {
+            event.path.to_owned()
+        } else {
+            format!("/{}", event.path)
+        };
+        let mut req = Request::post(uri)
+            .body(Body::from(event.body))
+            .map_err(|_| Unreachable)?;
+        let h = req.headers_mut();
+        metadata_headers(h, event.metadata);
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/cloudevents+json"),
+        );
+        if let Ok(v) = HeaderValue::from_str(event.pubsub) {
+            h.insert(HeaderName::from_static("pubsubname"), v);
+        }
+        if let Some(tp) = event
+            .traceparent
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
+            h.insert(HeaderName::from_static(dapr::TRACEPARENT), tp);
+        }
+        match self.send(req).await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                Ok(classify(status, &body))
+            }
+            Err(e) if e.is_connect() => {
+                tracing::debug!(error = %e, "the app is unreachable");
+                Err(Unreachable)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "delivery to the app failed");
+                Ok(Outcome::Retry)
+            }
+        }
+    }
+
+    async fn deliver_binding(
+        &self,
+        route: &str,
+        data: Bytes,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<Bytes, String> {
+        let mut req = Request::post(format!("/{route}"))
+            .body(Body::from(data))
+            .map_err(|e| e.to_string())?;
+        let headers = req.headers_mut();
+        metadata_headers(headers, metadata);
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let (status, body) = self.exchange(req).await?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(format!("the app answered {status}"))
+        }
+    }
+
+    async fn probe_route(&self, route: &str) -> bool {
+        let Ok(req) = Request::builder()
+            .method(Method::OPTIONS)
+            .uri(format!("/{route}"))
+            .body(Body::empty())
+        else {
+            return false;
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, self.send(req)).await {
+            Ok(Ok(response)) => probe_accepts(response.status().as_u16()),
+            Ok(Err(e)) => {
+                tracing::warn!(%route, error = %e, "OPTIONS probe failed");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(%route, "OPTIONS probe timed out");
+                false
+            }
+        }
+    }
+
+    /// `GET /dapr/subscribe`: 404 or an empty body means no subscriptions.
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionJson>, String> {
+        let mut req = Request::get("/dapr/subscribe")
+            .body(Body::empty())
+            .map_err(|e| e.to_string())?;
+        if let Ok(id) = HeaderValue::from_str(&self.app_id) {
+            req.headers_mut()
+                .insert(HeaderName::from_static(dapr::APP_ID), id);
+        }
+        req.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let (status, body) = self.exchange(req).await?;
+        match status.as_u16() {
+            200..=299 => subscriptions::parse_subscribe_answer(&body),
+            404 => Ok(Vec::new()),
+            other => Err(format!("GET /dapr/subscribe answered {other}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_answers_mean_what_dapr_says() {
+        let cases: &[(u16, &str, Outcome)] = &[
+            (200, "", Outcome::Success),
+            (200, r#"{"status":"SUCCESS"}"#, Outcome::Success),
+            (204, "", Outcome::Success),
+            (200, r#"{"status":""}"#, Outcome::Success),
+            (200, "not json", Outcome::Success),
+            (200, r#"{"status":"RETRY"}"#, Outcome::Retry),
+            (200, r#"{"status":"DROP"}"#, Outcome::Drop),
+            (200, r#"{"status":"MAYBE"}"#, Outcome::Retry),
+            (404, "", Outcome::NoRoute),
+            (500, r#"{"status":"SUCCESS"}"#, Outcome::Retry),
+            (503, "", Outcome::Retry),
+        ];
+        for (status, body, want) in cases {
+            assert_eq!(classify(*status, body.as_bytes()), *want, "{status} {body}");
+        }
+    }
+
+    #[test]
+    fn probe_accepts_2xx_and_405_only() {
+        for status in [200, 204, 299, 405] {
+            assert!(probe_accepts(status), "{status}");
+        }
+        for status in [301, 400, 404, 500, 503] {
+            assert!(!probe_accepts(status), "{status}");
+        }
+    }
+
+    #[test]
+    fn app_token_only_on_the_last_hop() {
+        let mut h = HeaderMap::new();
+        h.insert("dapr-api-token", HeaderValue::from_static("caller-token"));
+        to_app_headers(&mut h, None);
+        assert!(h.get("dapr-api-token").is_none());
+        let mut h = HeaderMap::new();
+        h.insert("dapr-api-token", HeaderValue::from_static("caller-token"));
+        to_app_headers(&mut h, Some(&HeaderValue::from_static("app-token")));
+        assert_eq!(
+            h.get("dapr-api-token").map(|v| v.as_bytes()),
+            Some(&b"app-token"[..])
+        );
+    }
+}

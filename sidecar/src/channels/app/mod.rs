@@ -1,0 +1,83 @@
+//! The app channel: everything the sidecar asks of its own app, behind [`AppChannel`], so that a
+//! gRPC app channel can stand beside the HTTP one ([`http::HttpAppChannel`]).
+
+pub mod http;
+
+use crate::pubsub::subscriptions::SubscriptionJson;
+use async_trait::async_trait;
+use axum::body::Body;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use tokio_util::sync::CancellationToken;
+
+/// What the app's answer to an event means for the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Retry,
+    /// The app said DROP: acked, counted, never redelivered nor dead-lettered.
+    Drop,
+    /// The route does not exist (404): acked with a warning and a metric, and dead-lettered
+    /// when the subscription has a dead-letter topic, so nothing vanishes unseen.
+    NoRoute,
+}
+
+/// The app could not be reached at all (no answer, not even an error status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreachable;
+
+/// A pub/sub event for the app.
+#[derive(Debug)]
+pub struct EventDelivery<'a> {
+    /// The route the subscription chose for the event.
+    pub path: &'a str,
+    pub pubsub: &'a str,
+    /// The CloudEvent, serialised.
+    pub body: Bytes,
+    /// The message's metadata, sent as headers.
+    pub metadata: &'a BTreeMap<String, String>,
+    pub traceparent: Option<&'a str>,
+}
+
+/// Why a call to the app failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct AppError {
+    pub message: String,
+    /// The app could not be reached at all (nothing listens on its port).
+    pub unreachable: bool,
+    /// The underlying client error, for callers that read causes (the request body's own fault).
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// Everything the sidecar asks of its app.
+#[async_trait]
+pub trait AppChannel: Send + Sync + 'static {
+    /// Whether the app's port has accepted a connection.
+    fn is_ready(&self) -> bool;
+
+    /// Waits until the app is reachable, then marks the channel ready; returns early on `stop`.
+    async fn wait_until_reachable(&self, stop: CancellationToken);
+
+    /// Service invocation: `req` carries the path and query only and headers ready for the app
+    /// (the channel adds its own token); the app's answer streams back.
+    async fn invoke(&self, req: ::http::Request<Body>) -> Result<::http::Response<Body>, AppError>;
+
+    /// Delivers one pub/sub event.
+    async fn deliver_event(&self, event: EventDelivery<'_>) -> Result<Outcome, Unreachable>;
+
+    /// Delivers one input-binding event to `/<route>`; `Ok` with the app's answer when it took it.
+    async fn deliver_binding(
+        &self,
+        route: &str,
+        data: Bytes,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<Bytes, String>;
+
+    /// Whether the app takes events for an input binding's route.
+    async fn probe_route(&self, route: &str) -> bool;
+
+    /// The app's programmatic subscriptions.
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionJson>, String>;
+}

@@ -1,0 +1,142 @@
+//! The peer channel: calls to other sidecars' internal ports over h2c. [`Peers::call`] resolves
+//! the target, sends the call, and sends it again to another address when the peer certainly
+//! did not process it (a refused connection, a GOAWAY, a refused stream) and the body can be
+//! replayed. A TLS connector and the identity check plug in here, at one place.
+
+pub mod errors;
+
+use crate::resolve::{ResolveError, Resolver};
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Response, Uri};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Bodies up to this size are buffered so that a refused connection can be retried elsewhere.
+pub const REPLAYABLE_BODY: u64 = 64 * 1024;
+/// Addresses tried for one call.
+const ATTEMPTS: u32 = 3;
+
+/// A call to a peer sidecar.
+pub struct PeerCall {
+    pub app_id: String,
+    /// `None`: the caller's own namespace.
+    pub namespace: Option<String>,
+    pub method: Method,
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Body,
+}
+
+/// Why a call to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("app id not found")]
+    NotFound,
+    #[error("{0}")]
+    Resolve(ResolveError),
+    #[error("{0}")]
+    Request(String),
+    /// The request body failed while being read (the client's fault, or the transport's).
+    #[error("{0}")]
+    Body(axum::Error),
+    #[error("{}", errors::describe(.0))]
+    Send(hyper_util::client::legacy::Error),
+}
+
+/// The h2c client for sidecar-to-sidecar calls (one multiplexed connection per peer) and the
+/// resolver that finds peers.
+#[derive(Clone)]
+pub struct Peers {
+    resolver: Arc<dyn Resolver>,
+    client: Client<HttpConnector, Body>,
+}
+
+impl Peers {
+    pub fn new(resolver: Arc<dyn Resolver>) -> Peers {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(3)));
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .http2_only(true)
+            .http2_max_header_list_size(crate::server::H2_MAX_HEADER_LIST)
+            .http2_keep_alive_interval(Some(Duration::from_secs(30)))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        Peers { resolver, client }
+    }
+
+    /// Sends `call` to one instance of the app. A body that is small and of known length is
+    /// buffered, so it can be sent again when an address refuses the connection (a pod going
+    /// away); a streamed body cannot be replayed and goes through as it comes.
+    pub async fn call(&self, call: PeerCall) -> Result<Response<Body>, PeerError> {
+        let PeerCall {
+            app_id,
+            namespace,
+            method,
+            path_and_query,
+            headers,
+            body,
+        } = call;
+        let small = body
+            .size_hint()
+            .exact()
+            .is_some_and(|length| length <= REPLAYABLE_BODY);
+        let (buffered, mut body): (Option<Bytes>, Option<Body>) = if small {
+            let collected = body.collect().await.map_err(PeerError::Body)?;
+            (Some(collected.to_bytes()), None)
+        } else {
+            (None, Some(body))
+        };
+        let replayable = buffered.is_some() || body.as_ref().is_some_and(|b| b.is_end_stream());
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let addr = self
+                .resolver
+                .resolve(&app_id, namespace.as_deref())
+                .await
+                .map_err(|e| match e {
+                    ResolveError::NotFound(_) => PeerError::NotFound,
+                    other => PeerError::Resolve(other),
+                })?;
+            let uri = Uri::builder()
+                .scheme("http")
+                .authority(addr.to_string())
+                .path_and_query(path_and_query.as_str())
+                .build()
+                .map_err(|e| PeerError::Request(e.to_string()))?;
+            let outbound_body = match &buffered {
+                Some(bytes) => Body::from(bytes.clone()),
+                None => body.take().unwrap_or_else(Body::empty),
+            };
+            let mut outbound = http::Request::new(outbound_body);
+            *outbound.method_mut() = method.clone();
+            *outbound.uri_mut() = uri;
+            *outbound.headers_mut() = headers.clone();
+            match self.client.request(outbound).await {
+                Ok(response) => {
+                    let (mut parts, body) = response.into_parts();
+                    crate::blocks::invoke::headers::strip_hop_by_hop(&mut parts.headers);
+                    return Ok(Response::from_parts(parts, Body::new(body)));
+                }
+                // A peer that refused the connection, or is going away and did not take the
+                // request: another address gets it (when the body can be sent again).
+                Err(e) if e.is_connect() || errors::unprocessed(&e) => {
+                    self.resolver.forget(&app_id, addr);
+                    if !(replayable && attempts < ATTEMPTS) {
+                        return Err(PeerError::Send(e));
+                    }
+                    tracing::debug!(app = %app_id, %addr, error = %errors::describe(&e), "the peer did not take the request; trying again");
+                }
+                Err(e) => return Err(PeerError::Send(e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The HTTP front end: axum lives here and nowhere else. Each handler extracts Dapr's HTTP shape,
+//! calls a building block on [`Sidecar`], and answers; errors become Dapr's JSON in [`error`].
+//! One ordered stack per server; the comment on each layer says why it sits where it does.
+
+pub mod auth;
+pub mod bindings;
+pub mod body;
+pub mod error;
+pub mod health;
+pub mod internal;
+pub mod invoke;
+pub mod metadata;
+pub mod object;
+pub mod path;
+pub mod publish;
+pub mod query;
+pub mod secrets;
+pub mod state;
+
+use crate::blocks::Sidecar;
+use crate::blocks::error::{BlockError, Code};
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post, put};
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// What every handler gets.
+pub type Shared = Arc<Sidecar>;
+
+/// Counts and times every request by route template (never the raw path: bounded labels).
+async fn record_metrics(State(sc): State<Shared>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    let path = route.as_deref().unwrap_or("fallback");
+    sc.metrics().http_request(
+        method.as_str(),
+        path,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The outermost layer of every server: nothing below may take the connection down.
+fn outermost() -> CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'static>) -> Response> {
+    CatchPanicLayer::custom(error::panic_to_json as fn(_) -> Response)
+}
+
+fn state_routes() -> Router<Shared> {
+    Router::new()
+        .route("/v1.0/state/{store}", post(state::save).put(state::save))
+        .route(
+            "/v1.0/state/{store}/bulk",
+            post(state::bulk_get).put(state::bulk_get),
+        )
+        .route(
+            "/v1.0/state/{store}/transaction",
+            post(state::transaction).put(state::transaction),
+        )
+        .route(
+            "/v1.0/state/{store}/{key}",
+            get(state::get).delete(state::delete),
+        )
+}
+
+fn publish_routes() -> Router<Shared> {
+    Router::new()
+        .route(
+            "/v1.0/publish/{pubsub}/{*topic}",
+            post(publish::publish).put(publish::publish),
+        )
+        .route(
+            "/v1.0/publish/{pubsub}",
+            post(publish::no_topic).put(publish::no_topic),
+        )
+        .route(
+            "/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}",
+            post(publish::bulk).put(publish::bulk),
+        )
+        .route(
+            "/v1.0/publish/bulk/{pubsub}/{*topic}",
+            post(publish::bulk).put(publish::bulk),
+        )
+}
+
+fn health_and_metadata() -> Router<Shared> {
+    Router::new()
+        .route("/v1.0/healthz", get(health::healthz))
+        .route("/v1.0/healthz/outbound", get(health::outbound))
+        .route("/v1.0/metadata", get(metadata::get))
+        .route("/v1.0/metadata/{key}", put(metadata::put))
+}
+
+/// The app-facing API on `--dapr-http-port`.
+pub fn api_router(sc: Shared) -> Router {
+    Router::new()
+        .merge(state_routes())
+        .merge(publish_routes())
+        .merge(health_and_metadata())
+        .route("/v1.0/secrets/{store}/bulk", get(secrets::bulk))
+        .route("/v1.0/secrets/{store}/{key}", get(secrets::get))
+        .route("/v1.0/shutdown", post(health::shutdown))
+        .route(
+            "/v1.0/bindings/{name}",
+            post(bindings::invoke).put(bindings::invoke),
+        )
+        .route("/v1.0/invoke/{id}/method", any(invoke::invoke))
+        .route("/v1.0/invoke/{id}/method/{*method}", any(invoke::invoke))
+        // Invocation is also the fallback for unknown paths and methods (the dapr-app-id header).
+        .fallback(invoke::invoke)
+        .method_not_allowed_fallback(invoke::invoke)
+        // Innermost: limit the body before any handler reads it.
+        .layer(middleware::from_fn_with_state(sc.clone(), body::limit_body))
+        // Then the token: after the limit is installed, before anything does work.
+        .layer(middleware::from_fn_with_state(
+            sc.clone(),
+            auth::require_token,
+        ))
+        // Metrics see every answer, 401 and 413 included.
+        .layer(middleware::from_fn_with_state(sc.clone(), record_metrics))
+        .layer(outermost())
+        .with_state(sc)
+}
+
+/// The public port: health and metadata only, no token (what Kubernetes probes).
+pub fn public_router(sc: Shared) -> Router {
+    health_and_metadata()
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(sc.clone(), record_metrics))
+        .layer(outermost())
+        .with_state(sc)
+}
+
+/// The internal (sidecar-to-sidecar) port: every request is an invocation of this app.
+pub fn internal_router(sc: Shared) -> Router {
+    Router::new()
+        .fallback(internal::serve)
+        .layer(outermost())
+        .with_state(sc)
+}
+
+async fn not_found() -> BlockError {
+    BlockError::new(
+        Code::RouteNotFound,
+        "this port serves only health and metadata",
+    )
+}
+
+/// The metrics port: Prometheus text on `/` (Dapr's path) and `/metrics`.
+pub fn metrics_router(sc: Shared) -> Router {
+    async fn render(State(sc): State<Shared>) -> impl IntoResponse {
+        (
+            [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            sc.metrics().render(),
+        )
+    }
+    Router::new()
+        .route("/", get(render))
+        .route("/metrics", get(render))
+        .with_state(sc)
+}
+
+#[cfg(test)]
+mod tests;
