@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod live_workers;
 pub mod metrics;
 pub mod pubsub;
+pub(crate) mod resiliency;
 pub mod resolve;
 pub mod runtime;
 pub mod server;
