@@ -100,7 +100,8 @@ impl AppChannel {
     /// Waits until the app's port accepts a connection, then marks the channel ready. Runs until
     /// it succeeds or `stop` fires.
     pub async fn wait_until_reachable(&self, stop: tokio_util::sync::CancellationToken) {
-        let mut delay = Duration::from_millis(5);
+        let mut backoff =
+            crate::resiliency::Backoff::new(Duration::from_millis(5), Duration::from_millis(500));
         loop {
             let attempt = tokio::time::timeout(
                 Duration::from_secs(1),
@@ -111,11 +112,9 @@ impl AppChannel {
                 tracing::info!(app = %self.authority, "app channel ready");
                 return;
             }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
+            if !backoff.sleep(&stop).await {
+                return;
             }
-            delay = (delay * 2).min(Duration::from_millis(500));
         }
     }
 }
