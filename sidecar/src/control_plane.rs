@@ -5,6 +5,7 @@
 //! before any port is bound; [`ControlPlane::watch`] then follows the update stream for the life of
 //! the sidecar, reconnecting with backoff whenever it ends.
 
+use crate::resiliency::Backoff;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
@@ -14,9 +15,8 @@ use tandem_crds::control_plane::{Resources, resources_path, secrets_path};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// Reconnect backoff bounds.
-const BACKOFF_MIN: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// The pause before asking the operator again, or reconnecting to its stream.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
 
 /// Why the operator could not be asked, or said no.
 #[derive(Debug, thiserror::Error)]
@@ -196,26 +196,25 @@ impl ControlPlane {
     /// The current set, asking again while the failure is transient, for at most `limit`.
     pub async fn fetch_initial(&self, limit: Duration) -> Result<Resources, ControlPlaneError> {
         let deadline = tokio::time::Instant::now() + limit;
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = RECONNECT;
         loop {
-            match self.fetch().await {
+            let error = match self.fetch().await {
                 Ok(resources) => return Ok(resources),
-                Err(error)
-                    if error.is_transient() && tokio::time::Instant::now() + backoff < deadline =>
-                {
-                    tracing::warn!(%error, "asking the operator again");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
-                Err(error) => return Err(error),
+                Err(error) => error,
+            };
+            let delay = backoff.next();
+            if !error.is_transient() || tokio::time::Instant::now() + delay >= deadline {
+                return Err(error);
             }
+            tracing::warn!(%error, "asking the operator again");
+            tokio::time::sleep(delay).await;
         }
     }
 
     /// Follows the update stream until `shutdown`, publishing each set that differs from the
     /// last one on `updates`. Reconnects with backoff when the stream ends or fails.
     pub async fn watch(self, updates: watch::Sender<Resources>, shutdown: CancellationToken) {
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = RECONNECT;
         loop {
             let followed = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -223,15 +222,13 @@ impl ControlPlane {
             };
             match followed {
                 // A stream that delivered ends by design (its lifetime): reconnect at once.
-                Ok(true) => backoff = BACKOFF_MIN,
+                Ok(true) => backoff.reset(),
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, "operator stream failed; reconnecting"),
             }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(backoff) => {}
+            if !backoff.sleep(&shutdown).await {
+                return;
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 

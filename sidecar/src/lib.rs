@@ -32,6 +32,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod metrics;
 pub mod pubsub;
 pub(crate) mod reload;
+pub(crate) mod resiliency;
 pub mod resolve;
 pub(crate) mod server;
 pub(crate) mod swap;

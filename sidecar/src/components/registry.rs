@@ -8,10 +8,14 @@ use super::plan::{FailedComponent, Plan, Planned};
 use super::pubsub::PubSub;
 use super::secrets::SecretStore;
 use super::state::{Feature, KeyPrefix, StateStore};
+use crate::resiliency::Backoff;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+/// The pause between init attempts of a component.
+const INIT_BACKOFF: Backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
 
 /// Name, type and origin of a component.
 #[derive(Debug, Clone, PartialEq)]
@@ -275,7 +279,7 @@ pub async fn close_slots(slots: &[Arc<Slot>]) {
 async fn init_slot(slot: Arc<Slot>) -> Result<(), String> {
     let info = &slot.planned.info;
     let deadline = tokio::time::Instant::now() + slot.planned.init_timeout;
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = INIT_BACKOFF;
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -290,7 +294,8 @@ async fn init_slot(slot: Arc<Slot>) -> Result<(), String> {
             Ok(Err(e)) => e,
             Err(_) => "init timed out".to_owned(),
         };
-        if tokio::time::Instant::now() + backoff >= deadline {
+        let delay = backoff.next();
+        if tokio::time::Instant::now() + delay >= deadline {
             let message = format!(
                 "{}: component {:?} ({}) failed to initialise within {:?} after {attempt} attempts: {error}",
                 info.file.display(),
@@ -306,7 +311,6 @@ async fn init_slot(slot: Arc<Slot>) -> Result<(), String> {
             return Err(message);
         }
         tracing::warn!(component = %info.name, attempt, %error, "component init failed; retrying");
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
+        tokio::time::sleep(delay).await;
     }
 }

@@ -119,7 +119,8 @@ async fn deliver(sc: &Sidecar, sub: &Subscription, delivery: Delivery, stop: &Ca
         return;
     };
     let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff =
+        crate::resiliency::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut attempt = 0;
     while attempt < ATTEMPTS {
         let outcome = match post(sc, sub, &path, &event, &message, body.clone()).await {
@@ -160,11 +161,9 @@ async fn deliver(sc: &Sidecar, sub: &Subscription, delivery: Delivery, stop: &Ca
                 if attempt == ATTEMPTS || stop.is_cancelled() {
                     break;
                 }
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !backoff.sleep(stop).await {
+                    break;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
     }

@@ -154,7 +154,8 @@ impl Reader {
             metadata,
             done,
         } = event;
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff =
+            crate::resiliency::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         let mut last_failure = String::new();
         for attempt in 1..=ATTEMPTS {
             match self.post(&data, &metadata).await {
@@ -168,11 +169,9 @@ impl Reader {
             if attempt == ATTEMPTS || stop.is_cancelled() {
                 break;
             }
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(backoff) => {}
+            if !backoff.sleep(stop).await {
+                break;
             }
-            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
         self.sidecar.metrics().input_binding(&self.name, false);
         tracing::warn!(route = %self.route, failure = %last_failure, "the app did not take an input binding event");

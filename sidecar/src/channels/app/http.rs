@@ -145,7 +145,8 @@ impl AppChannel for HttpAppChannel {
     }
 
     async fn wait_until_reachable(&self, stop: CancellationToken) {
-        let mut delay = Duration::from_millis(5);
+        let mut backoff =
+            crate::resiliency::Backoff::new(Duration::from_millis(5), Duration::from_millis(500));
         loop {
             let attempt = tokio::time::timeout(
                 Duration::from_secs(1),
@@ -156,11 +157,9 @@ impl AppChannel for HttpAppChannel {
                 tracing::info!(app = %self.authority, "app channel ready");
                 return;
             }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
+            if !backoff.sleep(&stop).await {
+                return;
             }
-            delay = (delay * 2).min(Duration::from_millis(500));
         }
     }
 

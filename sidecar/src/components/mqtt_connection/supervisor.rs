@@ -4,6 +4,7 @@
 
 use super::client::{Inbound, Receipt};
 use super::tracker::Tracker;
+use crate::resiliency::Backoff;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 /// Requests queued to the event loop before `publish` waits.
 const REQUEST_CAPACITY: usize = 1024;
 const CONNECT_TIMEOUT_SECS: u64 = 5;
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// The pause before reconnecting.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 /// A connection that lasted this long resets the reconnect back-off.
 const STABLE: Duration = Duration::from_secs(5);
 pub(super) const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -78,7 +79,7 @@ impl Inner {
         first: oneshot::Sender<Result<(), String>>,
     ) {
         let mut first = Some(first);
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = RECONNECT;
         for generation in 1.. {
             let (client, mut events) = AsyncClient::new(options.clone(), REQUEST_CAPACITY);
             let mut network = events.network_options();
@@ -100,7 +101,7 @@ impl Inner {
                         return;
                     }
                     tracing::warn!(error = %why, "mqtt reconnect failed");
-                    if !self.pause(&mut backoff).await {
+                    if !backoff.sleep(&self.stop).await {
                         return;
                     }
                     continue;
@@ -145,9 +146,9 @@ impl Inner {
                 }
             }
             if connected_at.elapsed() >= STABLE {
-                backoff = BACKOFF_MIN;
+                backoff.reset();
             }
-            if !self.pause(&mut backoff).await {
+            if !backoff.sleep(&self.stop).await {
                 return;
             }
         }
@@ -212,15 +213,5 @@ impl Inner {
             return;
         }
         routes.held.entry(topic).or_default().push(inbound);
-    }
-
-    /// Sleeps the back-off (doubling it); `false` when stopped meanwhile.
-    async fn pause(&self, backoff: &mut Duration) -> bool {
-        let wait = *backoff;
-        *backoff = (*backoff * 2).min(BACKOFF_MAX);
-        tokio::select! {
-            _ = self.stop.cancelled() => false,
-            _ = tokio::time::sleep(wait) => true,
-        }
     }
 }

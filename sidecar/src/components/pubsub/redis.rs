@@ -14,6 +14,7 @@ mod tests;
 use super::{Acker, Delivery, Message, PubSub, PubSubError};
 use crate::components::metadata::{Metadata, MetadataError};
 use crate::components::redis_connection::{RedisConnection, refuse};
+use crate::resiliency::Backoff;
 use ::redis::aio::{ConnectionManager, MultiplexedConnection};
 use ::redis::{AsyncConnectionConfig, Value};
 use async_trait::async_trait;
@@ -50,9 +51,8 @@ const READ_BLOCK: Duration = Duration::from_secs(1);
 const ACK_RETRY_FOR: Duration = Duration::from_secs(10);
 /// Entries per `XAUTOCLAIM`.
 const CLAIM_COUNT: usize = 100;
-/// Back-off of a reader after a network error.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Back-off of a reader after a network error, and between `XACK` attempts.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
 
 impl RedisPubSubConfig {
     /// Reads the fields Tandem uses; Dapr's other fields (pool sizes, retries, queueDepth,
@@ -266,7 +266,7 @@ impl Acker for RedisAcker {
         // Retried through a short outage: while the XACK is outstanding the entry stays in
         // flight here, so the reclaimer does not hand it out again (a duplicate) meanwhile.
         let deadline = tokio::time::Instant::now() + ACK_RETRY_FOR;
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = BACKOFF;
         loop {
             let acked: Result<i64, _> = ::redis::cmd("XACK")
                 .arg(&self.topic)
@@ -274,18 +274,14 @@ impl Acker for RedisAcker {
                 .arg(&self.id)
                 .query_async(&mut self.conn.clone())
                 .await;
-            match acked {
-                Ok(_) => break,
-                Err(e) if tokio::time::Instant::now() + backoff > deadline => {
-                    // Still pending: the reclaimer delivers it again (at-least-once).
-                    tracing::warn!(topic = %self.topic, group = %self.group, id = %self.id, error = %e, "redis XACK failed");
-                    break;
-                }
-                Err(_) => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
+            let Err(e) = acked else { break };
+            let delay = backoff.next();
+            if tokio::time::Instant::now() + delay > deadline {
+                // Still pending: the reclaimer delivers it again (at-least-once).
+                tracing::warn!(topic = %self.topic, group = %self.group, id = %self.id, error = %e, "redis XACK failed");
+                break;
             }
+            tokio::time::sleep(delay).await;
         }
         self.settled();
     }
@@ -344,7 +340,7 @@ impl Subscription {
         let conn_cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(cfg.connection.dial_timeout))
             .set_response_timeout(Some(READ_BLOCK + cfg.connection.response_timeout));
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = BACKOFF;
         loop {
             let connected = tokio::select! {
                 _ = stop.cancelled() => return,
@@ -380,7 +376,7 @@ impl Subscription {
                 };
                 match reply {
                     Ok(v) => {
-                        backoff = BACKOFF_MIN;
+                        backoff.reset();
                         if !self.deliver(parse_read(&v)).await {
                             return;
                         }
@@ -401,14 +397,11 @@ impl Subscription {
         }
     }
 
-    /// Sleeps the back-off (doubling it); `false` when the subscription ended meanwhile.
-    async fn pause(&self, stop: &CancellationToken, backoff: &mut Duration) -> bool {
-        let wait = *backoff;
-        *backoff = (*backoff * 2).min(BACKOFF_MAX);
+    /// Sleeps the back-off; `false` when the subscription ended meanwhile.
+    async fn pause(&self, stop: &CancellationToken, backoff: &mut Backoff) -> bool {
         tokio::select! {
-            _ = stop.cancelled() => false,
             _ = self.tx.closed() => false,
-            _ = tokio::time::sleep(wait) => true,
+            slept = backoff.sleep(stop) => slept,
         }
     }
 
