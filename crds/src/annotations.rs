@@ -24,6 +24,9 @@ pub mod defaults {
     pub const GRACEFUL_SHUTDOWN_SECONDS: u64 = 5;
     /// `--app-channel-address`.
     pub const APP_CHANNEL_ADDRESS: &str = "127.0.0.1";
+    /// The built-in secret store of Kubernetes mode (Dapr's name): the pod's namespace's Secrets,
+    /// served to the sidecar by the operator.
+    pub const KUBERNETES_SECRET_STORE: &str = "kubernetes";
     /// A component's `spec.initTimeout` when unset.
     pub const COMPONENT_INIT_TIMEOUT: &str = "5s";
     /// The audience of the ServiceAccount token a sidecar presents to the operator (the injector

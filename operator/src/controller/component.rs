@@ -16,7 +16,7 @@ use tandem_crds::catalogue::{CATALOGUE, CatalogueError, ComponentKind};
 use tandem_crds::{Component, Status};
 
 /// The secret store name that means "Kubernetes Secrets of the component's namespace".
-pub const KUBERNETES_SECRET_STORE: &str = "kubernetes";
+pub use tandem_crds::annotations::defaults::KUBERNETES_SECRET_STORE;
 
 /// Secrets of one namespace by name, with their key names. Values are never kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

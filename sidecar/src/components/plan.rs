@@ -95,17 +95,7 @@ fn expand_templates(value: &str, ctx: &PlanContext) -> String {
         Some(ns) => format!("{ns}.{}", ctx.app_id),
         None => ctx.app_id.clone(),
     };
-    let uuid = {
-        let b: [u8; 16] = rand::random();
-        format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            u16::from_be_bytes([b[4], b[5]]),
-            u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
-            (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
-            u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]]),
-        )
-    };
+    let uuid = uuid::Uuid::new_v4().to_string();
     value
         .replace("{uuid}", &uuid)
         .replace("{podName}", ctx.pod_name.as_deref().unwrap_or(&ctx.app_id))

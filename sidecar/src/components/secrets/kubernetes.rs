@@ -8,7 +8,7 @@ use crate::control_plane::{ControlPlane, ControlPlaneError};
 use std::collections::BTreeMap;
 
 /// The store's component name and type, as in Dapr.
-pub const NAME: &str = "kubernetes";
+pub const NAME: &str = tandem_crds::annotations::defaults::KUBERNETES_SECRET_STORE;
 pub const TYPE: &str = "secretstores.kubernetes";
 
 #[derive(Debug)]
