@@ -137,7 +137,7 @@ impl Acker for MqttAcker {
 
 /// Turns a subscription's incoming messages into deliveries until either side ends.
 async fn forward(
-    mut inbound: mpsc::UnboundedReceiver<Inbound>,
+    mut inbound: mpsc::Receiver<Inbound>,
     tx: mpsc::UnboundedSender<Delivery>,
     max_retries: Option<u32>,
     stop: CancellationToken,
