@@ -61,10 +61,7 @@ pub fn classify(status: u16, body: &[u8]) -> Outcome {
 }
 
 /// Subscribes at the broker; `None` (logged) when the pubsub is unavailable or refuses.
-pub async fn subscribe(
-    rt: &SharedRuntime,
-    sub: &Subscription,
-) -> Option<mpsc::UnboundedReceiver<Delivery>> {
+pub async fn subscribe(rt: &SharedRuntime, sub: &Subscription) -> Option<mpsc::Receiver<Delivery>> {
     let broker = match rt.registry().pubsub(&sub.pubsub) {
         Ok((_, broker)) => broker.clone(),
         Err(why) => {
@@ -93,7 +90,7 @@ pub async fn subscribe(
 pub async fn run(
     rt: SharedRuntime,
     sub: Arc<Subscription>,
-    mut deliveries: mpsc::UnboundedReceiver<Delivery>,
+    mut deliveries: mpsc::Receiver<Delivery>,
     stop: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
@@ -115,7 +112,9 @@ pub async fn run(
             .instrument(tracing::debug_span!("delivery")),
         );
     }
-    // Leave what was not started for the broker to deliver again.
+    // Leave what was not started for the broker to deliver again (closed first: the broker
+    // reader stops instead of refilling the channel as it drains).
+    deliveries.close();
     while let Ok(d) = deliveries.try_recv() {
         d.acker.nack().await;
     }
