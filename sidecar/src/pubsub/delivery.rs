@@ -28,10 +28,7 @@ pub const ATTEMPTS: u32 = 5;
 const UNREACHABLE_PAUSE: Duration = Duration::from_millis(250);
 
 /// Subscribes at the broker; `None` (logged) when the pubsub is unavailable or refuses.
-pub async fn subscribe(
-    sc: &Sidecar,
-    sub: &Subscription,
-) -> Option<mpsc::UnboundedReceiver<Delivery>> {
+pub async fn subscribe(sc: &Sidecar, sub: &Subscription) -> Option<mpsc::Receiver<Delivery>> {
     let broker = match sc.registry().pubsub(&sub.pubsub) {
         Ok((_, broker)) => broker.clone(),
         Err(why) => {
@@ -60,7 +57,7 @@ pub async fn subscribe(
 pub async fn run(
     sc: Arc<Sidecar>,
     sub: Arc<Subscription>,
-    mut deliveries: mpsc::UnboundedReceiver<Delivery>,
+    mut deliveries: mpsc::Receiver<Delivery>,
     stop: CancellationToken,
     in_flight: TaskTracker,
 ) {
@@ -83,7 +80,9 @@ pub async fn run(
             .instrument(tracing::debug_span!("delivery")),
         );
     }
-    // Leave what was not started for the broker to deliver again.
+    // Leave what was not started for the broker to deliver again (closed first: the broker
+    // reader stops instead of refilling the channel as it drains).
+    deliveries.close();
     while let Ok(d) = deliveries.try_recv() {
         d.acker.nack().await;
     }

@@ -28,8 +28,8 @@ pub struct Seen {
 }
 
 /// Decides the answer: (path, seq, how many times this path+seq came before) → (status, body
-/// label). Labels: "SUCCESS", "RETRY", "DROP", "500", "MALFORMED", "404", or "SLOW" (SUCCESS
-/// after the app's delay).
+/// label). Labels: "SUCCESS", "RETRY", "DROP", "500", "MALFORMED", "404", "SLOW" (SUCCESS
+/// after the app's delay), or "HELD" (SUCCESS once the test calls [`SubscriberApp::release`]).
 pub type Rule = Arc<dyn Fn(&str, i64, usize) -> &'static str + Send + Sync>;
 
 #[derive(Clone)]
@@ -40,6 +40,8 @@ struct AppState {
     rule: Rule,
     subscriptions: Value,
     delay: Duration,
+    /// Opened by [`SubscriberApp::release`]; "HELD" answers wait for it.
+    released: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 pub struct SubscriberApp {
@@ -83,11 +85,14 @@ async fn handle(State(app): State<AppState>, req: Request) -> Response {
     if answer == "SLOW" {
         tokio::time::sleep(app.delay).await;
     }
+    if answer == "HELD" {
+        let _ = app.released.subscribe().wait_for(|open| *open).await;
+    }
     let response = match answer {
         "RETRY" | "DROP" | "SUCCESS" => {
             axum::Json(serde_json::json!({ "status": answer })).into_response()
         }
-        "SLOW" => axum::Json(serde_json::json!({ "status": "SUCCESS" })).into_response(),
+        "SLOW" | "HELD" => axum::Json(serde_json::json!({ "status": "SUCCESS" })).into_response(),
         "500" => http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         "404" => http::StatusCode::NOT_FOUND.into_response(),
         // 200 with a status Dapr does not know: retried like RETRY.
@@ -117,6 +122,7 @@ impl SubscriberApp {
                 rule,
                 subscriptions,
                 delay,
+                released: Arc::new(tokio::sync::watch::channel(false).0),
             },
             incarnation: CancellationToken::new(),
         }
@@ -151,6 +157,11 @@ impl SubscriberApp {
                 });
             }
         });
+    }
+
+    /// Lets every "HELD" delivery, waiting or still to come, answer SUCCESS.
+    pub fn release(&self) {
+        self.state.released.send_replace(true);
     }
 
     /// Drops every connection and stops listening, as if the process died.

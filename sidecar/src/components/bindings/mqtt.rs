@@ -23,12 +23,17 @@ use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// Input events waiting for the runtime.
 const EVENT_BUFFER: usize = 64;
+/// Messages offered to the runtime at once, retries included. The broker's in-flight window
+/// keeps QoS 1/2 far below this (each offer holds an unacknowledged message); it bounds QoS 0,
+/// which the broker does not hold back. At the bound the topic's route fills, and the client
+/// leaves further messages unacknowledged.
+const OFFERS_MAX: usize = 1_000;
 
 /// Validated settings of a `bindings.mqtt3` component.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,22 +162,33 @@ impl InputBinding for MqttBinding {
 }
 
 /// Offers every incoming message to the runtime, each in a task of its own so a message being
-/// retried does not hold up the others.
+/// retried does not hold up the others; at most [`OFFERS_MAX`] at once.
 async fn read_loop(
-    mut inbound: mpsc::UnboundedReceiver<Inbound>,
+    mut inbound: mpsc::Receiver<Inbound>,
     tx: mpsc::Sender<InputEvent>,
     max_retries: Option<u32>,
     stop: CancellationToken,
 ) {
+    let offers = Arc::new(Semaphore::new(OFFERS_MAX));
     loop {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tx.closed() => return,
+            p = offers.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
         let next = tokio::select! {
             _ = stop.cancelled() => return,
             _ = tx.closed() => return,
             m = inbound.recv() => m,
         };
         let Some(message) = next else { return };
+        let offered = offer(Arc::new(message), tx.clone(), max_retries, stop.clone());
         tokio::spawn(
-            offer(Arc::new(message), tx.clone(), max_retries, stop.clone()).in_current_span(),
+            async move {
+                offered.await;
+                drop(permit);
+            }
+            .in_current_span(),
         );
     }
 }

@@ -14,7 +14,7 @@
 //!   every MQTT client that acks manually; brokers accept that.
 
 use super::MqttSettings;
-use super::supervisor::{DISCONNECT_TIMEOUT, Inner, Session};
+use super::supervisor::{DISCONNECT_TIMEOUT, Inner, ROUTE_BUFFER, Session};
 use bytes::Bytes;
 use rumqttc::{MqttOptions, Publish, TlsConfiguration, Transport};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -151,10 +151,11 @@ impl MqttClient {
     }
 
     /// Subscribes to `topic` and returns its messages once the broker has granted the
-    /// subscription. After a reconnect the topic is subscribed again by itself.
-    pub async fn subscribe(&self, topic: &str) -> Result<mpsc::UnboundedReceiver<Inbound>, String> {
+    /// subscription. After a reconnect the topic is subscribed again by itself. The channel is
+    /// bounded; the broker's in-flight window keeps it from filling (see the supervisor).
+    pub async fn subscribe(&self, topic: &str) -> Result<mpsc::Receiver<Inbound>, String> {
         check_topic(topic)?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(ROUTE_BUFFER);
         {
             let mut routes = self.inner.routes();
             if routes
@@ -167,8 +168,9 @@ impl MqttClient {
                     self.inner.label
                 ));
             }
+            // Fits: never more are held than a route holds.
             for held in routes.held.remove(topic).unwrap_or_default() {
-                let _ = tx.send(held);
+                let _ = tx.try_send(held);
             }
             routes.subscribers.insert(topic.to_owned(), tx);
         }

@@ -1,6 +1,17 @@
 //! The task behind an [`MqttClient`](super::client::MqttClient): connect, poll the event loop
 //! continuously, hand incoming messages to their topic's subscriber, and on failure back off and
 //! start over with a fresh event loop (a new [`Session`]), subscribing again to every topic.
+//!
+//! Back-pressure cannot reach this loop the way it reaches a Redis reader: the event loop must
+//! keep being polled (pings, acks, publishes of the same connection), so it never waits for a
+//! subscriber. Messages are bounded by the broker instead. They are acked manually, only once the
+//! runtime is done with them, and a broker sends a client at most its in-flight window of
+//! unacknowledged QoS 1/2 messages (mosquitto's `max_inflight_messages`, 20 by default; MQTT
+//! 3.1.1 has no receive maximum for the client to ask for one, and rumqttc's `inflight` bounds
+//! only our own publishes). So a slow app stops the flow at the broker, and a topic's route
+//! ([`ROUTE_BUFFER`] deep) never fills. If it does (a broker with an unlimited window, or QoS 0),
+//! the message is left unacknowledged, as for a topic nobody has subscribed to: the broker sends
+//! it again on the next connection of a persistent session (QoS 0 promises nothing).
 
 use super::client::{Inbound, Receipt};
 use super::tracker::Tracker;
@@ -25,6 +36,9 @@ pub(super) const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Messages kept for topics nobody has subscribed to yet (a resumed session delivers those
 /// before `subscribe` is called); beyond this they are left unacknowledged.
 const HELD_MAX: usize = 1000;
+/// Messages a topic's route holds for its subscriber; beyond this they are left unacknowledged.
+/// As deep as the held messages, which a new route takes over at once.
+pub(super) const ROUTE_BUFFER: usize = HELD_MAX;
 
 /// One connection: a fresh rumqttc client and event loop, and the waiters on it.
 pub(super) struct Session {
@@ -40,7 +54,7 @@ impl Session {
 }
 
 /// The messages of one subscribed topic.
-type Route = mpsc::UnboundedSender<Inbound>;
+type Route = mpsc::Sender<Inbound>;
 
 /// Where incoming messages go, by topic.
 #[derive(Default)]
@@ -198,9 +212,13 @@ impl Inner {
         let mut routes = self.routes();
         let topic = inbound.topic.clone();
         let inbound = match routes.subscribers.get(&topic) {
-            Some(route) => match route.send(inbound) {
+            Some(route) => match route.try_send(inbound) {
                 Ok(()) => return,
-                Err(mpsc::error::SendError(inbound)) => {
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(%topic, "mqtt subscriber {ROUTE_BUFFER} messages behind; message left unacknowledged");
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(inbound)) => {
                     routes.subscribers.remove(&topic);
                     inbound
                 }

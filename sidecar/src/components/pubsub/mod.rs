@@ -44,6 +44,18 @@ pub struct Delivery {
     pub acker: Box<dyn Acker>,
 }
 
+/// Deliveries a broker may hand over ahead of the runtime's delivery loop, per subscription:
+/// twice the loop's concurrency (16), so a fast app never waits for a broker round trip while
+/// a slow one holds at most this many messages in the sidecar (plus the ones it is handling).
+/// Every broker awaits room before it reads or accepts more, so a slow app slows the broker read
+/// (`XREADGROUP`, the AMQP prefetch window, the MQTT in-flight window) instead of growing memory.
+pub const DELIVERY_BUFFER: usize = 32;
+
+/// The channel a subscription's deliveries travel on, [`DELIVERY_BUFFER`] deep.
+pub fn delivery_channel() -> (mpsc::Sender<Delivery>, mpsc::Receiver<Delivery>) {
+    mpsc::channel(DELIVERY_BUFFER)
+}
+
 /// A pub/sub broker implementation.
 #[async_trait]
 pub trait PubSub: Send + Sync + 'static {
@@ -51,12 +63,13 @@ pub trait PubSub: Send + Sync + 'static {
     async fn publish(&self, message: Message) -> Result<(), PubSubError>;
 
     /// Starts consuming `topic` as the consumer group `consumer`; deliveries arrive on the
-    /// returned channel (closed when the broker closes).
+    /// returned channel (from [`delivery_channel`]; closed when the broker closes). The broker
+    /// reads no further ahead than the channel has room for.
     async fn subscribe(
         &self,
         topic: &str,
         consumer: &str,
-    ) -> Result<mpsc::UnboundedReceiver<Delivery>, PubSubError>;
+    ) -> Result<mpsc::Receiver<Delivery>, PubSubError>;
 
     /// Releases connections; called once at shutdown.
     async fn close(&self) {}

@@ -20,7 +20,7 @@
 #[cfg(test)]
 mod tests;
 
-use super::{Acker, Delivery, Message, PubSub, PubSubError};
+use super::{Acker, Delivery, Message, PubSub, PubSubError, delivery_channel};
 use crate::components::mqtt_connection::client::{Inbound, MqttClient, check_topic};
 use crate::components::mqtt_connection::{MqttSettings, may_redeliver, redelivery_delay};
 use async_trait::async_trait;
@@ -90,7 +90,7 @@ struct MqttAcker {
     /// In-process redeliveries so far.
     redelivered: u32,
     max_retries: Option<u32>,
-    retry_to: mpsc::UnboundedSender<Delivery>,
+    retry_to: mpsc::Sender<Delivery>,
     stop: CancellationToken,
 }
 
@@ -129,16 +129,21 @@ impl Acker for MqttAcker {
             };
             if due {
                 let retry_to = again.retry_to.clone();
-                let _ = retry_to.send(again.delivery());
+                let stop = again.stop.clone();
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = retry_to.send(again.delivery()) => {}
+                }
             }
         });
     }
 }
 
-/// Turns a subscription's incoming messages into deliveries until either side ends.
+/// Turns a subscription's incoming messages into deliveries until either side ends, waiting
+/// for room in the delivery channel (the broker's in-flight window bounds what waits meanwhile).
 async fn forward(
-    mut inbound: mpsc::UnboundedReceiver<Inbound>,
-    tx: mpsc::UnboundedSender<Delivery>,
+    mut inbound: mpsc::Receiver<Inbound>,
+    tx: mpsc::Sender<Delivery>,
     max_retries: Option<u32>,
     stop: CancellationToken,
 ) {
@@ -161,7 +166,11 @@ async fn forward(
             retry_to: tx.clone(),
             stop: stop.clone(),
         };
-        if tx.send(acker.delivery()).is_err() {
+        let sent = tokio::select! {
+            _ = stop.cancelled() => return,
+            sent = tx.send(acker.delivery()) => sent,
+        };
+        if sent.is_err() {
             return;
         }
     }
@@ -180,7 +189,7 @@ impl PubSub for MqttPubSub {
         &self,
         topic: &str,
         consumer: &str,
-    ) -> Result<mpsc::UnboundedReceiver<Delivery>, PubSubError> {
+    ) -> Result<mpsc::Receiver<Delivery>, PubSubError> {
         if self.stop.is_cancelled() {
             return Err(PubSubError::Backend("mqtt pubsub is closed".into()));
         }
@@ -194,7 +203,7 @@ impl PubSub for MqttPubSub {
             .subscribe(topic)
             .await
             .map_err(PubSubError::Backend)?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = delivery_channel();
         let span = tracing::info_span!("mqtt_subscription", %topic, %client_id);
         tokio::spawn(
             forward(inbound, tx, self.settings.max_retries, self.stop.clone()).instrument(span),

@@ -9,6 +9,11 @@
 //! - A delivery is acked (`basic.ack`) only when the runtime acks it; a nack requeues it
 //!   (`basic.nack`, requeue) unless dead-lettering takes it: see
 //!   [`RabbitMqConfig::requeue_on_nack`]. With `autoAck` the broker forgets messages on send.
+//! - Back-pressure: a subscription forwards a delivery only when the bounded delivery channel
+//!   has room, and its channel's prefetch window (`prefetchCount`, [`config::DEFAULT_PREFETCH`] when 0)
+//!   bounds what the broker sends ahead, so a slow app leaves messages in the queue rather than
+//!   in the sidecar's memory. (With `autoAck` the broker does not wait for acks, so no window
+//!   applies: that mode trades the guarantee for speed.)
 //! - Unacknowledged deliveries of a consumer that goes away return to the queue, for the group's
 //!   other subscribers, or for the next one if the queue outlives its consumers
 //!   (`deletedWhenUnused: false`).
@@ -24,7 +29,7 @@ pub use config::RabbitMqConfig;
 
 use live::{Live, connect};
 
-use super::{Acker, Delivery, Message, PubSub, PubSubError};
+use super::{Acker, Delivery, Message, PubSub, PubSubError, delivery_channel};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use lapin::Channel;
@@ -148,7 +153,7 @@ impl Inner {
         self: Arc<Self>,
         topic: String,
         queue: String,
-        tx: mpsc::UnboundedSender<Delivery>,
+        tx: mpsc::Sender<Delivery>,
         (mut channel, mut consumer): (Channel, lapin::Consumer),
     ) {
         let requeue = self.cfg.requeue_on_nack();
@@ -183,7 +188,12 @@ impl Inner {
                         auto_ack: self.cfg.auto_ack,
                     }),
                 };
-                if tx.send(delivery).is_err() {
+                let sent = tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    sent = tx.send(delivery) => sent,
+                };
+                if sent.is_err() {
+                    let _ = channel.close(200, "OK".into()).await;
                     return;
                 }
             }
@@ -260,7 +270,7 @@ impl PubSub for RabbitMqPubSub {
         &self,
         topic: &str,
         consumer: &str,
-    ) -> Result<mpsc::UnboundedReceiver<Delivery>, PubSubError> {
+    ) -> Result<mpsc::Receiver<Delivery>, PubSubError> {
         let inner = &self.inner;
         let group = inner.cfg.consumer_id.as_deref().unwrap_or(consumer);
         let queue = format!("{group}-{topic}");
@@ -275,7 +285,7 @@ impl PubSub for RabbitMqPubSub {
             .consume(&inner.cfg, topic, &queue)
             .await
             .map_err(|e| fail(e.to_string()))?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = delivery_channel();
         let span = tracing::info_span!("rabbitmq_subscription", %topic, %queue);
         tokio::spawn(
             inner

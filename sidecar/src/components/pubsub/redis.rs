@@ -7,11 +7,13 @@
 //! (`XAUTOCLAIM`, every `redeliverInterval`) delivers entries pending for longer than
 //! `processingTimeout` again: at-least-once. Entries this process is still handling are claimed
 //! (which keeps them idle-fresh) but not delivered twice, so a slow app causes no duplicates.
+//! Nor does it make the sidecar buffer the stream: a reader waits for room in the bounded
+//! delivery channel before it reads again, so a slow app slows `XREADGROUP` down.
 
 #[cfg(test)]
 mod tests;
 
-use super::{Acker, Delivery, Message, PubSub, PubSubError};
+use super::{Acker, Delivery, Message, PubSub, PubSubError, delivery_channel};
 use crate::components::metadata::{Metadata, MetadataError};
 use crate::components::redis_connection::{RedisConnection, refuse};
 use crate::resiliency::Backoff;
@@ -233,7 +235,7 @@ struct Subscription {
     topic: String,
     group: String,
     consumer: String,
-    tx: mpsc::UnboundedSender<Delivery>,
+    tx: mpsc::Sender<Delivery>,
     /// Entries handed to the runtime and not yet settled. The reclaimer's `XAUTOCLAIM` still
     /// claims them (which resets their idle time: a heartbeat) but does not deliver them twice.
     in_flight: InFlight,
@@ -292,8 +294,9 @@ impl Acker for RedisAcker {
 }
 
 impl Subscription {
-    /// Sends one delivery per entry; `false` once the receiver is gone.
-    async fn deliver(&self, entries: Vec<Entry>) -> bool {
+    /// Sends one delivery per entry, waiting for room in the channel; `false` once the receiver
+    /// is gone or the broker closes.
+    async fn deliver(&self, entries: Vec<Entry>, stop: &CancellationToken) -> bool {
         for entry in entries {
             let fresh = self
                 .in_flight
@@ -323,7 +326,11 @@ impl Subscription {
                 },
                 acker: Box::new(acker),
             };
-            if self.tx.send(delivery).is_err() {
+            let sent = tokio::select! {
+                _ = stop.cancelled() => return false,
+                sent = self.tx.send(delivery) => sent,
+            };
+            if sent.is_err() {
                 return false;
             }
         }
@@ -377,7 +384,7 @@ impl Subscription {
                 match reply {
                     Ok(v) => {
                         backoff.reset();
-                        if !self.deliver(parse_read(&v)).await {
+                        if !self.deliver(parse_read(&v), &stop).await {
                             return;
                         }
                     }
@@ -435,7 +442,7 @@ impl Subscription {
                         break;
                     }
                 };
-                if !self.deliver(parse_claim(&reply)).await {
+                if !self.deliver(parse_claim(&reply), &stop).await {
                     return;
                 }
                 match items(&reply).first().and_then(text) {
@@ -473,7 +480,7 @@ impl PubSub for RedisPubSub {
         &self,
         topic: &str,
         consumer: &str,
-    ) -> Result<mpsc::UnboundedReceiver<Delivery>, PubSubError> {
+    ) -> Result<mpsc::Receiver<Delivery>, PubSubError> {
         if self.stop.is_cancelled() {
             return Err(PubSubError::Backend("redis pubsub is closed".into()));
         }
@@ -485,7 +492,7 @@ impl PubSub for RedisPubSub {
         ensure_group(&mut self.conn.clone(), topic, &group)
             .await
             .map_err(|e| backend("XGROUP CREATE", topic, e))?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = delivery_channel();
         let sub = Subscription {
             conn: self.conn.clone(),
             topic: topic.to_owned(),

@@ -26,7 +26,7 @@ fn msg(topic: &str, body: &str) -> Message {
     }
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<Delivery>) -> Delivery {
+async fn next(rx: &mut mpsc::Receiver<Delivery>) -> Delivery {
     tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .expect("a delivery in time")
@@ -34,7 +34,7 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<Delivery>) -> Delivery {
 }
 
 /// Nothing more arrives for a while (the time a redelivery would have taken, several times).
-async fn nothing_more(rx: &mut mpsc::UnboundedReceiver<Delivery>) {
+async fn nothing_more(rx: &mut mpsc::Receiver<Delivery>) {
     if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(1200), rx.recv()).await {
         panic!("unexpected delivery {:?}", d.message.data);
     }

@@ -8,6 +8,11 @@ use std::time::Duration;
 
 /// Dapr's default pause between reconnect attempts.
 const DEFAULT_RECONNECT_WAIT: Duration = Duration::from_secs(3);
+/// The prefetch window of a consumer whose `prefetchCount` is 0 or unset. Dapr reads 0 as no
+/// limit, but then a slow app makes the client library buffer the whole queue in the sidecar.
+/// 64 covers what the runtime holds per subscription (the 32-deep delivery channel plus 17
+/// being handled or about to be), so the window never starves a fast app.
+pub const DEFAULT_PREFETCH: u16 = 64;
 
 /// Validated settings of a `pubsub.rabbitmq` component.
 #[derive(Clone, PartialEq)]
@@ -27,7 +32,8 @@ pub struct RabbitMqConfig {
     pub delivery_mode: Option<u8>,
     /// `requeueInFailure`: see [`RabbitMqConfig::requeue_on_nack`].
     pub requeue_in_failure: bool,
-    /// `prefetchCount`: unacknowledged messages per consumer; 0 means no limit.
+    /// `prefetchCount`: unacknowledged messages per consumer; 0 means [`DEFAULT_PREFETCH`]
+    /// (see [`RabbitMqConfig::prefetch`]).
     pub prefetch_count: u16,
     /// `reconnectWait` / `reconnectWaitSeconds`: the pause between reconnect attempts.
     pub reconnect_wait: Duration,
@@ -214,6 +220,16 @@ impl RabbitMqConfig {
     /// message is then dead-lettered, as configured, and otherwise never lost.
     pub fn requeue_on_nack(&self) -> bool {
         self.requeue_in_failure || !self.dead_letter
+    }
+
+    /// The prefetch window (`basic.qos`) of each consumer: `prefetchCount`, or
+    /// [`DEFAULT_PREFETCH`] when that is 0. Never unlimited: the window is what makes a slow app
+    /// leave messages in the queue instead of in the sidecar.
+    pub fn prefetch(&self) -> u16 {
+        match self.prefetch_count {
+            0 => DEFAULT_PREFETCH,
+            n => n,
+        }
     }
 }
 

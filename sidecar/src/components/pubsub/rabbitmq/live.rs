@@ -152,11 +152,9 @@ impl Live {
         queue: &str,
     ) -> Result<(Channel, lapin::Consumer), lapin::Error> {
         let channel = self.conn.create_channel().await?;
-        if cfg.prefetch_count > 0 {
-            channel
-                .basic_qos(cfg.prefetch_count, BasicQosOptions::default())
-                .await?;
-        }
+        channel
+            .basic_qos(cfg.prefetch(), BasicQosOptions::default())
+            .await?;
         let kind = cfg.exchange_kind.clone();
         channel
             .exchange_declare(

@@ -1,6 +1,7 @@
 //! The RabbitMQ broker against a real RabbitMQ node (one per test process, names unique per
 //! test; the restart test gets a node of its own).
 
+use super::config::DEFAULT_PREFETCH;
 use super::*;
 use crate::components::metadata::Metadata;
 use crate::testing::RabbitServer;
@@ -37,14 +38,14 @@ fn msg(topic: &str, body: &str) -> Message {
     }
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<Delivery>) -> Delivery {
+async fn next(rx: &mut mpsc::Receiver<Delivery>) -> Delivery {
     tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("a delivery in time")
         .expect("channel open")
 }
 
-async fn nothing_more(rx: &mut mpsc::UnboundedReceiver<Delivery>) {
+async fn nothing_more(rx: &mut mpsc::Receiver<Delivery>) {
     if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(1000), rx.recv()).await {
         panic!("unexpected delivery {:?}", d.message.data);
     }
@@ -312,4 +313,20 @@ fn bad_metadata_names_the_field() {
             .expect_err(&format!("{pairs:?} must be refused"));
         assert_eq!(err.field, *field, "{pairs:?}: {err}");
     }
+}
+
+#[test]
+fn the_prefetch_window_is_never_unlimited() {
+    let c = ("connectionString", "amqp://h");
+    let window = |extra: &[(&str, &str)]| {
+        let mut pairs = vec![c];
+        pairs.extend_from_slice(extra);
+        RabbitMqConfig::from_metadata(&md(&pairs))
+            .expect("valid")
+            .prefetch()
+    };
+    assert_eq!(window(&[]), DEFAULT_PREFETCH);
+    assert_eq!(window(&[("prefetchCount", "0")]), DEFAULT_PREFETCH);
+    assert_eq!(window(&[("prefetchCount", "5")]), 5);
+    assert!(usize::from(DEFAULT_PREFETCH) > super::super::DELIVERY_BUFFER);
 }

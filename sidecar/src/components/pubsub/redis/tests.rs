@@ -32,7 +32,7 @@ fn msg(topic: &str, body: &str) -> Message {
     }
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<Delivery>) -> Delivery {
+async fn next(rx: &mut mpsc::Receiver<Delivery>) -> Delivery {
     tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .expect("a delivery in time")
