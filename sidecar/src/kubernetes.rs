@@ -5,7 +5,6 @@
 //! finish on the component they started with; it is closed after the grace period.
 
 use crate::cli::SidecarArgs;
-use crate::components::kinds::ComponentConfig;
 use crate::components::manifest::{self, Manifest, SubscriptionManifest};
 use crate::components::plan::{Plan, PlanContext, Planned, plan_resources};
 use crate::components::registry::ComponentInfo;
@@ -16,6 +15,7 @@ use crate::reload::Reloader;
 use crate::resolve::dns::{self, DnsResolver, Nameservers};
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tandem_crds::Component;
 use tandem_crds::annotations::env;
@@ -123,7 +123,9 @@ pub fn with_builtin_secret_store(plan: &mut Plan, control_plane: &ControlPlane) 
             version: "v1".to_owned(),
             file: PathBuf::from("<built-in>"),
         },
-        config: ComponentConfig::SecretsKubernetes(Box::new(control_plane.clone())),
+        config: Arc::new(secrets::kubernetes::KubernetesSettings(
+            control_plane.clone(),
+        )),
         init_timeout: Duration::from_secs(5),
         ignore_errors: false,
         key_prefix: KeyPrefix::AppId,

@@ -86,10 +86,6 @@ impl Metadata {
             Some(v) => parse_byte_size(v).map_err(|reason| Self::refuse(name, v, reason)),
         }
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
 }
 
 /// Go's `strconv.ParseBool`.

@@ -3,7 +3,7 @@
 //! components up in, filled as each one finishes initialising.
 
 pub mod bindings;
-pub mod kinds;
+pub mod factory;
 pub mod manifest;
 pub mod metadata;
 pub mod mqtt_connection;

@@ -3,7 +3,7 @@
 //! error names the file, the component and the field. With `ignoreErrors: true` the component is
 //! recorded as failed instead.
 
-use super::kinds::{ComponentConfig, Instance};
+use super::factory::{self, Instance, Settings};
 use super::manifest::{self, Manifest};
 use super::metadata::Metadata;
 use super::registry::ComponentInfo;
@@ -40,7 +40,7 @@ pub struct FailedComponent {
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub info: ComponentInfo,
-    pub config: ComponentConfig,
+    pub config: Arc<dyn Settings>,
     pub init_timeout: Duration,
     pub ignore_errors: bool,
     pub key_prefix: KeyPrefix,
@@ -190,8 +190,7 @@ impl Resolver<'_> {
             .map_err(|e| e.to_string())?;
         let md = self.metadata(m)?;
         let base = m.file.parent().unwrap_or(Path::new("."));
-        let config =
-            ComponentConfig::from_metadata(kind.type_, &md, base).map_err(|e| e.to_string())?;
+        let config = factory::settings(kind.type_, &md, base).map_err(|e| e.to_string())?;
         let timeout_text = spec
             .init_timeout
             .as_deref()

@@ -3,7 +3,7 @@
 //! block: a component that is not ready yet is reported as such.
 
 use super::bindings::Binding;
-use super::kinds::Instance;
+use super::factory::Instance;
 use super::plan::{FailedComponent, Plan, Planned};
 use super::pubsub::PubSub;
 use super::secrets::SecretStore;

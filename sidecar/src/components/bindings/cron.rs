@@ -11,12 +11,14 @@ use super::go_time;
 use super::{
     Binding, BindingError, InputBinding, InputEvent, InvokeRequest, InvokeResponse, OutputBinding,
 };
+use crate::components::factory::{Instance, Settings};
 use crate::components::metadata::{Metadata, MetadataError, parse_duration};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Local, TimeZone, Utc};
 use croner::parser::{CronParser, Seconds, Year};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -221,3 +223,14 @@ impl OutputBinding for CronBinding {
 
 #[cfg(test)]
 mod tests;
+
+#[async_trait]
+impl Settings for CronConfig {
+    async fn init(&self) -> Result<Instance, String> {
+        Ok(Instance::Binding(CronBinding::binding(self)))
+    }
+}
+
+pub fn settings(md: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(CronConfig::from_metadata(md)?))
+}

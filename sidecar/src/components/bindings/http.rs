@@ -13,12 +13,16 @@
 //! refused when the component loads rather than failing on every call.
 
 use super::{BindingError, InvokeRequest, InvokeResponse, OutputBinding};
+use crate::components::bindings::Binding;
+use crate::components::factory::{Instance, Settings};
 use crate::components::metadata::{Metadata, MetadataError, is_truthy};
 use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Dapr's default cap on a response body.
@@ -310,3 +314,16 @@ impl OutputBinding for HttpBinding {
 
 #[cfg(test)]
 mod tests;
+
+#[async_trait]
+impl Settings for HttpConfig {
+    async fn init(&self) -> Result<Instance, String> {
+        Ok(Instance::Binding(Binding::output(Arc::new(
+            HttpBinding::new(self)?,
+        ))))
+    }
+}
+
+pub fn settings(md: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(HttpConfig::from_metadata(md)?))
+}

@@ -12,6 +12,8 @@
 //! work runs on the blocking pool.
 
 use super::{BindingError, InvokeRequest, InvokeResponse, OutputBinding};
+use crate::components::bindings::Binding;
+use crate::components::factory::{Instance, Settings};
 use crate::components::metadata::{Metadata, MetadataError};
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -21,6 +23,7 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 const OPERATIONS: &[&str] = &["create", "get", "list", "delete"];
 /// Roots Dapr refuses: kernel interfaces, boot files, and the service account secrets.
@@ -248,3 +251,15 @@ impl OutputBinding for LocalStorage {
 
 #[cfg(test)]
 mod tests;
+
+#[async_trait]
+impl Settings for LocalStorageConfig {
+    async fn init(&self) -> Result<Instance, String> {
+        let storage = LocalStorage::open(self).await?;
+        Ok(Instance::Binding(Binding::output(Arc::new(storage))))
+    }
+}
+
+pub fn settings(md: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(LocalStorageConfig::from_metadata(md)?))
+}

@@ -16,11 +16,14 @@
 mod tests;
 
 use super::{BindingError, InputBinding, InputEvent, InvokeRequest, InvokeResponse, OutputBinding};
+use crate::components::bindings::Binding;
+use crate::components::factory::{Instance, Settings};
 use crate::components::metadata::{Metadata, MetadataError, parse_bool};
 use crate::components::mqtt_connection::client::{Inbound, MqttClient, check_topic};
 use crate::components::mqtt_connection::{MqttSettings, may_redeliver, redelivery_delay};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -249,4 +252,19 @@ async fn offer(
             _ = tokio::time::sleep(redelivery_delay(redelivered)) => {}
         }
     }
+}
+
+#[async_trait]
+impl Settings for MqttBindingConfig {
+    async fn init(&self) -> Result<Instance, String> {
+        let binding = Arc::new(MqttBinding::connect(self).await?);
+        Ok(Instance::Binding(Binding {
+            input: Some(binding.clone()),
+            output: Some(binding),
+        }))
+    }
+}
+
+pub fn settings(md: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(MqttBindingConfig::from_metadata(md)?))
 }

@@ -13,6 +13,9 @@ mod tests;
 mod values;
 
 use super::{BindingError, InvokeRequest, InvokeResponse, OutputBinding, go_time};
+use crate::components::bindings::Binding;
+use crate::components::factory::{Instance, Settings};
+use crate::components::metadata::{Metadata, MetadataError};
 use crate::components::postgres_connection::PostgresConnection;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -20,6 +23,8 @@ use chrono::Utc;
 use deadpool_postgres::Pool;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio_postgres::SimpleQueryMessage;
@@ -184,4 +189,22 @@ impl OutputBinding for PostgresBinding {
             metadata,
         })
     }
+}
+
+/// `bindings.postgresql`'s settings: a PostgreSQL connection.
+#[derive(Debug)]
+pub struct PostgresBindingSettings(PostgresConnection);
+
+#[async_trait]
+impl Settings for PostgresBindingSettings {
+    async fn init(&self) -> Result<Instance, String> {
+        let binding = PostgresBinding::connect(&self.0).await?;
+        Ok(Instance::Binding(Binding::output(Arc::new(binding))))
+    }
+}
+
+pub fn settings(md: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(PostgresBindingSettings(
+        PostgresConnection::from_metadata(md)?,
+    )))
 }

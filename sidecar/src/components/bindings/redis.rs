@@ -5,12 +5,17 @@
 //! metadata `key`. The connection settings and client are shared with `state.redis`.
 
 use super::{BindingError, InvokeRequest, InvokeResponse, OutputBinding};
+use crate::components::bindings::Binding;
+use crate::components::factory::{Instance, Settings};
 use crate::components::metadata::parse_duration;
+use crate::components::metadata::{Metadata, MetadataError};
 use crate::components::redis_connection::RedisConnection;
 use ::redis::aio::ConnectionManager;
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 
 const OPERATIONS: &[&str] = &["create", "get", "delete", "increment"];
 
@@ -134,6 +139,24 @@ impl OutputBinding for RedisBinding {
         }
         Ok(InvokeResponse::default())
     }
+}
+
+/// `bindings.redis`'s settings: a Redis connection.
+#[derive(Debug)]
+pub struct RedisBindingSettings(RedisConnection);
+
+#[async_trait]
+impl Settings for RedisBindingSettings {
+    async fn init(&self) -> Result<Instance, String> {
+        let binding = RedisBinding::connect(&self.0).await?;
+        Ok(Instance::Binding(Binding::output(Arc::new(binding))))
+    }
+}
+
+pub fn settings(md: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(RedisBindingSettings(
+        RedisConnection::from_metadata(md)?,
+    )))
 }
 
 #[cfg(test)]

@@ -11,8 +11,11 @@
 //! broker refuses, and nothing accepted is dropped while its subscriber lives (at-least-once).
 
 use super::{Acker, Delivery, Message, PubSub, PubSubError, delivery_channel};
+use crate::components::factory::{Instance, Settings};
+use crate::components::metadata::{Metadata, MetadataError};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -211,6 +214,21 @@ impl PubSub for MemoryBroker {
         });
         Ok(rx)
     }
+}
+
+/// `pubsub.in-memory` has no settings.
+#[derive(Debug)]
+pub struct MemorySettings;
+
+#[async_trait]
+impl Settings for MemorySettings {
+    async fn init(&self) -> Result<Instance, String> {
+        Ok(Instance::PubSub(Arc::new(MemoryBroker::new())))
+    }
+}
+
+pub fn settings(_: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(MemorySettings))
 }
 
 #[cfg(test)]

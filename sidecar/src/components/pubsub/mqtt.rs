@@ -21,10 +21,13 @@
 mod tests;
 
 use super::{Acker, Delivery, Message, PubSub, PubSubError, delivery_channel};
+use crate::components::factory::{Instance, Settings};
+use crate::components::metadata::{Metadata, MetadataError};
 use crate::components::mqtt_connection::client::{Inbound, MqttClient, check_topic};
 use crate::components::mqtt_connection::{MqttSettings, may_redeliver, redelivery_delay};
 use async_trait::async_trait;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -219,4 +222,23 @@ impl PubSub for MqttPubSub {
             client.close().await;
         }
     }
+}
+
+/// `pubsub.mqtt3`: the shared MQTT connection settings.
+#[derive(Debug)]
+pub struct MqttPubSubSettings(MqttSettings);
+
+#[async_trait]
+impl Settings for MqttPubSubSettings {
+    async fn init(&self) -> Result<Instance, String> {
+        Ok(Instance::PubSub(Arc::new(
+            MqttPubSub::connect(&self.0).await?,
+        )))
+    }
+}
+
+pub fn settings(md: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(MqttPubSubSettings(MqttSettings::from_metadata(
+        md,
+    )?)))
 }

@@ -22,6 +22,7 @@
 
 mod config;
 mod live;
+
 #[cfg(test)]
 mod tests;
 
@@ -30,10 +31,13 @@ pub use config::RabbitMqConfig;
 use live::{Live, connect};
 
 use super::{Acker, Delivery, Message, PubSub, PubSubError, delivery_channel};
+use crate::components::factory::{Instance, Settings};
+use crate::components::metadata::{Metadata, MetadataError};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use lapin::Channel;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -303,4 +307,17 @@ impl PubSub for RabbitMqPubSub {
             let _ = live.conn.close(200, "OK".into()).await;
         }
     }
+}
+
+#[async_trait]
+impl Settings for RabbitMqConfig {
+    async fn init(&self) -> Result<Instance, String> {
+        Ok(Instance::PubSub(Arc::new(
+            RabbitMqPubSub::connect(self).await?,
+        )))
+    }
+}
+
+pub fn settings(md: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(RabbitMqConfig::from_metadata(md)?))
 }

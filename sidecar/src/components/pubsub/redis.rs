@@ -14,6 +14,7 @@
 mod tests;
 
 use super::{Acker, Delivery, Message, PubSub, PubSubError, delivery_channel};
+use crate::components::factory::{Instance, Settings};
 use crate::components::metadata::{Metadata, MetadataError};
 use crate::components::redis_connection::{RedisConnection, refuse};
 use crate::resiliency::Backoff;
@@ -22,6 +23,7 @@ use ::redis::{AsyncConnectionConfig, Value};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -515,4 +517,17 @@ impl PubSub for RedisPubSub {
     async fn close(&self) {
         self.stop.cancel();
     }
+}
+
+#[async_trait]
+impl Settings for RedisPubSubConfig {
+    async fn init(&self) -> Result<Instance, String> {
+        Ok(Instance::PubSub(Arc::new(
+            RedisPubSub::connect(self).await?,
+        )))
+    }
+}
+
+pub fn settings(md: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(RedisPubSubConfig::from_metadata(md)?))
 }

@@ -2,7 +2,11 @@
 //! variables starting with it are visible, and names are given without it.
 
 use super::{Secret, SecretError, SecretStore};
+use crate::components::factory::{Instance, Settings};
+use crate::components::metadata::{Metadata, MetadataError};
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default)]
 pub struct EnvStore {
@@ -43,6 +47,27 @@ impl SecretStore for EnvStore {
     async fn bulk(&self) -> Result<BTreeMap<String, Secret>, SecretError> {
         EnvStore::bulk(self)
     }
+}
+
+/// `secretstores.local.env`'s settings.
+#[derive(Debug)]
+pub struct EnvSettings {
+    prefix: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl Settings for EnvSettings {
+    async fn init(&self) -> Result<Instance, String> {
+        Ok(Instance::Secrets(Arc::new(EnvStore::new(
+            self.prefix.as_deref(),
+        ))))
+    }
+}
+
+pub fn settings(md: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(EnvSettings {
+        prefix: md.get("prefix").map(str::to_owned),
+    }))
 }
 
 #[cfg(test)]

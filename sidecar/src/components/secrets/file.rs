@@ -3,9 +3,12 @@
 //! whose keys are its (flattened) children.
 
 use super::{Secret, SecretError, SecretStore};
+use crate::components::factory::{Instance, Settings};
+use crate::components::metadata::{Metadata, MetadataError};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default)]
 pub struct FileStore {
@@ -86,6 +89,37 @@ impl SecretStore for FileStore {
     async fn bulk(&self) -> Result<BTreeMap<String, Secret>, SecretError> {
         FileStore::bulk(self)
     }
+}
+
+/// `secretstores.local.file`'s settings.
+#[derive(Debug)]
+pub struct FileSettings {
+    path: std::path::PathBuf,
+    separator: String,
+    multi_valued: bool,
+}
+
+#[async_trait::async_trait]
+impl Settings for FileSettings {
+    async fn init(&self) -> Result<Instance, String> {
+        let store = FileStore::load(&self.path, &self.separator, self.multi_valued)?;
+        Ok(Instance::Secrets(Arc::new(store)))
+    }
+}
+
+/// A relative `secretsFile` that does not exist from the working directory is read from the
+/// manifest's folder (`base`).
+pub fn settings(md: &Metadata, base: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    let file = std::path::PathBuf::from(md.require("secretsFile")?);
+    Ok(Arc::new(FileSettings {
+        path: if file.is_relative() && !file.exists() {
+            base.join(file)
+        } else {
+            file
+        },
+        separator: md.get("nestedSeparator").unwrap_or(":").to_owned(),
+        multi_valued: md.bool("multiValued", false)?,
+    }))
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 //! them again. The sidecar itself needs no Kubernetes API access.
 
 use super::{Secret, SecretError, SecretStore};
+use crate::components::factory::{Instance, Settings};
 use crate::control_plane::{ControlPlane, ControlPlaneError};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The store's component name and type, as in Dapr.
 pub const NAME: &str = tandem_crds::annotations::defaults::KUBERNETES_SECRET_STORE;
@@ -34,5 +36,18 @@ impl SecretStore for KubernetesSecretStore {
 
     async fn bulk(&self) -> Result<BTreeMap<String, Secret>, SecretError> {
         self.control_plane.secrets().await.map_err(backend)
+    }
+}
+
+/// The built-in store's settings: the operator client that serves it.
+#[derive(Debug)]
+pub struct KubernetesSettings(pub ControlPlane);
+
+#[async_trait::async_trait]
+impl Settings for KubernetesSettings {
+    async fn init(&self) -> Result<Instance, String> {
+        Ok(Instance::Secrets(Arc::new(KubernetesSecretStore::new(
+            self.0.clone(),
+        ))))
     }
 }

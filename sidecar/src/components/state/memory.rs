@@ -1,7 +1,11 @@
 //! `state.in-memory`: a map in the sidecar's memory, with ETags, transactions and TTL.
 
 use super::*;
+use crate::components::factory::{Instance, Settings};
+use crate::components::metadata::{Metadata, MetadataError};
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -132,6 +136,21 @@ impl StateStore for MemoryStore {
     async fn transact(&self, ops: Vec<TxOperation>) -> StoreResult<()> {
         self.run(ops)
     }
+}
+
+/// `state.in-memory` has no settings.
+#[derive(Debug)]
+pub struct MemorySettings;
+
+#[async_trait::async_trait]
+impl Settings for MemorySettings {
+    async fn init(&self) -> Result<Instance, String> {
+        Ok(Instance::State(Arc::new(MemoryStore::new())))
+    }
+}
+
+pub fn settings(_: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(MemorySettings))
 }
 
 #[cfg(test)]

@@ -6,17 +6,22 @@
 
 mod config;
 mod rows;
+
 #[cfg(test)]
 mod tests;
 
 pub use config::PostgresConfig;
 
 use super::*;
+use crate::components::factory::{Instance, Settings};
+use crate::components::metadata::{Metadata, MetadataError};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use deadpool_postgres::{GenericClient, Pool};
 use rows::{Op, Sql, Write, compact_json, xmin};
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio_postgres::types::ToSql;
 
@@ -332,4 +337,17 @@ impl Drop for PostgresStore {
             sweeper.abort();
         }
     }
+}
+
+#[async_trait::async_trait]
+impl Settings for PostgresConfig {
+    async fn init(&self) -> Result<Instance, String> {
+        Ok(Instance::State(Arc::new(
+            PostgresStore::connect(self).await?,
+        )))
+    }
+}
+
+pub fn settings(md: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(PostgresConfig::from_metadata(md)?))
 }

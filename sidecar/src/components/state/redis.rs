@@ -9,10 +9,13 @@
 mod tests;
 
 use super::*;
+use crate::components::factory::{Instance, Settings};
 use crate::components::metadata::{Metadata, MetadataError};
 use crate::components::redis_connection::RedisConnection;
 use ::redis::Script;
 use ::redis::aio::ConnectionManager;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Validated settings of a `state.redis` component.
@@ -264,4 +267,15 @@ fn ops_key(ops: &[TxOperation], i: usize) -> &str {
         Some(TxOperation::Delete(r)) => &r.key,
         None => "",
     }
+}
+
+#[async_trait::async_trait]
+impl Settings for RedisConfig {
+    async fn init(&self) -> Result<Instance, String> {
+        Ok(Instance::State(Arc::new(RedisStore::connect(self).await?)))
+    }
+}
+
+pub fn settings(md: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(RedisConfig::from_metadata(md)?))
 }

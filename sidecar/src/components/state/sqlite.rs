@@ -2,6 +2,8 @@
 //! given. Every statement runs on the blocking pool, never on the async runtime.
 
 use super::*;
+use crate::components::factory::{Instance, Settings};
+use crate::components::metadata::{Metadata, MetadataError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -201,6 +203,32 @@ impl StateStore for SqliteStore {
         self.blocking(move |conn, table| Self::run(conn, table, &ops))
             .await
     }
+}
+
+/// `state.sqlite`'s settings.
+#[derive(Debug)]
+pub struct SqliteSettings {
+    pub path: String,
+    pub table: String,
+    pub busy_timeout: Duration,
+}
+
+#[async_trait::async_trait]
+impl Settings for SqliteSettings {
+    async fn init(&self) -> Result<Instance, String> {
+        let store = SqliteStore::open(&self.path, &self.table, self.busy_timeout).await?;
+        Ok(Instance::State(Arc::new(store)))
+    }
+}
+
+pub fn settings(md: &Metadata, _: &Path) -> Result<Arc<dyn Settings>, MetadataError> {
+    Ok(Arc::new(SqliteSettings {
+        path: md.require("connectionString")?.to_owned(),
+        table: md.get("tableName").unwrap_or("state").to_owned(),
+        busy_timeout: md
+            .duration("busyTimeout")?
+            .unwrap_or(Duration::from_secs(5)),
+    }))
 }
 
 #[cfg(test)]

@@ -217,16 +217,16 @@ async fn delete_stops_the_schedule() {
 
 #[tokio::test]
 async fn the_component_type_builds_both_sides() {
-    use crate::components::kinds::{ComponentConfig, Instance};
+    use crate::components::factory::{self, Instance};
     let md = Metadata::new([("schedule".to_owned(), "@daily".to_owned())]);
-    let config = ComponentConfig::from_metadata("bindings.cron", &md, std::path::Path::new("."))
-        .expect("config");
+    let config =
+        factory::settings("bindings.cron", &md, std::path::Path::new(".")).expect("config");
     let Ok(Instance::Binding(binding)) = config.init().await else {
         panic!("bindings.cron did not build a binding");
     };
     assert!(binding.input.is_some() && binding.output.is_some());
     let bad = Metadata::new([("schedule".to_owned(), "every day".to_owned())]);
-    let err = ComponentConfig::from_metadata("bindings.cron", &bad, std::path::Path::new("."))
+    let err = factory::settings("bindings.cron", &bad, std::path::Path::new("."))
         .expect_err("bad schedule");
     assert_eq!(err.field, "schedule");
 }

@@ -292,10 +292,10 @@ fn bad_metadata_names_the_field() {
 
 #[tokio::test]
 async fn the_component_type_builds_an_output_binding() {
-    use crate::components::kinds::{ComponentConfig, Instance};
+    use crate::components::factory::{self, Instance};
     let md = Metadata::new([("url".to_owned(), "http://127.0.0.1:1/".to_owned())]);
-    let config = ComponentConfig::from_metadata("bindings.http", &md, std::path::Path::new("."))
-        .expect("config");
+    let config =
+        factory::settings("bindings.http", &md, std::path::Path::new(".")).expect("config");
     let Ok(Instance::Binding(binding)) = config.init().await else {
         panic!("bindings.http did not build a binding");
     };

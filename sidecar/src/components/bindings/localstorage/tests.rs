@@ -193,12 +193,11 @@ async fn bad_roots_are_refused() {
 
 #[tokio::test]
 async fn the_component_type_builds_an_output_binding() {
-    use crate::components::kinds::{ComponentConfig, Instance};
+    use crate::components::factory::{self, Instance};
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("files");
     let md = Metadata::new([("rootPath".to_owned(), root.to_string_lossy().into_owned())]);
-    let config =
-        ComponentConfig::from_metadata("bindings.localstorage", &md, dir.path()).expect("config");
+    let config = factory::settings("bindings.localstorage", &md, dir.path()).expect("config");
     let Ok(Instance::Binding(binding)) = config.init().await else {
         panic!("bindings.localstorage did not build a binding");
     };

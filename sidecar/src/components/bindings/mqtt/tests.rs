@@ -211,13 +211,12 @@ fn binding_metadata_names_the_field() {
 
 #[tokio::test]
 async fn the_component_table_builds_both_sides() {
-    use crate::components::kinds::{ComponentConfig, Instance};
+    use crate::components::factory::{self, Instance};
     let server = MosquittoServer::start();
     let url = server.url();
     let metadata = md(&[("url", &url), ("topic", "t")]);
-    let config =
-        ComponentConfig::from_metadata("bindings.mqtt3", &metadata, std::path::Path::new("."))
-            .expect("bindings.mqtt3 is in the table");
+    let config = factory::settings("bindings.mqtt3", &metadata, std::path::Path::new("."))
+        .expect("bindings.mqtt3 is in the table");
     match config.init().await {
         Ok(Instance::Binding(b)) => assert!(b.input.is_some() && b.output.is_some()),
         Ok(_) => panic!("bindings.mqtt3 must build a binding"),

@@ -191,12 +191,11 @@ async fn bad_requests_and_bad_sql_are_errors() {
 
 #[tokio::test]
 async fn the_component_type_builds_a_binding_that_close_stops() {
-    use crate::components::kinds::{ComponentConfig, Instance};
+    use crate::components::factory::{self, Instance};
     let server = PostgresServer::start();
     let md = Metadata::new([("connectionString".to_owned(), server.connection_string())]);
     let config =
-        ComponentConfig::from_metadata("bindings.postgresql", &md, std::path::Path::new("."))
-            .expect("config");
+        factory::settings("bindings.postgresql", &md, std::path::Path::new(".")).expect("config");
     let Ok(Instance::Binding(binding)) = config.init().await else {
         panic!("bindings.postgresql did not build a binding");
     };

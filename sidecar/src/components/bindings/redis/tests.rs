@@ -185,11 +185,11 @@ async fn requests_without_a_key_or_with_an_unknown_operation_are_refused() {
 
 #[tokio::test]
 async fn the_component_type_builds_an_output_binding() {
-    use crate::components::kinds::{ComponentConfig, Instance};
+    use crate::components::factory::{self, Instance};
     let server = RedisServer::start();
     let md = Metadata::new([("redisHost".to_owned(), server.addr())]);
-    let config = ComponentConfig::from_metadata("bindings.redis", &md, std::path::Path::new("."))
-        .expect("config");
+    let config =
+        factory::settings("bindings.redis", &md, std::path::Path::new(".")).expect("config");
     let Ok(Instance::Binding(binding)) = config.init().await else {
         panic!("bindings.redis did not build a binding");
     };
