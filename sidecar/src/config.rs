@@ -112,6 +112,8 @@ pub struct Prepared {
     pub prebuilt: HashMap<String, Arc<dyn SecretStore>>,
     pub config: ConfigurationSpec,
     pub env: Env,
+    /// Standalone mode: where the components came from, to follow changes.
+    pub standalone: Option<PlanContext>,
     pub kubernetes: Option<Kubernetes>,
 }
 
@@ -172,11 +174,11 @@ pub fn prepare(
         data_dir: args.data_dir(),
         secrets_from_operator: from_operator.is_some(),
     };
-    let (plan, prebuilt, kubernetes) = match from_operator {
+    let (plan, prebuilt, standalone, kubernetes) = match from_operator {
         None => {
             let (plan, prebuilt) =
                 crate::components::plan::plan(&ctx).map_err(|e| e.to_string())?;
-            (plan, prebuilt, None)
+            (plan, prebuilt, Some(ctx), None)
         }
         Some((identity, control_plane, first)) => {
             let manifests = kubernetes::manifests(&first, &identity.namespace);
@@ -189,7 +191,7 @@ pub fn prepare(
                 first,
                 ctx,
             };
-            (plan, prebuilt, Some(mode))
+            (plan, prebuilt, None, Some(mode))
         }
     };
     Ok(Prepared {
@@ -198,6 +200,7 @@ pub fn prepare(
         prebuilt,
         config,
         env,
+        standalone,
         kubernetes,
     })
 }

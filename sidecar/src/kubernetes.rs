@@ -11,13 +11,11 @@ use crate::components::registry::ComponentInfo;
 use crate::components::secrets;
 use crate::components::state::KeyPrefix;
 use crate::control_plane::ControlPlane;
-use crate::reload::Reloader;
+use crate::reload::{Reloader, unchanged};
 use crate::resolve::dns::{self, DnsResolver, Nameservers};
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_crds::Component;
 use tandem_crds::annotations::env;
 use tandem_crds::control_plane::Resources;
 use tokio::sync::watch;
@@ -91,19 +89,6 @@ pub fn manifests(resources: &Resources, namespace: &str) -> manifest::Resources 
             })
             .collect(),
     }
-}
-
-/// The names of Components whose settings are the same in `old` and `new` (metadata such as
-/// resourceVersion aside): those keep their live instance.
-pub fn unchanged(old: &[Component], new: &[Component]) -> HashSet<String> {
-    new.iter()
-        .filter(|n| {
-            old.iter().any(|o| {
-                o.name() == n.name() && o.spec == n.spec && o.auth == n.auth && o.scopes == n.scopes
-            })
-        })
-        .map(|n| n.name().to_owned())
-        .collect()
 }
 
 /// Adds the built-in `kubernetes` secret store to `plan`, unless a component already has its name
@@ -221,18 +206,7 @@ pub async fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unchanged_means_same_settings_not_same_metadata() {
-        let a = Component::test("a", "state.in-memory");
-        let mut a_touched = a.clone();
-        a_touched.metadata.resource_version = Some("42".into());
-        let b = Component::test("b", "state.in-memory");
-        let b_changed = b.clone().with_metadata("ttl", "30");
-        let c = Component::test("c", "pubsub.in-memory");
-        let kept = unchanged(&[a, b], &[a_touched, b_changed, c]);
-        assert_eq!(kept, HashSet::from(["a".to_owned()]));
-    }
+    use tandem_crds::Component;
 
     #[test]
     fn operator_resources_become_manifests_named_by_origin() {

@@ -10,7 +10,7 @@ use crate::blocks::{AppConnection, Sidecar, SidecarParts};
 use crate::channels::app::{AppChannel, http::HttpAppChannel};
 use crate::channels::peer::Peers;
 use crate::cli::{Cli, Command, SidecarArgs};
-use crate::components::Registry;
+use crate::components::{PlanContext, Registry};
 use crate::config::{Kubernetes, Prepared, connect, prepare, usage_error};
 use crate::http_api;
 use crate::kubernetes;
@@ -27,6 +27,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
+
+/// How often standalone mode looks at `--resources-path` for changed components.
+const RESOURCES_CHECK: Duration = Duration::from_secs(1);
 
 /// Runs the sidecar (and, with `run`, the app) until shutdown; returns the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -158,7 +161,7 @@ fn spawn_servers(sc: &Arc<Sidecar>, listeners: Listeners, stop: &CancellationTok
 fn spawn_background(
     sc: &Arc<Sidecar>,
     workers: &Arc<Workers>,
-    kubernetes: Option<Kubernetes>,
+    (standalone, kubernetes): (Option<PlanContext>, Option<Kubernetes>),
     grace: Duration,
     exit: &Arc<Mutex<ExitCode>>,
 ) {
@@ -195,6 +198,13 @@ fn spawn_background(
                 .instrument(tracing::info_span!("component_updates")),
         );
     }
+    if let Some(ctx) = standalone.filter(|ctx| !ctx.resources_paths.is_empty()) {
+        let reloader = Reloader::new(sc.clone(), workers.clone(), grace);
+        tokio::spawn(
+            crate::reload::follow_resources(reloader, ctx, RESOURCES_CHECK)
+                .instrument(tracing::info_span!("component_updates")),
+        );
+    }
     workers.start();
 }
 
@@ -205,6 +215,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         prebuilt,
         config,
         env,
+        standalone,
         kubernetes,
     } = p;
     let listeners = Listeners::bind(&args, env.internal_ip).await?;
@@ -238,7 +249,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
 
     let grace = Duration::from_secs(args.dapr_graceful_shutdown_seconds);
     let exit = Arc::new(Mutex::new(ExitCode::SUCCESS));
-    spawn_background(&sc, &workers, kubernetes, grace, &exit);
+    spawn_background(&sc, &workers, (standalone, kubernetes), grace, &exit);
     let child = match app_command {
         Some(command) => Some(
             crate::child::spawn_app(&command, &args)

@@ -3,16 +3,21 @@
 //! ones are initialised before anything is swapped (a plan whose components do not initialise
 //! is not applied, and the sidecar keeps what works); then the registry is swapped, the workers
 //! follow (subscriptions and input readers move to new instances), and the replaced instances
-//! are closed after the grace period, so requests already running finish on them.
+//! are closed after the grace period, so requests already running finish on them. Kubernetes
+//! mode applies what the operator streams (`kubernetes::follow`); standalone mode follows its
+//! `--resources-path` folders ([`follow_resources`]).
 
 use crate::blocks::Sidecar;
-use crate::components::Plan;
+use crate::components::manifest;
+use crate::components::plan::plan_resources;
 use crate::components::registry::close_slots;
 use crate::components::secrets::SecretStore;
+use crate::components::{Plan, PlanContext};
 use crate::workers::Workers;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_crds::Component;
 
 /// Why a plan was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -78,5 +83,109 @@ impl Reloader {
             close_slots(&retired).await;
         });
         Ok(applied)
+    }
+}
+
+/// The names of Components whose settings are the same in `old` and `new` (metadata such as
+/// resourceVersion aside): those keep their live instance.
+pub fn unchanged(old: &[Component], new: &[Component]) -> HashSet<String> {
+    new.iter()
+        .filter(|n| {
+            old.iter().any(|o| {
+                o.name() == n.name() && o.spec == n.spec && o.auth == n.auth && o.scopes == n.scopes
+            })
+        })
+        .map(|n| n.name().to_owned())
+        .collect()
+}
+
+/// What the resources path held when it was last applied.
+#[derive(PartialEq)]
+struct Loaded {
+    components: Vec<Component>,
+    subscriptions: Vec<tandem_crds::Subscription>,
+}
+
+impl Loaded {
+    fn of(resources: &manifest::Resources) -> Loaded {
+        Loaded {
+            components: resources
+                .components
+                .iter()
+                .map(|m| m.component.clone())
+                .collect(),
+            subscriptions: resources
+                .subscriptions
+                .iter()
+                .map(|m| m.subscription.clone())
+                .collect(),
+        }
+    }
+}
+
+/// Standalone mode: follows the `--resources-path` folders, checking every `interval`, and
+/// applies what changed as the operator's changes are applied in Kubernetes mode. A folder that
+/// does not read, or a set that does not plan, leaves the running components as they are.
+pub async fn follow_resources(reloader: Reloader, ctx: PlanContext, interval: Duration) {
+    let read = || manifest::read_all(&ctx.resources_paths);
+    let mut loaded = match read() {
+        Ok(resources) => Loaded::of(&resources),
+        Err(error) => {
+            tracing::warn!(%error, "resources path unreadable; not following it");
+            return;
+        }
+    };
+    let stop = reloader.sidecar.shutdown().clone();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let resources = match read() {
+            Ok(resources) => resources,
+            Err(error) => {
+                tracing::warn!(%error, "resources path unreadable; keeping the current components");
+                continue;
+            }
+        };
+        let now = Loaded::of(&resources);
+        if now == loaded {
+            continue;
+        }
+        let keep = unchanged(&loaded.components, &now.components);
+        let (plan, prebuilt) = match plan_resources(&ctx, resources) {
+            Ok(planned) => planned,
+            Err(error) => {
+                tracing::error!(%error, "changed resources not applied; keeping the current ones");
+                loaded = now;
+                continue;
+            }
+        };
+        match reloader.apply(plan, prebuilt, &keep).await {
+            Ok(applied) => tracing::info!(
+                kept = applied.kept,
+                retired = applied.retired,
+                "changed resources applied"
+            ),
+            Err(error) => tracing::error!(%error, "keeping the current components"),
+        }
+        loaded = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unchanged_means_same_settings_not_same_metadata() {
+        let a = Component::test("a", "state.in-memory");
+        let mut a_touched = a.clone();
+        a_touched.metadata.resource_version = Some("42".into());
+        let b = Component::test("b", "state.in-memory");
+        let b_changed = b.clone().with_metadata("ttl", "30");
+        let c = Component::test("c", "pubsub.in-memory");
+        let kept = unchanged(&[a, b], &[a_touched, b_changed, c]);
+        assert_eq!(kept, HashSet::from(["a".to_owned()]));
     }
 }
