@@ -249,7 +249,8 @@ mod tests {
         let cfg = Config {
             command: vec!["true".into()],
             url: format!("http://127.0.0.1:{port}/"),
-            timeout: Duration::from_secs(5),
+            // `true` exits at once; the timeout only ends a run that never gets that far.
+            timeout: Duration::from_secs(30),
             poll: Duration::from_millis(1),
             cpu: None,
             log: None,

@@ -364,7 +364,7 @@ async fn pods_are_admitted_while_the_injector_is_down_and_opted_out_namespaces_a
     );
     eventually(
         "the apiserver to log the ignored webhook call",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         || async { (failed_open_calls(&env) > before).then_some(()) },
     )
     .await;

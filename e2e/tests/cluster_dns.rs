@@ -67,7 +67,7 @@ async fn headless_services_resolve_to_their_ready_endpoints_and_follow_changes()
     .await
     .expect("create endpoints");
     let three = ips(&["10.1.0.1", "10.1.0.2", "10.1.0.3"]);
-    eventually("three pods in DNS", Duration::from_secs(15), || async {
+    eventually("three pods in DNS", Duration::from_secs(30), || async {
         (addresses(&resolver, "catalog", &ns).await == three).then_some(())
     })
     .await;
@@ -87,7 +87,7 @@ async fn headless_services_resolve_to_their_ready_endpoints_and_follow_changes()
         .await
         .expect("replace");
     let two = ips(&["10.1.0.1", "10.1.0.3"]);
-    eventually("the pod to leave DNS", Duration::from_secs(15), || async {
+    eventually("the pod to leave DNS", Duration::from_secs(30), || async {
         (addresses(&resolver, "catalog", &ns).await == two).then_some(())
     })
     .await;
@@ -97,7 +97,7 @@ async fn headless_services_resolve_to_their_ready_endpoints_and_follow_changes()
         .delete("catalog-dapr", &DeleteParams::default())
         .await
         .expect("delete");
-    eventually("the name to go", Duration::from_secs(15), || async {
+    eventually("the name to go", Duration::from_secs(30), || async {
         resolver
             .resolve("catalog", Some(&ns))
             .await

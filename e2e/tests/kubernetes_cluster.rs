@@ -14,18 +14,20 @@
 
 mod cluster_support;
 
+use cluster_support::traffic::{Call, Callers};
 use cluster_support::*;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
 use serde_json::json;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tandem_e2e::one_machine::OneMachineCluster;
-use tandem_e2e::sidecar_http::{call, component_names, invoke_unknown_app};
+use tandem_e2e::sidecar_http::SidecarClient;
 use tandem_envtest::{TestEnv, eventually};
 use tandem_sidecar::testing::redis_server::RedisServer;
+
+/// How many calls each caller makes before a pod's deletion and after it.
+const PER_STAGE: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn order_catalog_and_shipping_run_on_a_one_machine_cluster() {
@@ -74,6 +76,7 @@ async fn order_catalog_and_shipping_run_on_a_one_machine_cluster() {
 
     let shipping_app = format!("http://{}:8080/_e2e/seen", shipping_pod.1);
     let scenario = Scenario {
+        http: SidecarClient::new(),
         env: &env,
         cluster: &cluster,
         shop: shop.clone(),
@@ -95,6 +98,8 @@ async fn order_catalog_and_shipping_run_on_a_one_machine_cluster() {
 
 /// What the phases share: the cluster, the namespaces, the apps' pods and sidecar URLs.
 struct Scenario<'a> {
+    /// The test's one HTTP client, for every call to a sidecar or an app.
+    http: SidecarClient,
     env: &'a TestEnv,
     cluster: &'a OneMachineCluster,
     shop: String,
@@ -116,6 +121,7 @@ struct Scenario<'a> {
 /// unknown app id.
 async fn calls_state_events_scopes_and_secrets(scenario: &Scenario<'_>) {
     let Scenario {
+        http,
         shop,
         other,
         redis,
@@ -126,53 +132,58 @@ async fn calls_state_events_scopes_and_secrets(scenario: &Scenario<'_>) {
         ..
     } = scenario;
     // order → catalog by app id, through cluster DNS to catalog's pod.
-    let (status, answer) = call(
-        reqwest::Method::POST,
-        &format!("{order}/v1.0/invoke/catalog/method/items"),
-        Some(json!({"sku": 7})),
-    )
-    .await;
+    let (status, answer) = http
+        .call(
+            reqwest::Method::POST,
+            &format!("{order}/v1.0/invoke/catalog/method/items"),
+            Some(json!({"sku": 7})),
+        )
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         (answer["pod"].as_str(), answer["path"].as_str()),
         (Some(catalog_pod.0.as_str()), Some("/items"))
     );
     assert_eq!(answer["body"], json!({"sku": 7}));
-    let (status, _) = call(
-        reqwest::Method::GET,
-        &format!("{order}/v1.0/invoke/catalog.{shop}/method/items"),
-        None,
-    )
-    .await;
+    let (status, _) = http
+        .call(
+            reqwest::Method::GET,
+            &format!("{order}/v1.0/invoke/catalog.{shop}/method/items"),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "catalog.<namespace> reaches it too");
 
     // State in Redis, under Dapr's key `<app-id>||<key>`.
-    let (status, body) = call(
-        reqwest::Method::POST,
-        &format!("{order}/v1.0/state/statestore"),
-        Some(json!([{"key": "order-1", "value": {"total": 42}}])),
-    )
-    .await;
+    let (status, body) = http
+        .call(
+            reqwest::Method::POST,
+            &format!("{order}/v1.0/state/statestore"),
+            Some(json!([{"key": "order-1", "value": {"total": 42}}])),
+        )
+        .await;
     assert_eq!(status, 204, "{body}");
-    let (status, value) = call(
-        reqwest::Method::GET,
-        &format!("{order}/v1.0/state/statestore/order-1"),
-        None,
-    )
-    .await;
+    let (status, value) = http
+        .call(
+            reqwest::Method::GET,
+            &format!("{order}/v1.0/state/statestore/order-1"),
+            None,
+        )
+        .await;
     assert_eq!((status, value), (200, json!({"total": 42})));
     assert!(redis_has(redis, "order||order-1"), "the state is in Redis");
 
     // An event published by order reaches shipping (Subscription scoped to it) through Redis.
-    let (status, body) = call(
-        reqwest::Method::POST,
-        &format!("{order}/v1.0/publish/pubsub/orders"),
-        Some(json!({"orderId": 1})),
-    )
-    .await;
+    let (status, body) = http
+        .call(
+            reqwest::Method::POST,
+            &format!("{order}/v1.0/publish/pubsub/orders"),
+            Some(json!({"orderId": 1})),
+        )
+        .await;
     assert_eq!(status, 204, "{body}");
     let event = eventually("shipping to receive the order event", REACT, || async {
-        let (_, seen) = call(reqwest::Method::GET, shipping_app, None).await;
+        let (_, seen) = http.call(reqwest::Method::GET, shipping_app, None).await;
         seen.as_array()?
             .iter()
             .find(|r| r["path"] == "/orders")
@@ -183,16 +194,26 @@ async fn calls_state_events_scopes_and_secrets(scenario: &Scenario<'_>) {
     assert_eq!(event["body"]["source"], "order", "{event}");
 
     // Scopes: `audit` is order's only.
-    assert!(component_names(order).await.contains(&"audit".to_owned()));
-    assert!(!component_names(catalog).await.contains(&"audit".to_owned()));
+    assert!(
+        http.component_names(order)
+            .await
+            .contains(&"audit".to_owned())
+    );
+    assert!(
+        !http
+            .component_names(catalog)
+            .await
+            .contains(&"audit".to_owned())
+    );
 
     // Secrets: the pod's own namespace through the built-in store; never another namespace's.
-    let (status, secret) = call(
-        reqwest::Method::GET,
-        &format!("{order}/v1.0/secrets/kubernetes/app-secret"),
-        None,
-    )
-    .await;
+    let (status, secret) = http
+        .call(
+            reqwest::Method::GET,
+            &format!("{order}/v1.0/secrets/kubernetes/app-secret"),
+            None,
+        )
+        .await;
     assert_eq!(
         (status, secret["password"].as_str()),
         (200, Some("s3cret")),
@@ -202,24 +223,27 @@ async fn calls_state_events_scopes_and_secrets(scenario: &Scenario<'_>) {
         "only-in-other",
         &format!("only-in-other?metadata.namespace={other}"),
     ] {
-        let (status, body) = call(
-            reqwest::Method::GET,
-            &format!("{order}/v1.0/secrets/kubernetes/{path}"),
-            None,
-        )
-        .await;
+        let (status, body) = http
+            .call(
+                reqwest::Method::GET,
+                &format!("{order}/v1.0/secrets/kubernetes/{path}"),
+                None,
+            )
+            .await;
         assert_ne!(status, 200, "{path}: {body}");
         assert!(!body.to_string().contains("elsewhere"), "{body}");
     }
 
-    // An app id nobody has: ERR_DIRECT_INVOKE within 5 s.
-    let took = invoke_unknown_app(order, Duration::from_secs(5)).await;
+    // An app id nobody has: ERR_DIRECT_INVOKE, never a hang (it takes milliseconds; the limit
+    // leaves a loaded machine room).
+    let took = http.invoke_unknown_app(order, REACT).await;
     eprintln!("unknown app id → ERR_DIRECT_INVOKE in {took:?}");
 }
 
 /// Components and Subscriptions changed with kubectl take effect without restarts.
 async fn component_and_subscription_changes(scenario: &Scenario<'_>) {
     let Scenario {
+        http,
         env,
         cluster,
         shop,
@@ -238,12 +262,13 @@ async fn component_and_subscription_changes(scenario: &Scenario<'_>) {
         "order's sidecar to use the edited statestore",
         REACT,
         || async {
-            let (status, _) = call(
-                reqwest::Method::POST,
-                &format!("{order}/v1.0/state/statestore"),
-                Some(json!([{"key": "edited", "value": 1}])),
-            )
-            .await;
+            let (status, _) = http
+                .call(
+                    reqwest::Method::POST,
+                    &format!("{order}/v1.0/state/statestore"),
+                    Some(json!([{"key": "edited", "value": 1}])),
+                )
+                .await;
             (status == 204 && redis_has(redis, "edited")).then_some(())
         },
     )
@@ -270,13 +295,14 @@ async fn component_and_subscription_changes(scenario: &Scenario<'_>) {
             || async {
                 // Published again until it arrives: the change reaches the sidecars asynchronously.
                 let url = format!("{order}/v1.0/publish/pubsub/{topic}");
-                let (_, seen) = call(reqwest::Method::GET, shipping_app, None).await;
+                let (_, seen) = http.call(reqwest::Method::GET, shipping_app, None).await;
                 let arrived = seen
                     .as_array()?
                     .iter()
                     .any(|r| r["path"] == format!("/{topic}") && r["body"]["data"]["orderId"] == n);
                 if !arrived {
-                    call(reqwest::Method::POST, &url, Some(json!({"orderId": n}))).await;
+                    http.call(reqwest::Method::POST, &url, Some(json!({"orderId": n})))
+                        .await;
                 }
                 arrived.then_some(())
             },
@@ -297,6 +323,7 @@ async fn component_and_subscription_changes(scenario: &Scenario<'_>) {
 /// Scaling spreads calls; a pod deleted mid-traffic costs no call; nothing restarted.
 async fn scale_out_and_delete_mid_traffic(scenario: &Scenario<'_>) {
     let Scenario {
+        http,
         env,
         cluster,
         shop,
@@ -312,7 +339,7 @@ async fn scale_out_and_delete_mid_traffic(scenario: &Scenario<'_>) {
     let answered = std::sync::Mutex::new(std::collections::BTreeSet::new());
     let url = format!("{order}/v1.0/invoke/catalog/method/whoami");
     eventually("calls to reach all three catalog pods", REACT, || async {
-        let (status, answer) = call(reqwest::Method::GET, &url, None).await;
+        let (status, answer) = http.call(reqwest::Method::GET, &url, None).await;
         let mut answered = answered.lock().unwrap();
         if status == 200 {
             answered.insert(answer["pod"].as_str().unwrap_or_default().to_owned());
@@ -325,41 +352,31 @@ async fn scale_out_and_delete_mid_traffic(scenario: &Scenario<'_>) {
         catalogs.iter().map(|(name, _)| name.clone()).collect();
     assert_eq!(answered, expected);
 
-    // One catalog pod deleted mid-traffic: every call still succeeds.
-    let running = Arc::new(AtomicBool::new(true));
-    // Four callers, a POST every 20 ms each, so calls are in every stage of the pod's shutdown.
-    let senders: Vec<_> = (0..4)
-        .map(|_| {
-            let (running, url) = (
-                Arc::clone(&running),
-                format!("{order}/v1.0/invoke/catalog/method/items"),
-            );
-            tokio::spawn(async move {
-                let mut outcomes = Vec::new();
-                while running.load(Ordering::SeqCst) {
-                    let body = json!({"n": outcomes.len()});
-                    let (status, answer) = call(reqwest::Method::POST, &url, Some(body)).await;
-                    let pod = answer["pod"].as_str().unwrap_or_default().to_owned();
-                    outcomes.push((status, pod, answer));
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                outcomes
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // One catalog pod deleted mid-traffic: every call still succeeds. Four callers call catalog
+    // through order, one call after another, before the deletion, while the pod shuts down and
+    // after it is gone. The stages before and after last until each caller has made PER_STAGE
+    // calls in them; the one in between lasts as long as the pod takes to stop (its app drains
+    // for 2 s), so there each caller must have a call in flight, however slow the machine.
+    let url = format!("{order}/v1.0/invoke/catalog/method/items");
+    let callers = Callers::start(http, &url, 4);
+    callers
+        .wait_for("calls before the deletion", PER_STAGE, REACT, |_| true)
+        .await;
     let victim = catalogs[0].0.clone();
+    let deleting = Instant::now();
     kubectl(env, shop, &["delete", "pod", &victim, "--wait=true"]).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    running.store(false, Ordering::SeqCst);
-    let mut per_sender = Vec::new();
-    for sender in senders {
-        per_sender.push(sender.await.unwrap());
-    }
-    let outcomes: Vec<_> = per_sender.iter().flatten().collect();
+    let deleted = Instant::now();
+    callers
+        .wait_for("calls after the deletion", PER_STAGE, REACT, |c| {
+            c.started >= deleted
+        })
+        .await;
+    let per_caller = callers.stop().await;
+    let outcomes: Vec<&Call> = per_caller.iter().flatten().collect();
     let failed: Vec<_> = outcomes
         .iter()
-        .filter(|(status, _, _)| *status != 200)
+        .filter(|c| c.status != 200)
+        .map(|c| (c.status, &c.answer))
         .collect();
     assert!(
         failed.is_empty(),
@@ -367,26 +384,33 @@ async fn scale_out_and_delete_mid_traffic(scenario: &Scenario<'_>) {
         failed.len(),
         outcomes.len()
     );
-    assert!(
-        outcomes.len() > 200,
-        "traffic flowed: {} calls",
-        outcomes.len()
-    );
+    let before = |c: &&Call| c.ended < deleting;
+    let during = |c: &&Call| c.started < deleted && c.ended >= deleting;
+    let after = |c: &&Call| c.started >= deleted;
+    let mut stages = Vec::new();
+    for (n, calls) in per_caller.iter().enumerate() {
+        let count = |stage: &dyn Fn(&&Call) -> bool| calls.iter().filter(|c| stage(c)).count();
+        let counts = (count(&before), count(&during), count(&after));
+        assert!(
+            counts.0 >= PER_STAGE && counts.1 >= 1 && counts.2 >= PER_STAGE,
+            "caller {n}: calls before, during and after the deletion: {counts:?}"
+        );
+        assert!(
+            calls.iter().filter(after).all(|c| c.pod != victim),
+            "caller {n}: calls moved off the deleted pod"
+        );
+        stages.push(counts);
+    }
     let mut by_pod = std::collections::BTreeMap::<&str, usize>::new();
-    for (_, pod, _) in &outcomes {
-        *by_pod.entry(pod.as_str()).or_default() += 1;
+    for call in &outcomes {
+        *by_pod.entry(call.pod.as_str()).or_default() += 1;
     }
     eprintln!(
-        "calls while {victim} was deleted: {} (0 failed), by pod {by_pod:?}",
-        outcomes.len()
+        "calls while {victim} was deleted: {} (0 failed), per caller (before, during, after) \
+         {stages:?}, by pod {by_pod:?}; the deletion took {:?}",
+        outcomes.len(),
+        deleted - deleting
     );
-    for outcomes in &per_sender {
-        let last = &outcomes[outcomes.len().saturating_sub(3)..];
-        assert!(
-            last.iter().all(|(_, pod, _)| *pod != victim),
-            "calls moved off the deleted pod"
-        );
-    }
 
     // No sidecar restarted: the same order process throughout, restart counts all 0.
     assert_eq!(cluster.node.pids(shop, &order_pod.0), *order_pids);

@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_e2e::sidecar_http::{call, component_names, invoke_unknown_app};
+use tandem_e2e::sidecar_http::SidecarClient;
 use tandem_envtest::{TestEnv, eventually};
 use tandem_operator::controller::Scope;
 use tandem_operator::metrics::Metrics;
@@ -27,7 +27,7 @@ use tandem_sidecar::testing::free_port;
 use tandem_sidecar::testing::sidecar::{Sidecar, SidecarBuilder};
 use tokio_util::sync::CancellationToken;
 
-const REACT: Duration = Duration::from_secs(20);
+const REACT: Duration = Duration::from_secs(30);
 
 async fn env_with_crds() -> TestEnv {
     let env = TestEnv::start().await;
@@ -154,6 +154,7 @@ async fn start_sidecar(
 #[tokio::test]
 async fn sidecars_load_from_the_operator_find_peers_by_dns_and_follow_component_changes() {
     let env = env_with_crds().await;
+    let http = SidecarClient::new();
     let ns = env.namespace().to_owned();
     env.kubectl_apply(
         r#"
@@ -225,57 +226,61 @@ spec: {}
 
     // Each gets its namespace's components in its scope, plus the built-in kubernetes store.
     assert_eq!(
-        component_names(&order.url("")).await,
+        http.component_names(&order.url("")).await,
         ["kubernetes", "orders", "statestore"]
     );
     assert_eq!(
-        component_names(&catalog.url("")).await,
+        http.component_names(&catalog.url("")).await,
         ["kubernetes", "statestore"]
     );
 
     // order → catalog by app id, through DNS to catalog's pod IP.
-    let (status, echoed) = call(
-        reqwest::Method::POST,
-        &order.url("/v1.0/invoke/catalog/method/items"),
-        Some(json!({"id": 7})),
-    )
-    .await;
+    let (status, echoed) = http
+        .call(
+            reqwest::Method::POST,
+            &order.url("/v1.0/invoke/catalog/method/items"),
+            Some(json!({"id": 7})),
+        )
+        .await;
     assert_eq!(status, 200, "{echoed}\norder log:\n{}", order.log());
     assert!(
         catalog_app.seen().iter().any(|s| s.uri.ends_with("/items")),
         "catalog's app got the call"
     );
     // ... and the same with the namespace spelled out.
-    let (status, _) = call(
-        reqwest::Method::POST,
-        &order.url(&format!("/v1.0/invoke/catalog.{ns}/method/items")),
-        Some(json!({})),
-    )
-    .await;
+    let (status, _) = http
+        .call(
+            reqwest::Method::POST,
+            &order.url(&format!("/v1.0/invoke/catalog.{ns}/method/items")),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(status, 200);
 
     // State and the Kubernetes secret store work through the sidecar.
-    let (status, _) = call(
-        reqwest::Method::POST,
-        &order.url("/v1.0/state/statestore"),
-        Some(json!([{"key": "k", "value": "v"}])),
-    )
-    .await;
+    let (status, _) = http
+        .call(
+            reqwest::Method::POST,
+            &order.url("/v1.0/state/statestore"),
+            Some(json!([{"key": "k", "value": "v"}])),
+        )
+        .await;
     assert_eq!(status, 204);
-    let (status, secret) = call(
-        reqwest::Method::GET,
-        &order.url("/v1.0/secrets/kubernetes/app-secret"),
-        None,
-    )
-    .await;
+    let (status, secret) = http
+        .call(
+            reqwest::Method::GET,
+            &order.url("/v1.0/secrets/kubernetes/app-secret"),
+            None,
+        )
+        .await;
     assert_eq!(
         (status, secret["password"].as_str()),
         (200, Some("s3cret")),
         "{secret}"
     );
 
-    // An app id nobody has: ERR_DIRECT_INVOKE, fast.
-    invoke_unknown_app(&order.url(""), Duration::from_secs(5)).await;
+    // An app id nobody has: ERR_DIRECT_INVOKE, never a hang.
+    http.invoke_unknown_app(&order.url(""), REACT).await;
 
     // An address that refuses connections (a pod gone) is skipped, and a POST with a body is sent
     // again to the next address: small bodies are buffered for that.
@@ -284,12 +289,13 @@ spec: {}
         &[Ipv4Addr::new(127, 0, 0, 9), catalog_ip],
     );
     for n in 0..4 {
-        let (status, answer) = call(
-            reqwest::Method::POST,
-            &order.url("/v1.0/invoke/catalog.elsewhere/method/retried"),
-            Some(json!({"n": n})),
-        )
-        .await;
+        let (status, answer) = http
+            .call(
+                reqwest::Method::POST,
+                &order.url("/v1.0/invoke/catalog.elsewhere/method/retried"),
+                Some(json!({"n": n})),
+            )
+            .await;
         assert_eq!(status, 200, "call {n}: {answer}");
     }
     let retried: Vec<_> = catalog_app
@@ -305,32 +311,35 @@ spec: {}
         .await
         .expect("apply");
     eventually("order to load cache", REACT, || async {
-        component_names(&order.url(""))
+        http.component_names(&order.url(""))
             .await
             .contains(&"cache".to_owned())
             .then_some(())
     })
     .await;
-    let (status, _) = call(
-        reqwest::Method::POST,
-        &order.url("/v1.0/state/cache"),
-        Some(json!([{"key": "a", "value": 1}])),
-    )
-    .await;
+    let (status, _) = http
+        .call(
+            reqwest::Method::POST,
+            &order.url("/v1.0/state/cache"),
+            Some(json!([{"key": "a", "value": 1}])),
+        )
+        .await;
     assert_eq!(status, 204, "the new store serves");
-    let (status, value) = call(
-        reqwest::Method::GET,
-        &order.url("/v1.0/state/statestore/k"),
-        None,
-    )
-    .await;
+    let (status, value) = http
+        .call(
+            reqwest::Method::GET,
+            &order.url("/v1.0/state/statestore/k"),
+            None,
+        )
+        .await;
     assert_eq!(
         (status, value),
         (200, json!("v")),
         "an unchanged store kept its data"
     );
     assert!(
-        !component_names(&catalog.url(""))
+        !http
+            .component_names(&catalog.url(""))
             .await
             .contains(&"cache".to_owned())
     );
@@ -339,8 +348,8 @@ spec: {}
         .expect("apply");
     eventually("cache to move from order to catalog", REACT, || async {
         let (o, c) = (
-            component_names(&order.url("")).await,
-            component_names(&catalog.url("")).await,
+            http.component_names(&order.url("")).await,
+            http.component_names(&catalog.url("")).await,
         );
         (!o.contains(&"cache".to_owned()) && c.contains(&"cache".to_owned())).then_some(())
     })
@@ -381,8 +390,9 @@ spec: {}
         .expect("apply");
     for sidecar in [&order, &catalog] {
         eventually("the edited Configuration to be in use", REACT, || async {
-            let (_, metadata) =
-                call(reqwest::Method::GET, &sidecar.url("/v1.0/metadata"), None).await;
+            let (_, metadata) = http
+                .call(reqwest::Method::GET, &sidecar.url("/v1.0/metadata"), None)
+                .await;
             (metadata["enabledFeatures"] == json!(["Resiliency"])).then_some(())
         })
         .await;

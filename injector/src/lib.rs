@@ -3,7 +3,7 @@
 //!
 //! Data flow: [`config`] validates the flags → [`run`] gets the serving certificate from its
 //! Secret (tandem-webhook-tls, shared by all replicas) → [`server`] answers `POST /mutate` over
-//! TLS: [`admission`] decodes the AdmissionReview and decides, [`sidecar_settings`] reads the
+//! TLS: [`admission`] decodes the AdmissionReview and decides, [`settings`] reads the
 //! annotations, [`patch`] builds the JSON Patch (all three pure) → [`webhook_config`] keeps the
 //! MutatingWebhookConfiguration's caBundle equal to our CA → [`admin`] serves health, readiness
 //! and [`metrics`].
@@ -14,7 +14,7 @@ pub mod config;
 pub mod metrics;
 pub mod patch;
 pub mod server;
-pub mod sidecar_settings;
+pub mod settings;
 pub mod webhook_config;
 
 pub use config::{Args, InjectorConfig};

@@ -3,7 +3,7 @@
 //! container or initContainer gets an empty patch, which makes re-invocation safe.
 
 use crate::config::InjectorConfig;
-use crate::sidecar_settings::{SettingsError, SidecarSettings};
+use crate::settings::{SettingsError, SidecarSettings};
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation};
 use k8s_openapi::api::core::v1::{

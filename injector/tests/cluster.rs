@@ -190,7 +190,7 @@ async fn injects_through_the_api_server() {
         bundle_is_set,
     )
     .await;
-    eventually("/readyz", Duration::from_secs(10), || async {
+    eventually("/readyz", Duration::from_secs(30), || async {
         let response = reqwest::get(format!("{admin}/readyz")).await.ok()?;
         response.status().is_success().then_some(())
     })
@@ -331,7 +331,7 @@ async fn injects_through_the_api_server() {
 
     // The injector stops: pods are still created (failurePolicy Ignore), without a sidecar.
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(15), injector)
+    tokio::time::timeout(Duration::from_secs(30), injector)
         .await
         .unwrap()
         .unwrap()

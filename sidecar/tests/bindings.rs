@@ -81,7 +81,7 @@ async fn output_bindings_through_the_api() {
     let s = SidecarBuilder::new(BIN, "shop", dir.path())
         .resources(&res)
         .start();
-    s.wait_outbound_ready(Duration::from_secs(10));
+    s.wait_outbound_ready(Duration::from_secs(30));
     let c = client();
     let url = s.url("/v1.0/bindings/files");
 
@@ -186,8 +186,8 @@ async fn cron_events_reach_the_app_that_accepts_them() {
         .resources(&res)
         .app_port(app)
         .start();
-    s.wait_ready(Duration::from_secs(10));
-    let deadline = Instant::now() + Duration::from_secs(10);
+    s.wait_ready(Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(30);
     while count(&calls, "POST", "/tick") < 2 || count(&calls, "POST", "/elsewhere") < 2 {
         assert!(
             Instant::now() < deadline,

@@ -25,7 +25,7 @@ async fn pair(dir: &std::path::Path, b_env: &[(&str, &str)]) -> (Sidecar, Sideca
         b = b.env(k, v);
     }
     let b = b.start();
-    b.wait_ready(Duration::from_secs(10));
+    b.wait_ready(Duration::from_secs(30));
     (a, b, app)
 }
 
@@ -172,8 +172,9 @@ async fn unknown_and_dead_targets_fail_fast() {
         assert_eq!(response.status().as_u16(), 500, "{target}");
         let body: serde_json::Value = response.json().await.expect("json");
         assert_eq!(body["errorCode"], "ERR_DIRECT_INVOKE");
+        // Fast: no timeout or retry loop waited out (the client would give up at 30 s).
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(10),
             "{target} took {:?}",
             started.elapsed()
         );
@@ -183,7 +184,7 @@ async fn unknown_and_dead_targets_fail_fast() {
     let entry = registry.join(format!("b.{}.json", b.pid()));
     assert!(entry.exists());
     b.signal(nix::sys::signal::Signal::SIGKILL);
-    b.wait_exit(Duration::from_secs(5)).expect("killed");
+    b.wait_exit(Duration::from_secs(30)).expect("killed");
     let started = Instant::now();
     let response = client()
         .get(a.url("/v1.0/invoke/b/method/x"))
@@ -191,9 +192,13 @@ async fn unknown_and_dead_targets_fail_fast() {
         .await
         .expect("request");
     assert_eq!(response.status().as_u16(), 500);
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     // The next lookup (after the resolver's short cache) finds the dead entry and removes it.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while entry.exists() {
         assert!(
             Instant::now() < deadline,
@@ -212,7 +217,7 @@ async fn calls_spread_over_instances_of_one_app() {
     let b2 = SidecarBuilder::new(BIN, "b", dir.path())
         .app_port(app2.port)
         .start();
-    b2.wait_ready(Duration::from_secs(10));
+    b2.wait_ready(Duration::from_secs(30));
     let c = client();
     for _ in 0..40 {
         let r = c

@@ -54,7 +54,12 @@ fn bad_flags_exit_64_with_one_line_naming_flag_and_value() {
         for n in needles {
             assert!(stderr.contains(n), "{args:?}: {stderr:?} does not name {n}");
         }
-        assert!(started.elapsed() < Duration::from_secs(2));
+        // Promptly: validation comes before any start-up work (a hang would block `run_to_exit`).
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
     }
     // Nothing was bound: the port is still free.
     std::net::TcpListener::bind(("0.0.0.0", port.parse::<u16>().expect("port")))
@@ -180,9 +185,9 @@ fn a_component_that_never_comes_up_stops_the_sidecar() {
         .resources(&res)
         .spawn();
     // Not ready while retrying.
-    s.wait_status("/v1.0/healthz/outbound", 500, Duration::from_secs(5));
+    s.wait_status("/v1.0/healthz/outbound", 500, Duration::from_secs(30));
     let status = s
-        .wait_exit(Duration::from_secs(10))
+        .wait_exit(Duration::from_secs(30))
         .expect("the sidecar must exit");
     assert_eq!(status.code(), Some(1));
     let log = s.log();
@@ -210,7 +215,7 @@ async fn healthz_waits_for_the_app_but_outbound_does_not() {
         .expect("outbound");
     assert_eq!(r.status().as_u16(), 204);
     let _app = std::net::TcpListener::bind(("127.0.0.1", app_port)).expect("app listens late");
-    s.wait_ready(Duration::from_secs(5));
+    s.wait_ready(Duration::from_secs(30));
     let r = client()
         .get(s.url("/v1.0/healthz?appid=someone-else"))
         .send()
@@ -285,14 +290,14 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
     let b = SidecarBuilder::new(BIN, "b", dir.path())
         .app_port(app.port)
         .start();
-    b.wait_ready(Duration::from_secs(5));
+    b.wait_ready(Duration::from_secs(30));
     let slow = tokio::spawn(
         client()
             .get(a.url("/v1.0/invoke/b/method/slow"))
             .header("x-delay-ms", "1500")
             .send(),
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while app.seen().is_empty() {
         assert!(
             Instant::now() < deadline,
@@ -306,10 +311,10 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
         .expect("join")
         .expect("in-flight call must finish");
     assert_eq!(r.status().as_u16(), 200);
-    let status = a
-        .wait_exit(Duration::from_secs(6))
-        .expect("exits within the grace period");
+    let status = a.wait_exit(Duration::from_secs(30)).expect("exits");
     assert_eq!(status.code(), Some(0));
+    // Within the grace period by the sidecar's own clock: it did not have to stop anyway.
+    assert!(!a.log().contains("after the grace period"), "{}", a.log());
     assert!(
         !dir.path()
             .join(format!("registry/a.{}.json", a.pid()))
@@ -328,7 +333,7 @@ async fn shutdown_api_stops_the_sidecar() {
         .expect("shutdown");
     assert_eq!(r.status().as_u16(), 204);
     assert_eq!(
-        s.wait_exit(Duration::from_secs(7)).expect("exits").code(),
+        s.wait_exit(Duration::from_secs(30)).expect("exits").code(),
         Some(0)
     );
 }
@@ -389,7 +394,7 @@ fn run_mode_forwards_sigterm_to_the_app() {
         .args(["--", "sh", "-c", &script])
         .spawn()
         .expect("run");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while tandem_sidecar::testing::http_status(ports[0], "/v1.0/healthz/outbound") != Some(204) {
         assert!(Instant::now() < deadline, "sidecar never came up");
         std::thread::sleep(Duration::from_millis(20));
@@ -410,17 +415,21 @@ fn slow_headers_are_cut_off() {
     stream
         .write_all(b"GET /v1.0/metadata HTTP/1.1\r\nHost: x\r\n")
         .expect("partial headers");
+    // Far longer than the sidecar's header timeout (10 s): the sidecar ends the exchange, not us.
     stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
     let started = Instant::now();
     let mut buf = Vec::new();
-    let _ = stream.read_to_end(&mut buf);
+    let read = stream.read_to_end(&mut buf);
     let waited = started.elapsed();
-    assert!(
-        waited < Duration::from_secs(15),
-        "a slow client held the connection for {waited:?}"
-    );
+    let ours = read.as_ref().is_err_and(|e| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )
+    });
+    assert!(!ours, "a slow client held the connection for {waited:?}");
     // Meanwhile the sidecar still serves everyone else.
     assert_eq!(
         tandem_sidecar::testing::http_status(s.http_port, "/v1.0/healthz/outbound"),

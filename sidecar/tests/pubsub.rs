@@ -92,7 +92,7 @@ async fn publish_route_retry_drop_and_dead_letter() {
     let s = SidecarBuilder::new(BIN, "shop", dir.path())
         .app_port(port)
         .start();
-    s.wait_ready(Duration::from_secs(10));
+    s.wait_ready(Duration::from_secs(30));
     let c = client();
     let publish = |topic: &str, body: Value| {
         c.post(s.url(&format!("/v1.0/publish/pubsub/{topic}")))
@@ -101,7 +101,7 @@ async fn publish_route_retry_drop_and_dead_letter() {
     };
 
     // Subscriptions are listed once discovered.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let md = json_of(
             c.get(s.url("/v1.0/metadata"))
@@ -137,8 +137,8 @@ async fn publish_route_retry_drop_and_dead_letter() {
             .as_u16(),
         204
     );
-    wait_for(&got, "/orders", 1, Duration::from_secs(5)).await;
-    wait_for(&got, "/big", 1, Duration::from_secs(5)).await;
+    wait_for(&got, "/orders", 1, Duration::from_secs(30)).await;
+    wait_for(&got, "/big", 1, Duration::from_secs(30)).await;
     let all = got.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let (_, ct, event) = all
         .iter()
@@ -161,7 +161,7 @@ async fn publish_route_retry_drop_and_dead_letter() {
         .await
         .expect("publish");
     assert_eq!(r.status().as_u16(), 204);
-    wait_for(&got, "/raw", 1, Duration::from_secs(5)).await;
+    wait_for(&got, "/raw", 1, Duration::from_secs(30)).await;
     let raw = got
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -173,13 +173,14 @@ async fn publish_route_retry_drop_and_dead_letter() {
 
     // RETRY twice, then SUCCESS: delivered three times, then never again.
     publish("flaky", json!("x")).await.expect("publish");
-    wait_for(&got, "/flaky", 3, Duration::from_secs(10)).await;
+    wait_for(&got, "/flaky", 3, Duration::from_secs(30)).await;
     // DROP: once, never again. A poison message: retried, then dead-lettered, exactly once.
     publish("dropme", json!("d")).await.expect("publish");
     publish("poison", json!({"bad": true}))
         .await
         .expect("publish");
-    wait_for(&got, "/dead", 1, Duration::from_secs(15)).await;
+    wait_for(&got, "/dead", 1, Duration::from_secs(30)).await;
+    wait_for(&got, "/dropme", 1, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // anything extra would have arrived by now
     assert_eq!(count(&got, "/flaky"), 3);
     assert_eq!(count(&got, "/dropme"), 1);
@@ -201,8 +202,8 @@ async fn publish_route_retry_drop_and_dead_letter() {
         .await
         .expect("bulk");
     assert_eq!(r.status().as_u16(), 204);
-    wait_for(&got, "/orders", 2, Duration::from_secs(5)).await;
-    wait_for(&got, "/big", 2, Duration::from_secs(5)).await;
+    wait_for(&got, "/orders", 2, Duration::from_secs(30)).await;
+    wait_for(&got, "/big", 2, Duration::from_secs(30)).await;
     let dup = json!([{"entryId": "x", "event": 1}, {"entryId": "x", "event": 2}]);
     let r = c
         .post(s.url("/v1.0-alpha1/publish/bulk/pubsub/orders"))
@@ -268,9 +269,9 @@ async fn declarative_subscriptions_route_by_cel() {
         .app_port(port)
         .resources(&res)
         .start();
-    s.wait_ready(Duration::from_secs(10));
+    s.wait_ready(Duration::from_secs(30));
     let c = client();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let md = json_of(
             c.get(s.url("/v1.0/metadata"))
@@ -298,8 +299,8 @@ async fn declarative_subscriptions_route_by_cel() {
             .expect("publish");
         assert_eq!(r.status().as_u16(), 204);
     }
-    wait_for(&got, "/special", 1, Duration::from_secs(5)).await;
-    wait_for(&got, "/plain", 1, Duration::from_secs(5)).await;
+    wait_for(&got, "/special", 1, Duration::from_secs(30)).await;
+    wait_for(&got, "/plain", 1, Duration::from_secs(30)).await;
     assert_eq!(
         count(&got, "/never"),
         0,
@@ -333,7 +334,7 @@ async fn redis_streams_broker_delivers_through_the_sidecar() {
         .app_port(port)
         .resources(&res)
         .start();
-    s.wait_ready(Duration::from_secs(10));
+    s.wait_ready(Duration::from_secs(30));
     let c = client();
     for total in [5, 500] {
         let r = c
@@ -344,15 +345,15 @@ async fn redis_streams_broker_delivers_through_the_sidecar() {
             .expect("publish");
         assert_eq!(r.status().as_u16(), 204);
     }
-    wait_for(&got, "/orders", 1, Duration::from_secs(10)).await;
-    wait_for(&got, "/big", 1, Duration::from_secs(10)).await;
+    wait_for(&got, "/orders", 1, Duration::from_secs(30)).await;
+    wait_for(&got, "/big", 1, Duration::from_secs(30)).await;
     // RETRY twice then SUCCESS goes through Redis' pending list: three deliveries in all.
     c.post(s.url("/v1.0/publish/pubsub/flaky"))
         .json(&json!("x"))
         .send()
         .await
         .expect("publish");
-    wait_for(&got, "/flaky", 3, Duration::from_secs(15)).await;
+    wait_for(&got, "/flaky", 3, Duration::from_secs(30)).await;
     // The message is on the stream, as Dapr's Redis pub/sub keeps it.
     let out = std::process::Command::new("redis-cli")
         .args(["-p", &redis.port().to_string(), "XLEN", "orders"])

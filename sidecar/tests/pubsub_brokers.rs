@@ -124,7 +124,7 @@ async fn publish_and_deliver(component: tandem_crds::Component, dir: &Path) {
         .await
         .expect("publish");
     assert_eq!(r.status().as_u16(), 204, "publish answered {r:?}");
-    wait_for(&got, "/orders", 1, Duration::from_secs(10)).await;
+    wait_for(&got, "/orders", 1, Duration::from_secs(30)).await;
     let event = &received(&got, "/orders")[0];
     assert_eq!(event["data"], json!({"id": 7, "total": 50}));
     assert_eq!(event["topic"], "orders");

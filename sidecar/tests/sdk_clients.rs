@@ -202,7 +202,7 @@ async fn python_sdk_invoke_method() {
     let callee = SidecarBuilder::new(BIN, "py-callee", &data)
         .app_port(app.port)
         .start();
-    callee.wait_ready(Duration::from_secs(10));
+    callee.wait_ready(Duration::from_secs(30));
     let caller = SidecarBuilder::new(BIN, "py-caller", &data)
         .env("DAPR_API_TOKEN", token)
         .start();

@@ -226,7 +226,7 @@ async fn scenario(s: &Sidecar) {
         "{:?}",
         r.headers()
     );
-    let deadline = Instant::now() + Duration::from_secs(6);
+    let deadline = Instant::now() + Duration::from_secs(30);
     for key in ["ttl", "ttl2"] {
         while c
             .get(url(&format!("/v1.0/state/statestore/{key}")))

@@ -82,7 +82,7 @@ async fn serves_and_swaps_certificates() {
     let _ = rustls::pki_types::CertificateDer::from_pem_slice(second.cert_pem.as_bytes()).unwrap();
 
     shutdown.cancel();
-    tokio::time::timeout(std::time::Duration::from_secs(15), server)
+    tokio::time::timeout(std::time::Duration::from_secs(30), server)
         .await
         .unwrap()
         .unwrap()

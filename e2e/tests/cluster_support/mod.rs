@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails on what it unwraps")]
 
+pub mod traffic;
+
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod};
 use kube::Api;
 use kube::api::{ListParams, PostParams};

@@ -18,8 +18,9 @@ use tandem_operator::metrics::Metrics;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// How long the operator may take to react to a change.
-pub const REACT: Duration = Duration::from_secs(15);
+/// How long a test waits for the operator to react to a change: generous for a loaded machine,
+/// yet far below the 5-minute resync, so a change the watches missed still fails the test.
+pub const REACT: Duration = Duration::from_secs(30);
 
 /// Held while the dapr.io CRDs are installed, and by the conversion test for as long as it points
 /// `subscriptions.dapr.io` at its webhook: installing sets the conversion strategy to `None`,
