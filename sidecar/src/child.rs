@@ -41,6 +41,19 @@ fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
     }
 }
 
+/// The sidecar's exit code once the app ended after `forwarded` was passed on to it: an app that
+/// died of that signal (or exited 128 + it, as shells do) stopped as asked, which is success, as
+/// with `dapr run`; any other code is the app's own.
+fn exit_code_after(status: std::process::ExitStatus, forwarded: Signal) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    let sig = forwarded as i32;
+    if status.signal() == Some(sig) || status.code() == Some(128 + sig) {
+        ExitCode::SUCCESS
+    } else {
+        exit_code_of(status)
+    }
+}
+
 /// Waits for a reason to stop: SIGTERM/SIGINT (forwarded to the app, which then gets the grace
 /// period to exit), the shutdown token, or the app exiting. Returns the app's exit code when
 /// there is an app.
@@ -74,12 +87,48 @@ pub async fn wait_for_shutdown(
     shutdown.cancel();
     let mut child = child?;
     forward(&child, received.unwrap_or(Signal::SIGTERM));
+    let forwarded = received.unwrap_or(Signal::SIGTERM);
     match tokio::time::timeout(grace, child.wait()).await {
-        Ok(status) => Some(status.map(exit_code_of).unwrap_or(ExitCode::FAILURE)),
+        Ok(status) => Some(
+            status
+                .map(|s| exit_code_after(s, forwarded))
+                .unwrap_or(ExitCode::FAILURE),
+        ),
         Err(_) => {
             tracing::warn!("the app did not exit within the grace period; killing it");
             let _ = child.kill().await;
             Some(ExitCode::FAILURE)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn dying_of_the_forwarded_signal_is_success() {
+        // Raw wait statuses: a signal number alone, or an exit code shifted by 8.
+        let killed_by_term = std::process::ExitStatus::from_raw(15);
+        let shell_143 = std::process::ExitStatus::from_raw(143 << 8);
+        let own_code = std::process::ExitStatus::from_raw(3 << 8);
+        let killed_by_kill = std::process::ExitStatus::from_raw(9);
+        assert_eq!(
+            exit_code_after(killed_by_term, Signal::SIGTERM),
+            ExitCode::SUCCESS
+        );
+        assert_eq!(
+            exit_code_after(shell_143, Signal::SIGTERM),
+            ExitCode::SUCCESS
+        );
+        assert_eq!(
+            exit_code_after(own_code, Signal::SIGTERM),
+            ExitCode::from(3)
+        );
+        assert_eq!(
+            exit_code_after(killed_by_kill, Signal::SIGTERM),
+            ExitCode::from(137)
+        );
     }
 }

@@ -42,6 +42,8 @@ pub enum Code {
     HeadersTooLarge,
     Unauthorized,
     RouteNotFound,
+    /// A Dapr API Tandem does not serve (yet).
+    ApiUnimplemented,
     Internal,
     // State.
     StateStoreNotConfigured,
@@ -95,6 +97,7 @@ impl Code {
             Code::HeadersTooLarge => ("ERR_HEADERS_TOO_LARGE", 431, G::ResourceExhausted, None),
             Code::Unauthorized => ("ERR_UNAUTHORIZED", 401, G::Unauthenticated, None),
             Code::RouteNotFound => ("ERR_NOT_FOUND", 404, G::Unimplemented, None),
+            Code::ApiUnimplemented => ("ERR_API_UNIMPLEMENTED", 501, G::Unimplemented, None),
             Code::Internal => ("ERR_INTERNAL", 500, G::Internal, None),
 
             Code::StateStoreNotConfigured => (
@@ -288,6 +291,7 @@ mod tests {
         Code::HeadersTooLarge,
         Code::Unauthorized,
         Code::RouteNotFound,
+        Code::ApiUnimplemented,
         Code::Internal,
         Code::StateStoreNotConfigured,
         Code::StateStoreNotFound,

@@ -12,7 +12,9 @@ use super::error::{BlockError, Code};
 use crate::components::registry::{Lookup, StateHandle};
 use crate::components::state::{Feature, KeyPrefix, StoreError, StoredItem};
 use futures_util::StreamExt;
-use request::{KeyScope, check_consistency, to_delete, to_set, to_transaction};
+use request::{
+    KeyScope, check_consistency, to_delete, to_set, to_transaction, with_request_metadata,
+};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -104,7 +106,7 @@ impl StateBlock<'_> {
         let scope = self.scope(&handle);
         let requests = items
             .into_iter()
-            .map(|item| to_set(item, &scope, request_md))
+            .map(|item| to_set(with_request_metadata(item, request_md), &scope, request_md))
             .collect::<Result<Vec<_>, _>>()?;
         let mut first_error = None;
         for req in requests {

@@ -92,6 +92,39 @@ fn publish_routes() -> Router<Shared> {
         )
 }
 
+/// Dapr APIs Tandem does not serve yet: a clear 501 naming the API, never the invocation
+/// fallback (whose "failed getting app id" would read like a failed service call).
+const UNIMPLEMENTED: &[(&str, &str)] = &[
+    ("/v1.0/actors/{*rest}", "actors"),
+    ("/v1.0-alpha1/lock/{store}", "distributed lock"),
+    ("/v1.0-alpha1/unlock/{store}", "distributed lock"),
+    ("/v1.0-alpha1/state/{store}/query", "state query"),
+    ("/v1.0/configuration/{*rest}", "configuration"),
+    ("/v1.0-alpha1/configuration/{*rest}", "configuration"),
+    ("/v1.0-alpha1/crypto/{*rest}", "cryptography"),
+    ("/v1.0-alpha1/workflows/{*rest}", "workflow"),
+    ("/v1.0-beta1/workflows/{*rest}", "workflow"),
+    ("/v1.0-alpha1/jobs/{*rest}", "jobs"),
+    ("/v1.0-alpha1/conversation/{*rest}", "conversation"),
+    ("/v1.0-alpha2/conversation/{*rest}", "conversation"),
+];
+
+fn unimplemented_routes() -> Router<Shared> {
+    UNIMPLEMENTED
+        .iter()
+        .fold(Router::new(), |router, &(path, api)| {
+            router.route(
+                path,
+                any(move || async move {
+                    BlockError::new(
+                        Code::ApiUnimplemented,
+                        format!("the {api} API is not implemented by Tandem yet"),
+                    )
+                }),
+            )
+        })
+}
+
 fn health_and_metadata() -> Router<Shared> {
     Router::new()
         .route("/v1.0/healthz", get(health::healthz))
@@ -106,6 +139,7 @@ pub fn api_router(sc: Shared) -> Router {
         .merge(state_routes())
         .merge(publish_routes())
         .merge(health_and_metadata())
+        .merge(unimplemented_routes())
         .route("/v1.0/secrets/{store}/bulk", get(secrets::bulk))
         .route("/v1.0/secrets/{store}/{key}", get(secrets::get))
         .route("/v1.0/shutdown", post(health::shutdown))

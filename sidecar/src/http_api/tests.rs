@@ -259,6 +259,14 @@ async fn invocation_without_a_target_and_the_public_port() {
     let sc = &f.sidecar;
     let (s, v) = call(sc, "GET", "/no/such/route", None).await;
     assert_eq!((s.as_u16(), code(&v)), (404, "ERR_DIRECT_INVOKE"));
+    let (s, v) = call(sc, "PUT", "/v1.0/actors/Cart/1/method/add", Some(json!({}))).await;
+    assert_eq!((s.as_u16(), code(&v)), (501, "ERR_API_UNIMPLEMENTED"));
+    assert!(
+        v["message"].as_str().unwrap_or_default().contains("actors"),
+        "{v}"
+    );
+    let (s, v) = call(sc, "POST", "/v1.0-alpha1/lock/store", Some(json!({}))).await;
+    assert_eq!((s.as_u16(), code(&v)), (501, "ERR_API_UNIMPLEMENTED"));
     let (s, v) = call(sc, "POST", "/v1.0/invoke/order/method/x", Some(json!({}))).await;
     assert_eq!((s.as_u16(), code(&v)), (500, "ERR_DIRECT_INVOKE"));
     let (s, _) = call(sc, "GET", "/v1.0/healthz", None).await;
@@ -273,4 +281,37 @@ async fn invocation_without_a_target_and_the_public_port() {
         .await
         .expect("router");
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn url_metadata_overrides_item_metadata_on_save() {
+    let f = fixture().await;
+    let sc = &f.sidecar;
+    let items = json!([{"key": "t", "value": 1, "metadata": {"ttlInSeconds": "1"}}]);
+    let (s, _) = call(
+        sc,
+        "POST",
+        "/v1.0/state/statestore?metadata.ttlInSeconds=100",
+        Some(items),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let request = Request::get("/v1.0/state/statestore/t")
+        .body(Body::empty())
+        .expect("request");
+    let response = api_router(sc.clone())
+        .oneshot(request)
+        .await
+        .expect("router");
+    assert_eq!(response.status(), StatusCode::OK);
+    let expires = response.headers()["metadata.ttlexpiretime"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    let at = chrono::DateTime::parse_from_rfc3339(&expires).expect("RFC 3339");
+    let left = at.signed_duration_since(chrono::Utc::now());
+    assert!(
+        left > chrono::TimeDelta::seconds(50),
+        "the URL's 100 s won, not the item's 1 s: {left}"
+    );
 }

@@ -100,6 +100,18 @@ pub fn parse_ttl(
     }
 }
 
+/// Dapr's rule for a save: the request's metadata (`?metadata.k=v`) is merged into every item,
+/// overriding the item's own keys.
+pub fn with_request_metadata(
+    mut item: SaveItem,
+    request_md: &BTreeMap<String, String>,
+) -> SaveItem {
+    for (k, v) in request_md {
+        item.metadata.insert(k.clone(), v.clone());
+    }
+    item
+}
+
 /// A save item (or transaction upsert) as a store write.
 pub fn to_set(
     item: SaveItem,
@@ -243,6 +255,21 @@ mod tests {
         }
         let illegal = to_set(item("a||b"), &scope(), &BTreeMap::new()).expect_err("||");
         assert_eq!(illegal.spec().reason, Some("DAPR_STATE_ILLEGAL_KEY"));
+    }
+
+    #[test]
+    fn a_saves_request_metadata_overrides_its_items() {
+        let item = SaveItem {
+            metadata: md(&[("ttlInSeconds", "1"), ("other", "x")]),
+            ..item("k")
+        };
+        let merged = with_request_metadata(item, &md(&[("ttlInSeconds", "3")]));
+        assert_eq!(
+            merged.metadata,
+            md(&[("ttlInSeconds", "3"), ("other", "x")])
+        );
+        let set = to_set(merged, &scope(), &BTreeMap::new()).expect("valid");
+        assert_eq!(set.ttl, Some(3));
     }
 
     #[test]

@@ -28,8 +28,19 @@ async fn etag_of(store: &dyn StateStore, key: &str) -> String {
     item.etag.expect("stores used here support etags")
 }
 
+/// What an ETag naming a key that does not exist means: each Dapr store decides, and Tandem's
+/// store of the same type decides the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtagOnMissingKey {
+    /// A conflict (in-memory, SQLite, PostgreSQL: the write compares against a stored version).
+    Conflicts,
+    /// The write (or delete) goes ahead (Redis: the script compares versions only when the key
+    /// has one).
+    Proceeds,
+}
+
 /// Runs the whole suite; `ns` keeps keys of concurrent runs apart.
-pub async fn run(store: &dyn StateStore, ns: &str) {
+pub async fn run(store: &dyn StateStore, ns: &str, missing: EtagOnMissingKey) {
     let k = |name: &str| format!("{ns}||{name}");
 
     // Round trip and missing keys.
@@ -66,7 +77,7 @@ pub async fn run(store: &dyn StateStore, ns: &str) {
         Bytes::from_static(b"3")
     );
 
-    // Malformed etags are invalid, not mismatched; an etag for a missing key conflicts.
+    // Malformed etags are invalid, not mismatched; an etag for a missing key is the store's call.
     let bad = SetRequest {
         etag: Some("not-a-number".into()),
         ..set(&k("a"), "4")
@@ -79,11 +90,52 @@ pub async fn run(store: &dyn StateStore, ns: &str) {
         etag: Some("12345".into()),
         ..set(&k("ghost"), "1")
     };
-    assert!(matches!(
-        store.set(ghost).await,
-        Err(StoreError::EtagMismatch(_))
-    ));
-    assert!(store.get(&k("ghost")).await.expect("get").is_none());
+    // The JS SDK's case: an etag and first-write on a key that does not exist.
+    let ghost_first_write = SetRequest {
+        etag: Some("1234".into()),
+        concurrency: Concurrency::FirstWrite,
+        ..set(&k("ghost-fw"), "1")
+    };
+    match missing {
+        EtagOnMissingKey::Conflicts => {
+            assert!(matches!(
+                store.set(ghost).await,
+                Err(StoreError::EtagMismatch(_))
+            ));
+            assert!(matches!(
+                store.set(ghost_first_write).await,
+                Err(StoreError::EtagMismatch(_))
+            ));
+            assert!(store.get(&k("ghost")).await.expect("get").is_none());
+        }
+        EtagOnMissingKey::Proceeds => {
+            store
+                .set(ghost)
+                .await
+                .expect("etag on a missing key writes");
+            store
+                .set(ghost_first_write)
+                .await
+                .expect("etag and first-write on a missing key write");
+            let written = store.get(&k("ghost")).await.expect("get").expect("written");
+            assert_eq!(written.data, Bytes::from_static(b"1"));
+            let stale = SetRequest {
+                etag: Some("12345".into()),
+                ..set(&k("ghost"), "2")
+            };
+            if written.etag.as_deref() != Some("12345") {
+                assert!(matches!(
+                    store.set(stale).await,
+                    Err(StoreError::EtagMismatch(_))
+                ));
+            }
+            store.delete(del(&k("ghost"), None)).await.expect("cleanup");
+            store
+                .delete(del(&k("ghost-fw"), None))
+                .await
+                .expect("cleanup");
+        }
+    }
 
     // First-write without etag: only when the key is new.
     let fw = |key: &str| SetRequest {
@@ -118,10 +170,13 @@ pub async fn run(store: &dyn StateStore, ns: &str) {
         .delete(del(&k("a"), None))
         .await
         .expect("deleting a missing key");
-    assert!(matches!(
-        store.delete(del(&k("a"), Some(&now))).await,
-        Err(StoreError::EtagMismatch(_))
-    ));
+    let delete_missing = store.delete(del(&k("a"), Some(&now))).await;
+    match missing {
+        EtagOnMissingKey::Conflicts => {
+            assert!(matches!(delete_missing, Err(StoreError::EtagMismatch(_))))
+        }
+        EtagOnMissingKey::Proceeds => delete_missing.expect("deleting a missing key with an etag"),
+    }
 
     // Transactions are all or nothing.
     store.set(set(&k("t1"), "old")).await.expect("set");

@@ -159,7 +159,12 @@ mod tests {
 
     #[tokio::test]
     async fn conforms() {
-        super::super::conformance::run(&MemoryStore::new(), "mem").await;
+        super::super::conformance::run(
+            &MemoryStore::new(),
+            "mem",
+            super::super::conformance::EtagOnMissingKey::Conflicts,
+        )
+        .await;
     }
 
     #[tokio::test]

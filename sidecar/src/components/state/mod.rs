@@ -3,6 +3,9 @@
 //!
 //! - ETags are decimal version numbers. A request ETag that does not parse is `EtagInvalid` (400).
 //! - `set` with an ETag succeeds only if the key exists with that ETag, else `EtagMismatch` (409).
+//!   An ETag naming a key that does not exist is each Dapr store's own call, and Tandem's store of
+//!   the same type makes the same one: `state.redis` writes (Dapr's script compares versions only
+//!   when the key has one), the others conflict (`conformance::EtagOnMissingKey`).
 //!   With no ETag and `FirstWrite`, it succeeds only if the key does not exist. Otherwise it
 //!   overwrites. Every successful write gives the key a new ETag.
 //! - `delete` with an ETag succeeds only if the key exists with that ETag; without one, deleting a

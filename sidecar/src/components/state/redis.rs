@@ -3,7 +3,8 @@
 //! `HINCRBY` on every write); a first-write also sets `first-write`, as Dapr does. A new key's
 //! version starts from a random number instead of 0 (see [`start_version`]). Every check and
 //! write runs inside one Lua script, so ETag checks are atomic on the server and each operation
-//! costs one round trip (`EVALSHA`).
+//! costs one round trip (`EVALSHA`). As in Dapr's script, an ETag is compared only when the key
+//! has a version: a write or delete with an ETag on a key that does not exist goes ahead.
 
 #[cfg(test)]
 mod tests;
@@ -52,7 +53,7 @@ return {h[1], h[2], redis.call("PTTL", KEYS[1])}"#;
 const SET: &str = r#"
 local ver = redis.pcall("HGET", KEYS[1], "version")
 if ARGV[1] ~= "" then
-  if ver ~= ARGV[1] then return -1 end
+  if type(ver) == "string" and ver ~= ARGV[1] then return -1 end
 elseif ARGV[3] == "1" and redis.call("EXISTS", KEYS[1]) == 1 then
   return -1
 end
@@ -67,7 +68,8 @@ return v"#;
 
 /// ARGV: etag ("" for none). Returns -1 on an ETag mismatch.
 const DELETE: &str = r#"
-if ARGV[1] ~= "" and redis.pcall("HGET", KEYS[1], "version") ~= ARGV[1] then return -1 end
+local ver = redis.pcall("HGET", KEYS[1], "version")
+if ARGV[1] ~= "" and type(ver) == "string" and ver ~= ARGV[1] then return -1 end
 return redis.call("DEL", KEYS[1])"#;
 
 /// KEYS: one per operation. ARGV: six per operation (kind "S"/"D", etag, first-write, ttl, data,
@@ -77,7 +79,8 @@ const TRANSACT: &str = r#"
 for i = 1, #KEYS do
   local b = (i - 1) * 6
   if ARGV[b + 2] ~= "" then
-    if redis.pcall("HGET", KEYS[i], "version") ~= ARGV[b + 2] then return -i end
+    local ver = redis.pcall("HGET", KEYS[i], "version")
+    if type(ver) == "string" and ver ~= ARGV[b + 2] then return -i end
   elseif ARGV[b + 1] == "S" and ARGV[b + 3] == "1" and redis.call("EXISTS", KEYS[i]) == 1 then
     return -i
   end

@@ -242,7 +242,12 @@ mod tests {
         let store = SqliteStore::open(&path.to_string_lossy(), "state", Duration::from_secs(5))
             .await
             .expect("open");
-        super::super::conformance::run(&store, "sqlite").await;
+        super::super::conformance::run(
+            &store,
+            "sqlite",
+            super::super::conformance::EtagOnMissingKey::Conflicts,
+        )
+        .await;
     }
 
     #[tokio::test]

@@ -39,7 +39,12 @@ async fn raw_row(store: &PostgresStore, key: &str) -> Option<(String, bool)> {
 async fn conforms() {
     let server = PostgresServer::start();
     let store = store(&server, &[]).await;
-    super::super::conformance::run(&store, "postgres").await;
+    super::super::conformance::run(
+        &store,
+        "postgres",
+        super::super::conformance::EtagOnMissingKey::Conflicts,
+    )
+    .await;
     store.close().await;
 }
 

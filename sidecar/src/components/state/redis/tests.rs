@@ -36,7 +36,12 @@ async fn hget(conn: &mut ::redis::aio::MultiplexedConnection, key: &str, field: 
 #[tokio::test]
 async fn conforms() {
     let server = RedisServer::start();
-    super::super::conformance::run(&store(&server, &[]).await, "redis").await;
+    super::super::conformance::run(
+        &store(&server, &[]).await,
+        "redis",
+        super::super::conformance::EtagOnMissingKey::Proceeds,
+    )
+    .await;
 }
 
 #[tokio::test]
