@@ -1,5 +1,7 @@
-//! Health: ready once components have settled and the app channel is up; outbound-ready once
-//! components have settled (SDKs ask before their app listens).
+//! Health: ready once components have settled, the app channel is up and the app's first
+//! subscriptions are in place at their brokers (so a message published the moment the sidecar is
+//! ready reaches the app); outbound-ready once components have settled (SDKs ask before their
+//! app listens, so it must not wait for the app).
 
 use super::Sidecar;
 use super::error::{BlockError, Code};
@@ -33,6 +35,8 @@ impl HealthBlock<'_> {
         }
         if !sc.app_ready() {
             waiting.push("app-channel");
+        } else if !sc.subscribed() {
+            waiting.push("subscriptions");
         }
         if waiting.is_empty() {
             Ok(())

@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::pubsub::subscriptions::Subscription;
 use crate::swap::Swap;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tandem_crds::ConfigurationSpec;
 use tokio_util::sync::CancellationToken;
@@ -69,6 +70,9 @@ pub struct Sidecar {
     /// Values set with `PUT /v1.0/metadata/{key}`.
     extended: Mutex<BTreeMap<String, String>>,
     subscriptions: SubscriptionList,
+    /// Whether the first subscriptions are in place at their brokers (true from the start when
+    /// there is no app to deliver to).
+    subscribed: AtomicBool,
     shutdown: CancellationToken,
 }
 
@@ -87,6 +91,7 @@ impl Sidecar {
             api_token,
             shutdown,
         } = parts;
+        let subscribed = AtomicBool::new(app.is_none());
         Sidecar {
             app_id,
             namespace,
@@ -100,6 +105,7 @@ impl Sidecar {
             api_token,
             extended: Mutex::default(),
             subscriptions: SubscriptionList::default(),
+            subscribed,
             shutdown,
         }
     }
@@ -192,6 +198,17 @@ impl Sidecar {
     /// The list the subscription workers keep current.
     pub fn subscriptions(&self) -> &SubscriptionList {
         &self.subscriptions
+    }
+
+    /// Called by the subscription workers once the first subscriptions are in place (or were
+    /// tried): until then the sidecar does not report ready, so a message published the moment
+    /// it does reaches the app.
+    pub fn mark_subscribed(&self) {
+        self.subscribed.store(true, Ordering::Release);
+    }
+
+    pub fn subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
     }
 
     /// Fires when the sidecar should stop (signal, `/v1.0/shutdown`, fatal error, app exit).

@@ -63,6 +63,7 @@ impl Subscribers {
         };
         let _ = self.programmatic.set(programmatic);
         self.reconcile().await;
+        self.sidecar.mark_subscribed();
     }
 
     /// Stops what is no longer wanted (or runs on a replaced pubsub) and starts what is new.
