@@ -96,9 +96,6 @@ fn publish_routes() -> Router<Shared> {
 /// fallback (whose "failed getting app id" would read like a failed service call).
 const UNIMPLEMENTED: &[(&str, &str)] = &[
     ("/v1.0/actors/{*rest}", "actors"),
-    ("/v1.0-alpha1/lock/{store}", "distributed lock"),
-    ("/v1.0-alpha1/unlock/{store}", "distributed lock"),
-    ("/v1.0-alpha1/state/{store}/query", "state query"),
     ("/v1.0/configuration/{*rest}", "configuration"),
     ("/v1.0-alpha1/configuration/{*rest}", "configuration"),
     ("/v1.0-alpha1/crypto/{*rest}", "cryptography"),
@@ -109,18 +106,33 @@ const UNIMPLEMENTED: &[(&str, &str)] = &[
     ("/v1.0-alpha2/conversation/{*rest}", "conversation"),
 ];
 
+/// The same for APIs Dapr serves only on POST/PUT (another method is a wrong request, not a
+/// missing API).
+const UNIMPLEMENTED_WRITES: &[(&str, &str)] = &[
+    ("/v1.0-alpha1/lock/{store}", "distributed lock"),
+    ("/v1.0-alpha1/unlock/{store}", "distributed lock"),
+    ("/v1.0-alpha1/state/{store}/query", "state query"),
+];
+
+async fn unimplemented(api: &'static str) -> BlockError {
+    BlockError::new(
+        Code::ApiUnimplemented,
+        format!("the {api} API is not implemented by Tandem yet"),
+    )
+}
+
 fn unimplemented_routes() -> Router<Shared> {
-    UNIMPLEMENTED
+    let router = UNIMPLEMENTED
         .iter()
         .fold(Router::new(), |router, &(path, api)| {
+            router.route(path, any(move || unimplemented(api)))
+        });
+    UNIMPLEMENTED_WRITES
+        .iter()
+        .fold(router, |router, &(path, api)| {
             router.route(
                 path,
-                any(move || async move {
-                    BlockError::new(
-                        Code::ApiUnimplemented,
-                        format!("the {api} API is not implemented by Tandem yet"),
-                    )
-                }),
+                post(move || unimplemented(api)).put(move || unimplemented(api)),
             )
         })
 }

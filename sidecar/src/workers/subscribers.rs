@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+/// How long readiness waits for the app's list of subscriptions.
+const LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One running subscription.
 struct Worker {
     wanted: SubscriptionJson,
@@ -54,7 +57,19 @@ impl Subscribers {
         if !super::wait_for_app(&self.sidecar).await {
             return;
         }
-        let programmatic = match app.subscriptions().await {
+        // An app that does not answer at all must not keep the sidecar from reporting ready
+        // forever: after a while it does, and the answer is still taken when it comes.
+        let discovery = app.subscriptions();
+        tokio::pin!(discovery);
+        let answer = tokio::select! {
+            answer = &mut discovery => answer,
+            _ = tokio::time::sleep(LIST_WAIT) => {
+                tracing::warn!(?LIST_WAIT, "the app has not answered GET /dapr/subscribe; reporting ready without its subscriptions until it does");
+                self.sidecar.mark_subscribed();
+                discovery.await
+            }
+        };
+        let programmatic = match answer {
             Ok(found) => found,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the app's subscriptions failed");
