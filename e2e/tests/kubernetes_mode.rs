@@ -112,7 +112,10 @@ async fn operator_api(client: kube::Client) -> Operator {
 }
 
 /// One app's pod: its sidecar in Kubernetes mode on `pod_ip`, and the app.
-#[allow(clippy::too_many_arguments)] // reason: one call site per app, each argument named there
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per app, each argument named there"
+)]
 async fn start_sidecar(
     app_id: &str,
     pod_name: &str,
