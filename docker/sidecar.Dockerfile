@@ -4,7 +4,8 @@
 #   docker build -f docker/sidecar.Dockerfile -t ghcr.io/tandem-run/tandem-sidecar:0.1.0 .
 # Not built in CI: the build machine has no access to an image registry. See docker/README.md.
 
-ARG RUST_VERSION=1.95
+# The toolchain rust-toolchain.toml pins, so rustup in the image uses the one it has.
+ARG RUST_VERSION=1.95.0
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS builder
 # musl-gcc for the C and assembly parts of the dependency tree (ring, SQLite).

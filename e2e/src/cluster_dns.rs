@@ -12,7 +12,7 @@ use kube::{Api, Client};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use tandem_sidecar::testing::dns_server::DnsServer;
+use tandem_testkit::dns_server::DnsServer;
 use tokio::sync::Notify;
 
 /// The A records the cluster's Services and Endpoints call for.

@@ -18,7 +18,7 @@ fn injected(annotations: serde_json::Value) -> Pod {
     let args =
         Args::try_parse_from(["tandem-injector", "--namespace", "tandem-system"]).expect("flags");
     let config = InjectorConfig::from_args(args, None).expect("config");
-    let operations = tandem_injector::patch::patch(&pod, "shop", &config).expect("a patch");
+    let operations = tandem_injector::patch::patch(&pod, &config).expect("a patch");
     let mut document = serde_json::to_value(&pod).expect("json");
     json_patch::patch(&mut document, &operations).expect("the patch applies");
     serde_json::from_value(document).expect("a pod")

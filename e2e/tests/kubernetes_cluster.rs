@@ -24,7 +24,7 @@ use std::time::Instant;
 use tandem_e2e::one_machine::OneMachineCluster;
 use tandem_e2e::sidecar_http::SidecarClient;
 use tandem_envtest::{TestEnv, eventually};
-use tandem_sidecar::testing::redis_server::RedisServer;
+use tandem_testkit::RedisServer;
 
 /// How many calls each caller makes before a pod's deletion and after it.
 const PER_STAGE: usize = 3;

@@ -21,10 +21,10 @@ use tandem_envtest::{TestEnv, eventually};
 use tandem_operator::controller::Scope;
 use tandem_operator::metrics::Metrics;
 use tandem_operator::sidecar_api::{self, SidecarApi, TOKEN_AUDIENCE};
-use tandem_sidecar::testing::dns_server::DnsServer;
 use tandem_sidecar::testing::echo_app::EchoApp;
-use tandem_sidecar::testing::free_port;
 use tandem_sidecar::testing::sidecar::{Sidecar, SidecarBuilder};
+use tandem_testkit::dns_server::DnsServer;
+use tandem_testkit::free_port;
 use tokio_util::sync::CancellationToken;
 
 const REACT: Duration = Duration::from_secs(30);
@@ -112,7 +112,10 @@ async fn operator_api(client: kube::Client) -> Operator {
 }
 
 /// One app's pod: its sidecar in Kubernetes mode on `pod_ip`, and the app.
-#[allow(clippy::too_many_arguments)] // reason: one call site per app, each argument named there
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per app, each argument named there"
+)]
 async fn start_sidecar(
     app_id: &str,
     pod_name: &str,

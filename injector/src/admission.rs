@@ -216,7 +216,7 @@ pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> 
         .as_deref()
         .or(pod.metadata.namespace.as_deref())
         .unwrap_or("default");
-    match patch::plan(&pod, namespace, cfg) {
+    match patch::plan(&pod, cfg) {
         Ok(None) => allowed(AdmissionResult::AlreadyInjected),
         Ok(Some(plan)) => {
             let patch = serde_json::to_vec(&plan.operations).unwrap_or_default();

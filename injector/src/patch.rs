@@ -1,5 +1,6 @@
 //! Pure: the JSON Patch that adds the `daprd` sidecar to a pod. No I/O; everything it needs is the
-//! pod, its namespace and the injector's configuration. A pod that already has a `daprd`
+//! pod and the injector's configuration (the sidecar learns its namespace from the downward API,
+//! `NAMESPACE`, so nothing in the patch depends on the request's). A pod that already has a `daprd`
 //! container or initContainer gets an empty patch, which makes re-invocation safe.
 
 use crate::config::InjectorConfig;
@@ -40,12 +41,8 @@ pub enum PatchError {
 }
 
 /// What the injector adds to `pod`: empty when it already has a sidecar.
-pub fn patch(
-    pod: &Pod,
-    namespace: &str,
-    cfg: &InjectorConfig,
-) -> Result<Vec<PatchOperation>, PatchError> {
-    Ok(plan(pod, namespace, cfg)?.map_or_else(Vec::new, |p| p.operations))
+pub fn patch(pod: &Pod, cfg: &InjectorConfig) -> Result<Vec<PatchOperation>, PatchError> {
+    Ok(plan(pod, cfg)?.map_or_else(Vec::new, |p| p.operations))
 }
 
 /// The patch and the warnings for the person creating the pod; `None` when already injected.
@@ -56,9 +53,8 @@ pub struct Plan {
     pub app_id: String,
 }
 
-/// The patch with its warnings. `_namespace` is the request's; the sidecar learns its namespace
-/// from the downward API (`NAMESPACE`), so nothing in the patch depends on it today.
-pub fn plan(pod: &Pod, _namespace: &str, cfg: &InjectorConfig) -> Result<Option<Plan>, PatchError> {
+/// The patch with its warnings.
+pub fn plan(pod: &Pod, cfg: &InjectorConfig) -> Result<Option<Plan>, PatchError> {
     let spec = pod.spec.as_ref();
     if has_sidecar(pod) {
         return Ok(None);

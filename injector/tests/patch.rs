@@ -10,7 +10,7 @@ use tandem_injector::patch::{PatchError, patch};
 
 /// The pod after the patch, and the daprd container in it.
 fn injected(builder: &PodBuilder) -> (Value, Value) {
-    let ops = patch(&builder.pod(), "shop", &config()).unwrap();
+    let ops = patch(&builder.pod(), &config()).unwrap();
     assert!(!ops.is_empty());
     let mut pod = builder.json();
     json_patch::patch(&mut pod, &ops).unwrap();
@@ -362,7 +362,6 @@ fn invalid_annotations_are_errors_naming_the_annotation() {
     for (key, value) in cases {
         let error = patch(
             &PodBuilder::dapr("p", "shop").annotation(key, value).pod(),
-            "shop",
             &config(),
         )
         .unwrap_err();
@@ -385,7 +384,7 @@ fn app_ids() {
         ("-shop", false),
         ("shop cart", false),
     ] {
-        let result = patch(&PodBuilder::dapr("p", id).pod(), "shop", &config());
+        let result = patch(&PodBuilder::dapr("p", id).pod(), &config());
         match (valid, result) {
             (true, Ok(ops)) => assert!(!ops.is_empty()),
             (false, Err(PatchError::Settings(e))) => {
@@ -408,7 +407,7 @@ fn app_ids() {
         .remove("name");
     generated["metadata"]["generateName"] = json!("orders-7d9f5-");
     let pod = serde_json::from_value(generated).unwrap();
-    let plan = tandem_injector::patch::plan(&pod, "shop", &config())
+    let plan = tandem_injector::patch::plan(&pod, &config())
         .unwrap()
         .unwrap();
     assert_eq!(plan.app_id, "orders-7d9f5");
@@ -438,14 +437,14 @@ fn volume_mounts_refer_to_existing_volumes_only() {
     );
 
     let missing = PodBuilder::dapr("p", "shop").annotation("dapr.io/volume-mounts", "ghost:/x");
-    let error = patch(&missing.pod(), "shop", &config()).unwrap_err();
+    let error = patch(&missing.pod(), &config()).unwrap_err();
     assert!(
         matches!(&error, PatchError::MissingVolume { volume, .. } if volume == "ghost"),
         "{error}"
     );
     let clash = PodBuilder::dapr("p", "shop").volume("tandem-identity-token");
     assert!(matches!(
-        patch(&clash.pod(), "shop", &config()),
+        patch(&clash.pod(), &config()),
         Err(PatchError::VolumeClash(_))
     ));
 }
@@ -488,7 +487,7 @@ fn security_flags_and_control_plane_address_come_from_the_config() {
     ]);
     let builder = PodBuilder::dapr("p", "shop");
     let mut pod = builder.json();
-    json_patch::patch(&mut pod, &patch(&builder.pod(), "shop", &cfg).unwrap()).unwrap();
+    json_patch::patch(&mut pod, &patch(&builder.pod(), &cfg).unwrap()).unwrap();
     let daprd = &pod["spec"]["containers"][1];
     assert_eq!(daprd["securityContext"]["runAsNonRoot"], false);
     assert!(daprd["securityContext"].get("capabilities").is_none());
@@ -515,7 +514,7 @@ fn idempotent_and_no_patch_when_a_sidecar_exists() {
         let (patched, _) = injected(&builder);
         let pod = serde_json::from_value(patched).unwrap();
         assert_eq!(
-            patch(&pod, "shop", &config()).unwrap(),
+            patch(&pod, &config()).unwrap(),
             vec![],
             "patching the patched pod is a no-op"
         );
@@ -523,7 +522,6 @@ fn idempotent_and_no_patch_when_a_sidecar_exists() {
     assert!(
         patch(
             &PodBuilder::dapr("p", "shop").container("daprd").pod(),
-            "shop",
             &config()
         )
         .unwrap()
@@ -532,7 +530,6 @@ fn idempotent_and_no_patch_when_a_sidecar_exists() {
     assert!(
         patch(
             &PodBuilder::dapr("p", "shop").init_container("daprd").pod(),
-            "shop",
             &config()
         )
         .unwrap()
@@ -548,7 +545,7 @@ fn unsupported_and_unknown_annotations_warn() {
         .annotation("dapr.io/app-prot", "grpc")
         .annotation("dapr.io/sidecar-svc-annotations", "a=b")
         .pod();
-    let plan = tandem_injector::patch::plan(&pod, "shop", &config())
+    let plan = tandem_injector::patch::plan(&pod, &config())
         .unwrap()
         .unwrap();
     let warnings = plan.warnings.join("\n");

@@ -12,7 +12,7 @@ use serde_json::json;
 use std::time::Duration;
 use tandem_e2e::one_machine::{APP_IMAGE, OneMachineCluster};
 use tandem_envtest::{TestEnv, eventually};
-use tandem_sidecar::testing::redis_server::RedisServer;
+use tandem_testkit::RedisServer;
 
 pub const ROLLOUT: Duration = Duration::from_secs(90);
 pub const REACT: Duration = Duration::from_secs(30);

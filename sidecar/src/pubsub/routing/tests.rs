@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "a test fails on what it unwraps")]
 
 use serde_json::{Value, json};
 

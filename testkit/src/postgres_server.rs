@@ -5,7 +5,7 @@
 //! `initdb` and `postgres` refuse to run as root, so as root they run as the `postgres` user
 //! through `runuser`, after the directory is handed to that user.
 
-use super::free_port;
+use crate::free_port;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! A throwaway `redis-server` on a free loopback port, for tests of the Redis store. Nothing is
 //! persisted (`--save ''`, no AOF) and the process is killed when the handle is dropped.
 
-use super::free_port;
+use crate::free_port;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;

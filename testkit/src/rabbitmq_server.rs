@@ -11,7 +11,7 @@
 //! A node takes 5-20 s to boot, so tests share one per test process ([`RabbitServer::shared`],
 //! with names unique per test) and only a test that restarts the broker starts its own.
 
-use super::{free_port, fresh_dir};
+use crate::{free_port, fresh_dir};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! a generated config file (anonymous access, no persistence) in a fresh temp directory, the
 //! broker's log beside it, and the process killed (and the directory removed) on drop.
 
-use super::{free_port, fresh_dir};
+use crate::{free_port, fresh_dir};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
