@@ -150,10 +150,12 @@ fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     req
 }
 
-async fn list_services(
+/// One server reflection question and its answer.
+async fn reflect(
     s: &tandem_sidecar::testing::sidecar::Sidecar,
     token: Option<&str>,
-) -> Result<Vec<String>, tonic::Status> {
+    question: MessageRequest,
+) -> Result<MessageResponse, tonic::Status> {
     let channel = tonic::transport::Endpoint::from_shared(s.grpc_endpoint())
         .expect("endpoint")
         .connect()
@@ -161,7 +163,7 @@ async fn list_services(
         .expect("connect");
     let mut r = ServerReflectionClient::new(channel);
     let ask = ServerReflectionRequest {
-        message_request: Some(MessageRequest::ListServices(String::new())),
+        message_request: Some(question),
         ..Default::default()
     };
     let mut req = tonic::Request::new(futures_util::stream::iter([ask]));
@@ -171,8 +173,16 @@ async fn list_services(
     }
     let mut answers = r.server_reflection_info(req).await?.into_inner();
     let answer = answers.message().await?.expect("one answer");
-    match answer.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => {
+    Ok(answer.message_response.expect("an answer"))
+}
+
+/// What `grpcurl list` shows.
+async fn list_services(
+    s: &tandem_sidecar::testing::sidecar::Sidecar,
+    token: Option<&str>,
+) -> Result<Vec<String>, tonic::Status> {
+    match reflect(s, token, MessageRequest::ListServices(String::new())).await? {
+        MessageResponse::ListServicesResponse(list) => {
             Ok(list.service.into_iter().map(|s| s.name).collect())
         }
         other => panic!("not a service list: {other:?}"),
@@ -229,7 +239,7 @@ async fn the_api_token_guards_every_service_including_reflection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_over_max_body_size_are_resource_exhausted() {
+async fn oversize_messages_are_resource_exhausted_and_reflection_describes_the_api() {
     let dir = tempfile::tempdir().expect("tempdir");
     let res = resources(dir.path(), &everyday_components(dir.path()));
     let s = SidecarBuilder::new(BIN, "grpc-limit", &dir.path().join("data"))
@@ -263,5 +273,21 @@ async fn messages_over_max_body_size_are_resource_exhausted() {
             .iter()
             .any(|n| n == "grpc.reflection.v1.ServerReflection"),
         "{services:?}"
+    );
+    // What `grpcurl describe` needs: the file that defines the service, and its dependencies.
+    let symbol = MessageRequest::FileContainingSymbol("dapr.proto.runtime.v1.Dapr".into());
+    let files = match reflect(&s, None, symbol).await.expect("describe") {
+        MessageResponse::FileDescriptorResponse(files) => files.file_descriptor_proto,
+        other => panic!("not file descriptors: {other:?}"),
+    };
+    let text: Vec<String> = files
+        .iter()
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect();
+    assert!(
+        text.iter()
+            .any(|f| f.contains("dapr/proto/runtime/v1/dapr.proto") && f.contains("GetState")),
+        "{} files",
+        files.len()
     );
 }
