@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod bindings;
+pub mod deadline;
 pub mod error;
 pub mod invoke;
 pub mod metadata;
@@ -103,7 +104,9 @@ pub fn router(sc: Shared) -> axum::Router {
         .into_axum_router()
         // Innermost: a request over the size limit is reported as daprd reports it.
         .layer(map_response(message_too_large(sc.max_body_size())))
-        // The token before any service decodes a message.
+        // The call's deadline bounds everything the services do.
+        .layer(middleware::from_fn(deadline::enforce_deadline))
+        // The token before any service decodes a message (and before a deadline is armed).
         .layer(middleware::from_fn_with_state(sc, auth::require_token))
         // Outermost: nothing below may take the connection down.
         .layer(CatchPanicLayer::custom(
