@@ -165,8 +165,9 @@ if [ "$(nproc --all)" -lt 2 ]; then echo "bench.sh needs 2 CPUs (load generator 
 read -r -a port < <("$UTIL" free-ports 24)
 p_echo=${port[0]} p_nginx=${port[1]} p_redis=${port[2]}
 # Sidecars A (caller, no app), B (callee, app = bench-echo), S (state → Redis), C (cold starts):
-# http, public, internal, metrics.
-p_a=("${port[@]:3:4}") p_b=("${port[@]:7:4}") p_s=("${port[@]:11:4}") p_c=("${port[@]:15:4}")
+# http, public, internal, metrics, grpc.
+p_a=("${port[@]:3:4}" "${port[20]}") p_b=("${port[@]:7:4}" "${port[21]}")
+p_s=("${port[@]:11:4}" "${port[22]}") p_c=("${port[@]:15:4}" "${port[23]}")
 p_hello=${port[19]}
 
 head -c 1024 /dev/zero | tr '\0' 'x' >"$tmp/body.bin"
@@ -210,7 +211,7 @@ sidecar_args() {
   local -n ports_ref=$2
   sidecar_cmd=("$SIDECAR" --app-id "$1" --dapr-http-port "${ports_ref[0]}"
     --dapr-public-port "${ports_ref[1]}" --dapr-internal-grpc-port "${ports_ref[2]}"
-    --metrics-port "${ports_ref[3]}" --dapr-listen-addresses 127.0.0.1
+    --metrics-port "${ports_ref[3]}" --dapr-grpc-port "${ports_ref[4]}" --dapr-listen-addresses 127.0.0.1
     --data-dir "$4" --resources-path "$3")
   [ -n "${5:-}" ] && sidecar_cmd+=(--app-port "$5")
   return 0

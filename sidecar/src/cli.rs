@@ -89,7 +89,7 @@ pub struct SidecarArgs {
     /// The health-and-metadata-only port.
     #[arg(long = "dapr-public-port", env = "DAPR_PUBLIC_PORT", default_value_t = ports::PUBLIC)]
     pub dapr_public_port: u16,
-    /// The app-facing gRPC port (reserved; the gRPC API comes later).
+    /// The app-facing gRPC API port.
     #[arg(long = "dapr-grpc-port", env = "DAPR_GRPC_PORT", default_value_t = ports::GRPC)]
     pub dapr_grpc_port: u16,
     /// The sidecar-to-sidecar port.
@@ -236,6 +236,7 @@ impl SidecarArgs {
         let ports = [
             ("--dapr-http-port", self.dapr_http_port),
             ("--dapr-public-port", self.dapr_public_port),
+            ("--dapr-grpc-port", self.dapr_grpc_port),
             ("--dapr-internal-grpc-port", self.dapr_internal_grpc_port),
         ];
         for (i, (name, port)) in ports.iter().enumerate() {
@@ -331,10 +332,11 @@ mod tests {
             (
                 a.dapr_http_port,
                 a.dapr_public_port,
+                a.dapr_grpc_port,
                 a.dapr_internal_grpc_port,
                 a.metrics_port
             ),
-            (3500, 3501, 50002, 9090)
+            (3500, 3501, 50001, 50002, 9090)
         );
         assert_eq!(a.max_body_size, 4 << 20);
         assert_eq!(a.dapr_graceful_shutdown_seconds, 5);
@@ -349,6 +351,8 @@ mod tests {
             (&["--app-protocol", "grpc"][..], "--app-protocol"),
             (&["--max-body-size", "4Qi"][..], "--max-body-size"),
             (&["--dapr-http-port", "50002"][..], "--dapr-http-port"),
+            (&["--dapr-grpc-port", "3500"][..], "--dapr-grpc-port"),
+            (&["--dapr-grpc-port", "0"][..], "--dapr-grpc-port"),
             (
                 &["--dapr-listen-addresses", "nope"][..],
                 "--dapr-listen-addresses",

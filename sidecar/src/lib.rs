@@ -1,15 +1,17 @@
-//! Tandem's sidecar: Dapr's HTTP API for the app next to it.
+//! Tandem's sidecar: Dapr's HTTP and gRPC APIs for the app next to it.
 //!
 //! Data flow: `cli` parses and validates flags; `components` turns manifests into a plan and then
 //! a live registry; `lifecycle` binds the ports, builds the [`blocks::Sidecar`] handle and serves.
 //! The building blocks are transport-neutral methods on that handle; `http_api` is the HTTP
-//! front end (extract → call a block → respond), and errors have one table,
+//! front end (extract → call a block → respond), `grpc_api` the gRPC one (the same, over Dapr's
+//! protobuf messages), and errors have one table,
 //! [`blocks::error::Code`]. The blocks reach the app only through `channels::app` and other
 //! sidecars only through `channels::peer`. Background work (`workers`: subscriptions, input
 //! bindings) starts from the handle; `reload` swaps components while the sidecar runs.
 //!
 //! Where to look, per building block:
-//! - state: `blocks::state` (rules), `http_api::state` (Dapr's JSON), `components::state` (stores)
+//! - state: `blocks::state` (rules), `http_api::state` (Dapr's JSON), `grpc_api::state` (Dapr's
+//!   protobuf), `components::state` (stores)
 //! - pub/sub: `blocks::pubsub` (publish), `pubsub` (CloudEvents, routing, delivery),
 //!   `workers::subscribers` (running subscriptions), `components::pubsub` (brokers)
 //! - bindings: `blocks::bindings` (output), `workers::input_bindings` (input),
@@ -25,6 +27,7 @@ pub mod cli;
 pub(crate) mod components;
 pub(crate) mod config;
 pub(crate) mod control_plane;
+pub(crate) mod grpc_api;
 pub(crate) mod http_api;
 pub mod http_client;
 pub(crate) mod kubernetes;

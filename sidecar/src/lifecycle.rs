@@ -12,6 +12,7 @@ use crate::channels::peer::Peers;
 use crate::cli::{Cli, Command, SidecarArgs};
 use crate::components::{PlanContext, Registry};
 use crate::config::{Kubernetes, Prepared, connect, prepare, usage_error};
+use crate::grpc_api;
 use crate::http_api;
 use crate::kubernetes;
 use crate::metrics::Metrics;
@@ -59,6 +60,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 /// Every listener, bound before anything else starts.
 struct Listeners {
     api: Vec<TcpListener>,
+    grpc: Vec<TcpListener>,
     public: TcpListener,
     internal: TcpListener,
     metrics: Option<TcpListener>,
@@ -72,7 +74,7 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
 
 impl Listeners {
     async fn bind(args: &SidecarArgs, internal_ip: IpAddr) -> Result<Listeners, String> {
-        let mut api = Vec::new();
+        let (mut api, mut grpc) = (Vec::new(), Vec::new());
         for ip in args
             .listen_addresses()
             .iter()
@@ -80,6 +82,8 @@ impl Listeners {
         {
             let addr = SocketAddr::new(ip, args.dapr_http_port);
             api.push(bind(addr, "--dapr-http-port").await?);
+            let addr = SocketAddr::new(ip, args.dapr_grpc_port);
+            grpc.push(bind(addr, "--dapr-grpc-port").await?);
         }
         let everywhere = |port| SocketAddr::from(([0, 0, 0, 0], port));
         let public = bind(everywhere(args.dapr_public_port), "--dapr-public-port").await?;
@@ -91,6 +95,7 @@ impl Listeners {
         };
         Ok(Listeners {
             api,
+            grpc,
             public,
             internal,
             metrics,
@@ -137,6 +142,9 @@ fn spawn_servers(sc: &Arc<Sidecar>, listeners: Listeners, stop: &CancellationTok
     };
     for listener in listeners.api {
         spawn(listener, http_api::api_router(sc.clone()), "api");
+    }
+    for listener in listeners.grpc {
+        spawn(listener, grpc_api::router(sc.clone()), "grpc");
     }
     spawn(
         listeners.public,
@@ -245,7 +253,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
     let workers = Workers::new(&sc);
     let stop_accepting = CancellationToken::new();
     let servers = spawn_servers(&sc, listeners, &stop_accepting);
-    tracing::info!(app_id = %args.app_id, http = args.dapr_http_port, internal = args.dapr_internal_grpc_port, "tandem sidecar started");
+    tracing::info!(app_id = %args.app_id, http = args.dapr_http_port, grpc = args.dapr_grpc_port, internal = args.dapr_internal_grpc_port, "tandem sidecar started");
 
     let grace = Duration::from_secs(args.dapr_graceful_shutdown_seconds);
     let exit = Arc::new(Mutex::new(ExitCode::SUCCESS));

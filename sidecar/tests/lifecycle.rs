@@ -346,16 +346,16 @@ fn run_mode_starts_the_app_with_dapr_env_and_exits_with_it() {
         "echo \"$DAPR_HTTP_PORT $APP_ID $DAPR_GRPC_PORT\" > {}; exit 3",
         out_file.display()
     );
-    let http = free_port();
-    let mut cmd = SidecarBuilder::new(BIN, "runner", dir.path()).command([
+    let (http, grpc) = (free_port(), free_port());
+    let cmd = SidecarBuilder::new(BIN, "runner", dir.path()).command([
         http,
         free_port(),
         free_port(),
         free_port(),
+        grpc,
     ]);
-    let status = cmd.arg("--dapr-grpc-port").arg("50999");
     // `run` must come first: rebuild the argument list with it in front.
-    let args: Vec<String> = status
+    let args: Vec<String> = cmd
         .get_args()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
@@ -371,7 +371,7 @@ fn run_mode_starts_the_app_with_dapr_env_and_exits_with_it() {
         "the sidecar exits with the app's code"
     );
     let seen = std::fs::read_to_string(&out_file).expect("app wrote its env");
-    assert_eq!(seen.trim(), format!("{http} runner 50999"));
+    assert_eq!(seen.trim(), format!("{http} runner {grpc}"));
 }
 
 #[test]
@@ -382,7 +382,13 @@ fn run_mode_forwards_sigterm_to_the_app() {
         "trap 'touch {}; exit 0' TERM; while true; do sleep 0.05; done",
         marker.display()
     );
-    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let ports = [
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    ];
     let args: Vec<String> = SidecarBuilder::new(BIN, "runner", dir.path())
         .command(ports)
         .get_args()

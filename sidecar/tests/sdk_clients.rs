@@ -1,7 +1,7 @@
 //! The official Dapr SDKs as real clients of real sidecar processes: `@dapr/dapr` (npm, HTTP mode)
-//! runs `tests/sdk/js/client.mjs`, and `dapr` (PyPI) runs `tests/sdk/python/invoke.py`. The
-//! scripts hold the checks and exit non-zero on the first failure; this file starts the sidecars
-//! and apps around them.
+//! runs `tests/sdk/js/client.mjs`, and `dapr` (PyPI) runs `tests/sdk/python/invoke.py` (HTTP) and
+//! `tests/sdk/python/grpc_client.py` (its gRPC `DaprClient`). The scripts hold the checks and exit
+//! non-zero on the first failure; this file starts the sidecars and apps around them.
 //!
 //! The SDKs are installed by `scripts/test.sh` (`ensure_sdk_clients` in `scripts/lib/deps.sh`),
 //! which exports `TANDEM_SDK_JS_DIR` and `TANDEM_SDK_PYTHON`. Without them these tests fail.
@@ -318,4 +318,73 @@ async fn js_sdk_pubsub_server_and_bindings() {
             .contains("all @dapr/dapr pub/sub and binding checks passed"),
         "the scenario did not finish"
     );
+}
+
+/// `dapr` (PyPI): the gRPC `DaprClient` — state with ETags (a stale one raises ABORTED), an
+/// unknown store, publish_event (delivered to the script's own app), get_secret, invoke_binding,
+/// get/set_metadata and an RPC Tandem does not serve — with an API token on the sidecar. What
+/// the SDK saved over gRPC then reads back byte for byte over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_grpc_client() {
+    let python = sdk_env("TANDEM_SDK_PYTHON");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/python/grpc_client.py");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let resources = write_components(dir.path());
+    let files = dir.path().join("files");
+    std::fs::write(
+        resources.join("more.yaml"),
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: pubsub}}\nspec: {{type: pubsub.in-memory, version: v1}}\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: files}}\nspec:\n  type: bindings.localstorage\n  version: v1\n  metadata:\n  - {{name: rootPath, value: '{}'}}\n",
+            files.display()
+        ),
+    )
+    .expect("write more.yaml");
+    let token = "py-grpc-token";
+    let app_port = free_port();
+    let sidecar = SidecarBuilder::new(BIN, "py-grpc", &dir.path().join("data"))
+        .app_port(app_port)
+        .resources(&resources)
+        .env("DAPR_API_TOKEN", token)
+        .env("TANDEM_PY_SECRET", "py-secret-value")
+        .start();
+
+    let mut cmd = Command::new(&python);
+    isolate(&mut cmd);
+    cmd.arg(&script)
+        .env("DAPR_HTTP_PORT", sidecar.http_port.to_string())
+        .env("DAPR_GRPC_PORT", sidecar.grpc_port.to_string())
+        .env("DAPR_API_TOKEN", token)
+        .env("DAPR_HEALTH_TIMEOUT", "30")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .env("TANDEM_APP_ID", &sidecar.app_id)
+        .env("TANDEM_APP_PORT", app_port.to_string())
+        .env("TANDEM_FILES_ROOT", &files)
+        .env("TANDEM_SECRET_NAME", "TANDEM_PY_SECRET")
+        .env("TANDEM_SECRET_VALUE", "py-secret-value");
+    let outcome = tokio::task::spawn_blocking(move || run_script(cmd, "python grpc_client.py"))
+        .await
+        .expect("script runner");
+    assert_passed(
+        &outcome,
+        "the dapr (PyPI) gRPC scenario (tests/sdk/python/grpc_client.py)",
+        &[&sidecar],
+    );
+    assert!(
+        outcome
+            .stdout
+            .contains("all dapr (python, gRPC) checks passed"),
+        "the scenario did not finish"
+    );
+    let http = tandem_sidecar::http_client::builder()
+        .build()
+        .expect("HTTP client");
+    let saved = http
+        .get(sidecar.url("/v1.0/state/statestore/py-order"))
+        .header("dapr-api-token", token)
+        .send()
+        .await
+        .expect("GET over HTTP");
+    assert_eq!(saved.status().as_u16(), 200);
+    assert_eq!(&saved.bytes().await.expect("body")[..], br#"{"id":8}"#);
 }

@@ -69,7 +69,7 @@ fn start_sidecar(
     let res = args.dir.join(name);
     std::fs::create_dir_all(&res)?;
     std::fs::write(res.join("pubsub.yaml"), component)?;
-    let p = free_ports(4)?;
+    let p = free_ports(5)?;
     let log = std::fs::File::create(args.dir.join(format!("{name}.log")))?;
     let child = Command::new(&args.sidecar)
         .args(["--app-id", name, "--app-port", &app_port.to_string()])
@@ -84,6 +84,8 @@ fn start_sidecar(
             &p[2].to_string(),
             "--metrics-port",
             &p[3].to_string(),
+            "--dapr-grpc-port",
+            &p[4].to_string(),
         ])
         .arg("--resources-path")
         .arg(&res)

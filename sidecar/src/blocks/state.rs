@@ -154,6 +154,31 @@ impl StateBlock<'_> {
         result.map_err(|e| store_error(DELETE_CODES, "deleting", store, e))
     }
 
+    /// Deletes every item (gRPC `DeleteBulkState`); all are attempted, the first failure is
+    /// returned. Every key is checked before anything is deleted.
+    pub async fn bulk_delete(&self, store: &str, items: Vec<DeleteItem>) -> Result<(), BlockError> {
+        let registry = self.sidecar.registry();
+        let handle = registry.state(store).map_err(|w| lookup_error(store, w))?;
+        let scope = self.scope(&handle);
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                check_consistency(item.consistency.as_deref())?;
+                to_delete(item, &scope)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut first_error = None;
+        for req in requests {
+            let started = Instant::now();
+            let result = handle.store.delete(req).await;
+            self.record(handle.name, "delete", started, &result);
+            if let Err(e) = result {
+                first_error.get_or_insert(store_error(DELETE_CODES, "deleting", store, e));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// Reads `keys`, `parallelism` at a time (default 100, at most 1000); a key's failure is
     /// its own answer, not the request's.
     pub async fn bulk_get(

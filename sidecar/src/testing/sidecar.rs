@@ -23,6 +23,7 @@ pub struct SidecarBuilder {
 pub struct Sidecar {
     pub child: Child,
     pub http_port: u16,
+    pub grpc_port: u16,
     pub public_port: u16,
     pub internal_port: u16,
     pub metrics_port: u16,
@@ -72,14 +73,16 @@ impl SidecarBuilder {
         self
     }
 
-    /// The command line this builder would run, with the given ports.
-    pub fn command(&self, ports: [u16; 4]) -> Command {
+    /// The command line this builder would run, with the given ports: HTTP API, public,
+    /// internal, metrics and gRPC API.
+    pub fn command(&self, ports: [u16; 5]) -> Command {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--app-id").arg(&self.app_id);
         cmd.args(["--dapr-http-port", &ports[0].to_string()]);
         cmd.args(["--dapr-public-port", &ports[1].to_string()]);
         cmd.args(["--dapr-internal-grpc-port", &ports[2].to_string()]);
         cmd.args(["--metrics-port", &ports[3].to_string()]);
+        cmd.args(["--dapr-grpc-port", &ports[4].to_string()]);
         cmd.arg("--data-dir").arg(&self.data_dir);
         cmd.args(["--log-level", "debug"]);
         if let Some(port) = self.app_port {
@@ -128,7 +131,7 @@ impl SidecarBuilder {
     /// Starts the sidecar without waiting.
     pub fn spawn(self) -> Sidecar {
         let internal = self.internal_port.unwrap_or_else(free_port);
-        let ports = [free_port(), free_port(), internal, free_port()];
+        let ports = [free_port(), free_port(), internal, free_port(), free_port()];
         std::fs::create_dir_all(&self.data_dir).expect("create data dir");
         let log = self
             .data_dir
@@ -143,6 +146,7 @@ impl SidecarBuilder {
         Sidecar {
             child,
             http_port: ports[0],
+            grpc_port: ports[4],
             public_port: ports[1],
             internal_port: ports[2],
             metrics_port: ports[3],
@@ -155,6 +159,11 @@ impl SidecarBuilder {
 impl Sidecar {
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    /// The gRPC API's endpoint, for tonic clients.
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
     }
 
     pub fn public_url(&self, path: &str) -> String {
