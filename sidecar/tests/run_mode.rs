@@ -11,7 +11,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_tandem-sidecar");
 #[test]
 fn an_app_ended_by_the_forwarded_sigterm_is_a_clean_exit() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let ports = [
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    ];
     let args: Vec<String> = SidecarBuilder::new(BIN, "runner", dir.path())
         .command(ports)
         .get_args()
