@@ -14,7 +14,7 @@ pub mod trace;
 
 use super::Sidecar;
 use super::error::{BlockError, Code};
-use crate::channels::peer::{PeerCall, PeerError};
+use crate::channels::peer::PeerCall;
 use axum::body::Body;
 use headers::{CallIdentity, outbound_headers};
 use http::{Request, Response, Uri};
@@ -108,10 +108,10 @@ impl InvokeBlock<'_> {
             headers: parts.headers,
             body,
         };
-        sc.peers().call(call).await.map_err(|e| match e {
-            PeerError::Body(e) => invoke_error(&target.app_id, e),
-            other => invoke_error(&target.app_id, other),
-        })
+        sc.peers()
+            .call(call)
+            .await
+            .map_err(|e| invoke_error(&target.app_id, e))
     }
 
     /// The callee side, on the internal port: a call meant for this app reaches it with the

@@ -7,6 +7,7 @@
 //! (subscribers, input-binding readers, reload) owns its own state in `workers` and starts from
 //! this handle, writing nothing back but the subscription list it publishes.
 
+pub mod api_token;
 pub mod bindings;
 pub mod error;
 pub mod health;

@@ -4,4 +4,5 @@
 //! of peer errors — where a TLS connector will plug in.
 
 pub mod app;
+pub mod hop_by_hop;
 pub mod peer;

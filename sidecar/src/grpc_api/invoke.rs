@@ -11,7 +11,7 @@ use super::Shared;
 use super::error::status_with_error_info;
 use crate::blocks::error::{BlockError, Code as BlockCode};
 use crate::blocks::invoke::Invocation;
-use crate::blocks::invoke::headers::strip_hop_by_hop;
+use crate::channels::hop_by_hop::strip_hop_by_hop;
 use axum::body::Body;
 use dapr::dapr::proto::common::v1 as common;
 use dapr::dapr::proto::runtime::v1 as runtime;

@@ -1,21 +1,8 @@
 //! Header rewriting on the invocation path: pure functions over `HeaderMap`s.
 
+use crate::channels::hop_by_hop::strip_hop_by_hop;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tandem_crds::annotations::headers as dapr;
-
-/// Hop-by-hop headers that never travel past one connection.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
-    "te",
-    "trailer",
-    "proxy-authorization",
-    "proxy-authenticate",
-];
 
 /// Headers a client may not set itself, because the sidecars vouch for them.
 const SIDECAR_OWNED: &[&str] = &[
@@ -26,23 +13,6 @@ const SIDECAR_OWNED: &[&str] = &[
     dapr::API_TOKEN,
     "destination-app-id",
 ];
-
-/// Removes hop-by-hop headers, including those named in `Connection`.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
-}
 
 /// Who is calling whom, added by the caller's sidecar.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 //! of an HTTP app. This is the only place that writes `dapr-api-token` towards the app.
 
 use super::{AppChannel, AppError, EventDelivery, Outcome, Unreachable};
-use crate::blocks::invoke::headers::strip_hop_by_hop;
+use crate::channels::hop_by_hop::strip_hop_by_hop;
 use crate::pubsub::subscriptions::{self, SubscriptionJson};
 use async_trait::async_trait;
 use axum::body::Body;

@@ -123,7 +123,7 @@ impl Peers {
             match self.client.request(outbound).await {
                 Ok(response) => {
                     let (mut parts, body) = response.into_parts();
-                    crate::blocks::invoke::headers::strip_hop_by_hop(&mut parts.headers);
+                    super::hop_by_hop::strip_hop_by_hop(&mut parts.headers);
                     return Ok(Response::from_parts(parts, Body::new(body)));
                 }
                 // A peer that refused the connection, or is going away and did not take the
