@@ -81,13 +81,22 @@ async fn components_follow_the_resources_path() {
     std::fs::remove_file(resources.join("added.yaml")).expect("remove");
     wait_for_status(&s.url("/v1.0/state/added/k"), 400).await;
 
-    // A broken manifest changes nothing: the running components stay.
+    // A broken manifest changes nothing: once the sidecar has read it and said so, the running
+    // components are still there.
     write_component(
         &resources,
         "broken.yaml",
-        "kind: Component\nspec: [not, a, map]\n",
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: broken}\nspec: [not, a, map]\n",
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.log().contains("keeping the current components") {
+        assert!(
+            Instant::now() < deadline,
+            "the broken manifest was never read:\n{}",
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let still = c
         .get(s.url("/v1.0/state/kept/k"))
         .send()

@@ -382,6 +382,23 @@ fn run_mode_forwards_sigterm_to_the_app() {
         "trap 'touch {}; exit 0' TERM; while true; do sleep 0.05; done",
         marker.display()
     );
+    let status = run_then_terminate(dir.path(), &script);
+    assert_eq!(status.code(), Some(0));
+    assert!(marker.exists(), "the app did not get SIGTERM");
+}
+
+/// An app without a SIGTERM handler dies of the forwarded signal: the sidecar exits 0 as
+/// `dapr run` does (not 143). `exec`, so the signal reaches the sleeping process itself.
+#[test]
+fn run_mode_exits_cleanly_when_the_forwarded_sigterm_ends_the_app() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = run_then_terminate(dir.path(), "exec sleep 600");
+    assert_eq!(status.code(), Some(0), "exited {status:?}");
+}
+
+/// `tandem-sidecar run -- sh -c <script>`: waits until the sidecar is up, sends it SIGTERM, and
+/// returns how it exited.
+fn run_then_terminate(dir: &std::path::Path, script: &str) -> std::process::ExitStatus {
     let ports = [
         free_port(),
         free_port(),
@@ -389,7 +406,7 @@ fn run_mode_forwards_sigterm_to_the_app() {
         free_port(),
         free_port(),
     ];
-    let args: Vec<String> = SidecarBuilder::new(BIN, "runner", dir.path())
+    let args: Vec<String> = SidecarBuilder::new(BIN, "runner", dir)
         .command(ports)
         .get_args()
         .map(|a| a.to_string_lossy().into_owned())
@@ -397,7 +414,7 @@ fn run_mode_forwards_sigterm_to_the_app() {
     let mut child = Command::new(BIN)
         .arg("run")
         .args(&args)
-        .args(["--", "sh", "-c", &script])
+        .args(["--", "sh", "-c", script])
         .spawn()
         .expect("run");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -407,9 +424,7 @@ fn run_mode_forwards_sigterm_to_the_app() {
     }
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
-    let status = child.wait().expect("wait");
-    assert_eq!(status.code(), Some(0));
-    assert!(marker.exists(), "the app did not get SIGTERM");
+    child.wait().expect("wait")
 }
 
 #[test]
