@@ -15,8 +15,12 @@ fn dapr_manifest() -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").map_err(|_| "CARGO is not set".to_owned())?;
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")
         .map_err(|_| "CARGO_MANIFEST_DIR is not set".to_owned())?;
+    // Only the target's packages: a fresh machine has downloaded no other platform's crates,
+    // and an unfiltered `cargo metadata --offline` would ask for them.
+    let target = std::env::var("TARGET").map_err(|_| "TARGET is not set".to_owned())?;
     let output = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--offline", "--locked"])
+        .args(["--filter-platform", &target])
         .arg("--manifest-path")
         .arg(PathBuf::from(manifest_dir).join("Cargo.toml"))
         .output()

@@ -19,7 +19,9 @@
 //! - secrets: `blocks::secrets`, `components::secrets`
 //! - invocation: `blocks::invoke` (both sides), `channels::peer` (other sidecars), `resolve`
 //! - metadata and health: `blocks::metadata`, `blocks::health`
+//! - actors: `actors` (placement, turns, state, reminders, timers), `http_api::actors`
 
+pub(crate) mod actors;
 pub(crate) mod blocks;
 pub(crate) mod channels;
 pub(crate) mod child;

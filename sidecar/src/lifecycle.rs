@@ -214,6 +214,7 @@ fn spawn_background(
         );
     }
     workers.start();
+    crate::actors::start(sc.clone());
 }
 
 async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode, String> {
@@ -249,6 +250,8 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         max_body_size: args.max_body_size,
         api_token: env.api_token,
         shutdown: CancellationToken::new(),
+        internal_address: SocketAddr::new(env.internal_ip, args.dapr_internal_grpc_port)
+            .to_string(),
     }));
     let workers = Workers::new(&sc);
     let stop_accepting = CancellationToken::new();
@@ -267,7 +270,15 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
     };
     let app_exit = crate::child::wait_for_shutdown(child, sc.shutdown(), grace).await;
 
-    // Drain: stop accepting, let in-flight requests and deliveries finish within the grace period.
+    // Actors first, while the API still serves the turns in progress: drain, deactivate, hand
+    // the shards off. Then stop accepting, and let in-flight requests and deliveries finish
+    // within the grace period.
+    if tokio::time::timeout(grace, crate::actors::stop(&sc))
+        .await
+        .is_err()
+    {
+        tracing::warn!(?grace, "actors still draining after the grace period");
+    }
     tracing::info!("shutting down: draining in-flight requests");
     stop_accepting.cancel();
     let drained = async {

@@ -26,6 +26,7 @@ pub struct Metrics {
     pubsub_ingress: IntCounterVec,
     input_bindings: IntCounterVec,
     output_bindings: IntCounterVec,
+    actors: crate::actors::metrics::ActorMetrics,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -110,7 +111,9 @@ impl Metrics {
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
+        let actors = crate::actors::metrics::ActorMetrics::new(&registry, LATENCY_BUCKETS_MS)?;
         Ok(Metrics {
+            actors,
             registry,
             http_requests,
             http_latency,
@@ -171,6 +174,10 @@ impl Metrics {
         self.invocations_received
             .with_label_values(&[src_app_id])
             .inc();
+    }
+
+    pub fn actors(&self) -> &crate::actors::metrics::ActorMetrics {
+        &self.actors
     }
 
     /// The Prometheus text exposition.

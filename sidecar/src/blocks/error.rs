@@ -84,6 +84,26 @@ pub enum Code {
     HealthAppIdNotMatch,
     HealthNotReady,
     OutboundHealthNotReady,
+    // Actors.
+    ActorRuntimeNotFound,
+    ActorInstanceMissing,
+    ActorInvokeMethod,
+    ActorStateGet,
+    ActorStateTransactionSave,
+    ActorReminderCreate,
+    ActorReminderGet,
+    ActorReminderDelete,
+    ActorReminderNotFound,
+    ActorReminderAlreadyExists,
+    ActorReminderNonHosted,
+    ActorTimerCreate,
+    ActorStackDepth,
+    ActorNoAddress,
+    ActorRuntimeClosed,
+    ActorBadRequest,
+    /// A forwarded actor call reached a host that no longer holds the actor's shard: the
+    /// caller looks again (Tandem's own; Dapr's code for "no address").
+    ActorMoved,
 }
 
 impl Code {
@@ -211,6 +231,34 @@ impl Code {
             Code::OutboundHealthNotReady => {
                 ("ERR_OUTBOUND_HEALTH_NOT_READY", 500, G::Unavailable, None)
             }
+            Code::ActorRuntimeNotFound => ("ERR_ACTOR_RUNTIME_NOT_FOUND", 500, G::Internal, None),
+            Code::ActorInstanceMissing => {
+                ("ERR_ACTOR_INSTANCE_MISSING", 400, G::InvalidArgument, None)
+            }
+            Code::ActorInvokeMethod => ("ERR_ACTOR_INVOKE_METHOD", 500, G::Internal, None),
+            Code::ActorStateGet => ("ERR_ACTOR_STATE_GET", 500, G::Internal, None),
+            Code::ActorStateTransactionSave => {
+                ("ERR_ACTOR_STATE_TRANSACTION_SAVE", 500, G::Internal, None)
+            }
+            Code::ActorReminderCreate => ("ERR_ACTOR_REMINDER_CREATE", 500, G::Internal, None),
+            Code::ActorReminderGet => ("ERR_ACTOR_REMINDER_GET", 500, G::Internal, None),
+            Code::ActorReminderDelete => ("ERR_ACTOR_REMINDER_DELETE", 500, G::Internal, None),
+            Code::ActorReminderNotFound => ("ERR_ACTOR_REMINDER_NOT_FOUND", 404, G::NotFound, None),
+            Code::ActorReminderAlreadyExists => {
+                ("ERR_ACTOR_REMINDER_ALREADY_EXISTS", 409, G::Aborted, None)
+            }
+            Code::ActorReminderNonHosted => (
+                "ERR_ACTOR_REMINDER_NON_HOSTED",
+                403,
+                G::PermissionDenied,
+                None,
+            ),
+            Code::ActorTimerCreate => ("ERR_ACTOR_TIMER_CREATE", 500, G::Internal, None),
+            Code::ActorStackDepth => ("ERR_ACTOR_STACK_DEPTH", 500, G::Internal, None),
+            Code::ActorNoAddress => ("ERR_ACTOR_NO_ADDRESS", 404, G::NotFound, None),
+            Code::ActorRuntimeClosed => ("ERR_ACTOR_RUNTIME_CLOSED", 503, G::Unavailable, None),
+            Code::ActorBadRequest => ("ERR_BAD_REQUEST", 400, G::InvalidArgument, None),
+            Code::ActorMoved => ("ERR_ACTOR_NO_ADDRESS", 503, G::Unavailable, None),
         };
         Spec {
             error_code,
@@ -326,6 +374,23 @@ mod tests {
         Code::HealthAppIdNotMatch,
         Code::HealthNotReady,
         Code::OutboundHealthNotReady,
+        Code::ActorRuntimeNotFound,
+        Code::ActorInstanceMissing,
+        Code::ActorInvokeMethod,
+        Code::ActorStateGet,
+        Code::ActorStateTransactionSave,
+        Code::ActorReminderCreate,
+        Code::ActorReminderGet,
+        Code::ActorReminderDelete,
+        Code::ActorReminderNotFound,
+        Code::ActorReminderAlreadyExists,
+        Code::ActorReminderNonHosted,
+        Code::ActorTimerCreate,
+        Code::ActorStackDepth,
+        Code::ActorNoAddress,
+        Code::ActorRuntimeClosed,
+        Code::ActorBadRequest,
+        Code::ActorMoved,
     ];
 
     #[test]

@@ -37,6 +37,8 @@ impl HealthBlock<'_> {
             waiting.push("app-channel");
         } else if !sc.subscribed() {
             waiting.push("subscriptions");
+        } else if !sc.actor_runtime().settled() {
+            waiting.push("actors");
         }
         if waiting.is_empty() {
             Ok(())

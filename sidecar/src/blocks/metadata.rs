@@ -100,11 +100,29 @@ impl MetadataBlock<'_> {
             .filter(|f| f.enabled)
             .map(|f| f.name.clone())
             .collect();
+        let rt = sc.actor_runtime();
+        let counts = rt.table().counts();
+        let actors: Vec<Value> = rt
+            .hosted()
+            .map(|c| {
+                c.types
+                    .keys()
+                    .map(|t| json!({"type": t, "count": counts.get(t).copied().unwrap_or(0)}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let hosting = !actors.is_empty();
         json!({
             "id": sc.app_id(),
             "runtimeVersion": RUNTIME_VERSION,
             "enabledFeatures": features,
-            "actors": [],
+            "actors": actors,
+            "actorRuntime": {
+                "runtimeStatus": if rt.settled() { "RUNNING" } else { "INITIALIZING" },
+                "activeActors": actors,
+                "hostReady": hosting && rt.placement().held_count() > 0,
+                "placement": if hosting { "placement: shard leases in the actor state store" } else { "" },
+            },
             "components": components,
             "failedComponents": failed,
             "extended": extended,

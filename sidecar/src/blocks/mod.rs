@@ -54,6 +54,8 @@ pub struct SidecarParts {
     /// `DAPR_API_TOKEN`: what apps must present.
     pub api_token: Option<String>,
     pub shutdown: CancellationToken,
+    /// This host's internal address as other sidecars reach it (actor placement).
+    pub internal_address: String,
 }
 
 /// The shared state of one sidecar, as requests see it.
@@ -75,6 +77,7 @@ pub struct Sidecar {
     /// there is no app to deliver to).
     subscribed: AtomicBool,
     shutdown: CancellationToken,
+    actors: crate::actors::ActorRuntime,
 }
 
 impl Sidecar {
@@ -91,8 +94,10 @@ impl Sidecar {
             max_body_size,
             api_token,
             shutdown,
+            internal_address,
         } = parts;
         let subscribed = AtomicBool::new(app.is_none());
+        let app_less = app.is_none();
         Sidecar {
             app_id,
             namespace,
@@ -108,6 +113,7 @@ impl Sidecar {
             subscriptions: SubscriptionList::default(),
             subscribed,
             shutdown,
+            actors: crate::actors::ActorRuntime::new(internal_address, app_less),
         }
     }
 
@@ -133,6 +139,7 @@ impl Sidecar {
             max_body_size: 4 << 20,
             api_token: None,
             shutdown: CancellationToken::new(),
+            internal_address: "127.0.0.1:0".to_owned(),
         }))
     }
 
@@ -210,6 +217,11 @@ impl Sidecar {
 
     pub fn subscribed(&self) -> bool {
         self.subscribed.load(Ordering::Acquire)
+    }
+
+    /// The actor runtime: what this app hosts, what is active here, which shards it holds.
+    pub fn actor_runtime(&self) -> &crate::actors::ActorRuntime {
+        &self.actors
     }
 
     /// Fires when the sidecar should stop (signal, `/v1.0/shutdown`, fatal error, app exit).

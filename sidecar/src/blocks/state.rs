@@ -59,7 +59,7 @@ fn store_error(codes: [Code; 3], verb: &str, store: &str, err: StoreError) -> Bl
     let code = match err {
         StoreError::EtagMismatch(_) => mismatch,
         StoreError::EtagInvalid(_) => invalid,
-        StoreError::Backend(_) => backend,
+        StoreError::Backend(_) | StoreError::Unsupported(_) => backend,
     };
     BlockError::new(
         code,

@@ -75,7 +75,8 @@ pub enum LoadError {
 fn embedded_defaults(ctx: &PlanContext) -> Vec<Manifest> {
     let path = ctx.data_dir.join("state.sqlite");
     let state = tandem_crds::Component::test("statestore", "state.sqlite")
-        .with_metadata("connectionString", &path.to_string_lossy());
+        .with_metadata("connectionString", &path.to_string_lossy())
+        .with_metadata("actorStateStore", "true");
     let pubsub = tandem_crds::Component::test("pubsub", "pubsub.in-memory");
     [state, pubsub]
         .into_iter()

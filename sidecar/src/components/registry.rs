@@ -231,6 +231,17 @@ impl Registry {
         }
     }
 
+    /// The actor state store (`actorStateStore: "true"`), once it is ready.
+    pub fn actor_state(&self) -> Option<Arc<dyn StateStore>> {
+        self.slots
+            .iter()
+            .filter(|s| s.planned.actor_state_store)
+            .find_map(|s| match s.instance.get() {
+                Some(Instance::State(store)) => Some(store.clone()),
+                _ => None,
+            })
+    }
+
     /// Capabilities shown in `/v1.0/metadata`.
     pub fn capabilities(&self, slot: &Slot) -> Vec<&'static str> {
         let mut caps: Vec<&'static str> = match slot.instance.get() {

@@ -2,6 +2,7 @@
 //! calls a building block on [`Sidecar`], and answers; errors become Dapr's JSON in [`error`].
 //! One ordered stack per server; the comment on each layer says why it sits where it does.
 
+pub mod actors;
 pub mod auth;
 pub mod bindings;
 pub mod body;
@@ -95,7 +96,6 @@ fn publish_routes() -> Router<Shared> {
 /// Dapr APIs Tandem does not serve yet: a clear 501 naming the API, never the invocation
 /// fallback (whose "failed getting app id" would read like a failed service call).
 const UNIMPLEMENTED: &[(&str, &str)] = &[
-    ("/v1.0/actors/{*rest}", "actors"),
     ("/v1.0/configuration/{*rest}", "configuration"),
     ("/v1.0-alpha1/configuration/{*rest}", "configuration"),
     ("/v1.0-alpha1/crypto/{*rest}", "cryptography"),
@@ -151,6 +151,7 @@ pub fn api_router(sc: Shared) -> Router {
         .merge(state_routes())
         .merge(publish_routes())
         .merge(health_and_metadata())
+        .merge(actors::routes())
         .merge(unimplemented_routes())
         .route("/v1.0/secrets/{store}/bulk", get(secrets::bulk))
         .route("/v1.0/secrets/{store}/{key}", get(secrets::get))
@@ -186,10 +187,12 @@ pub fn public_router(sc: Shared) -> Router {
         .with_state(sc)
 }
 
-/// The internal (sidecar-to-sidecar) port: every request is an invocation of this app.
+/// The internal (sidecar-to-sidecar) port: every request is an invocation of this app, except
+/// actor calls forwarded by another host (marked with a header), which take the actor routes.
 pub fn internal_router(sc: Shared) -> Router {
+    let actor_routes = actors::routes().with_state(sc.clone());
     Router::new()
-        .fallback(internal::serve)
+        .fallback(move |state, req| internal::serve(state, actor_routes.clone(), req))
         .layer(outermost())
         .with_state(sc)
 }

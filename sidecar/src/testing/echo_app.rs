@@ -2,7 +2,8 @@
 //! streamed back, the status from an `x-status` header (default 200), and what it saw in
 //! headers: `x-echo-method`, `x-echo-uri`, and `x-echo-header-<name>` for each request header.
 //! An `x-delay-ms` header delays the answer. It records every request it got, except the
-//! sidecar's `GET /dapr/subscribe` (answered 404: no subscriptions).
+//! sidecar's `GET /dapr/subscribe` and `GET /dapr/config` (answered 404: no subscriptions, no
+//! actors).
 
 use axum::Router;
 use axum::body::Body;
@@ -28,8 +29,9 @@ pub struct EchoApp {
 
 async fn echo(State(seen): State<Arc<Mutex<Vec<Seen>>>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    // The sidecar asks every app for its pub/sub subscriptions; this app has none (404).
-    if parts.uri.path() == "/dapr/subscribe" {
+    // The sidecar asks every app for its pub/sub subscriptions and its actor configuration;
+    // this app has neither (404).
+    if parts.uri.path() == "/dapr/subscribe" || parts.uri.path() == "/dapr/config" {
         return StatusCode::NOT_FOUND.into_response();
     }
     seen.lock().unwrap_or_else(|p| p.into_inner()).push(Seen {

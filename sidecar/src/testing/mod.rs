@@ -3,6 +3,7 @@
 //! backend servers and the port helpers live in `tandem-testkit` and are re-exported here, so
 //! `crate::testing::redis_server` and `tandem_sidecar::testing::free_port` keep working.
 
+pub mod actor_app;
 pub mod echo_app;
 pub mod sidecar;
 

@@ -139,4 +139,37 @@ impl Peers {
             }
         }
     }
+
+    /// Sends a buffered request to one peer's internal address (actor calls, which placement
+    /// has already routed to a host).
+    pub async fn send_to(
+        &self,
+        address: &str,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<Body>, PeerError> {
+        let uri = Uri::builder()
+            .scheme("http")
+            .authority(address)
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|e| PeerError::Request(e.to_string()))?;
+        let mut outbound = http::Request::new(Body::from(body));
+        *outbound.method_mut() = method;
+        *outbound.uri_mut() = uri;
+        *outbound.headers_mut() = headers;
+        outbound.headers_mut().remove(http::header::HOST);
+        outbound.headers_mut().remove(http::header::CONTENT_LENGTH);
+        super::hop_by_hop::strip_hop_by_hop(outbound.headers_mut());
+        let response = self
+            .client
+            .request(outbound)
+            .await
+            .map_err(PeerError::Send)?;
+        let (mut parts, body) = response.into_parts();
+        super::hop_by_hop::strip_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(parts, Body::new(body)))
+    }
 }

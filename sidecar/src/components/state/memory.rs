@@ -51,6 +51,13 @@ impl MemoryStore {
         let (key, etag, concurrency, is_set) = match op {
             TxOperation::Upsert(r) => (&r.key, &r.etag, r.concurrency, true),
             TxOperation::Delete(r) => (&r.key, &r.etag, r.concurrency, false),
+            TxOperation::Check(r) => {
+                let want = parse_etag(&r.etag)?;
+                return match map.get(&r.key).filter(|e| e.live(now)) {
+                    Some(e) if e.version == want => Ok(()),
+                    _ => Err(StoreError::EtagMismatch(format!("key {}", r.key))),
+                };
+            }
         };
         let current = map.get(key).filter(|e| e.live(now));
         match etag {
@@ -86,6 +93,7 @@ impl MemoryStore {
             TxOperation::Delete(r) => {
                 map.remove(&r.key);
             }
+            TxOperation::Check(_) => {}
         }
     }
 
@@ -135,6 +143,36 @@ impl StateStore for MemoryStore {
 
     async fn transact(&self, ops: Vec<TxOperation>) -> StoreResult<()> {
         self.run(ops)
+    }
+
+    async fn scan_prefix(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> StoreResult<ScanPage> {
+        let now = SystemTime::now();
+        let after = cursor.unwrap_or_default();
+        let mut items: Vec<(String, StoredItem)> = self
+            .lock()
+            .iter()
+            .filter(|(k, e)| k.starts_with(prefix) && k.as_str() > after.as_str() && e.live(now))
+            .map(|(k, e)| {
+                (
+                    k.clone(),
+                    StoredItem {
+                        data: e.data.clone(),
+                        etag: Some(e.version.to_string()),
+                        expires_at: e.expires_at,
+                    },
+                )
+            })
+            .collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        let limit = limit.max(1);
+        let next = (items.len() > limit).then(|| items[limit - 1].0.clone());
+        items.truncate(limit);
+        Ok(ScanPage { items, next })
     }
 }
 

@@ -73,11 +73,37 @@ pub struct DeleteRequest {
     pub concurrency: Concurrency,
 }
 
+/// A condition on one key that writes nothing: the transaction applies only if the key exists
+/// with this ETag. Actor ownership fences are checked this way (a zombie owner's writes fail).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRequest {
+    pub key: String,
+    pub etag: String,
+}
+
 /// One operation of a transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TxOperation {
     Upsert(SetRequest),
     Delete(DeleteRequest),
+    Check(CheckRequest),
+}
+
+impl TxOperation {
+    pub fn key(&self) -> &str {
+        match self {
+            TxOperation::Upsert(r) => &r.key,
+            TxOperation::Delete(r) => &r.key,
+            TxOperation::Check(r) => &r.key,
+        }
+    }
+}
+
+/// One page of a key scan: items in the store's order, and the cursor of the next page.
+#[derive(Debug, Default)]
+pub struct ScanPage {
+    pub items: Vec<(String, StoredItem)>,
+    pub next: Option<String>,
 }
 
 /// A stored value.
@@ -98,6 +124,8 @@ pub enum StoreError {
     EtagInvalid(String),
     #[error("{0}")]
     Backend(String),
+    #[error("the store cannot {0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {
@@ -132,6 +160,17 @@ pub trait StateStore: Send + Sync + 'static {
     async fn delete(&self, req: DeleteRequest) -> StoreResult<()>;
 
     async fn transact(&self, ops: Vec<TxOperation>) -> StoreResult<()>;
+
+    /// Live keys starting with `prefix`, at most about `limit` per page; `cursor` is the `next`
+    /// of the previous page. Placement and reminders use it on the actor state store.
+    async fn scan_prefix(
+        &self,
+        _prefix: &str,
+        _cursor: Option<String>,
+        _limit: usize,
+    ) -> StoreResult<ScanPage> {
+        Err(StoreError::Unsupported("list keys"))
+    }
 
     /// Releases connections; called once at shutdown.
     async fn close(&self) {}

@@ -226,11 +226,42 @@ impl PostgresStore {
                 Op::Delete { key, .. } => {
                     self.remove(&tx, key, None).await?;
                 }
+                Op::Check { .. } => {}
             }
             touched.insert(op.key());
         }
         tx.commit().await.map_err(pg("commit", ""))
     }
+}
+
+/// A row of `get` or `scan` (value text, isbinary, xmin, expiredate, ...) as a stored item.
+fn item_from_row(row: &tokio_postgres::Row, key: &str) -> StoreResult<StoredItem> {
+    let read = pg("read", key);
+    let (text, binary, etag, expires_at): (String, bool, String, Option<SystemTime>) = match (
+        row.try_get(0),
+        row.try_get(1),
+        row.try_get(2),
+        row.try_get(3),
+    ) {
+        (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
+            return Err(read(e));
+        }
+    };
+    let data = if binary {
+        BASE64.decode(text.as_bytes()).map_err(|e| {
+            StoreError::Backend(format!(
+                "postgres get {key:?}: bad base64 in a binary row: {e}"
+            ))
+        })?
+    } else {
+        compact_json(&text)
+    };
+    Ok(StoredItem {
+        data: Bytes::from(data),
+        etag: Some(etag),
+        expires_at,
+    })
 }
 
 #[async_trait]
@@ -253,33 +284,7 @@ impl StateStore for PostgresStore {
             else {
                 return Ok(None);
             };
-            let read = pg("read", key);
-            let (text, binary, etag, expires_at): (String, bool, String, Option<SystemTime>) =
-                match (
-                    row.try_get(0),
-                    row.try_get(1),
-                    row.try_get(2),
-                    row.try_get(3),
-                ) {
-                    (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
-                    (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
-                        return Err(read(e));
-                    }
-                };
-            let data = if binary {
-                BASE64.decode(text.as_bytes()).map_err(|e| {
-                    StoreError::Backend(format!(
-                        "postgres get {key:?}: bad base64 in a binary row: {e}"
-                    ))
-                })?
-            } else {
-                compact_json(&text)
-            };
-            Ok(Some(StoredItem {
-                data: Bytes::from(data),
-                etag: Some(etag),
-                expires_at,
-            }))
+            item_from_row(&row, key).map(Some)
         })
         .await
     }
@@ -321,6 +326,34 @@ impl StateStore for PostgresStore {
             return Ok(());
         }
         self.timed("transaction", self.run_tx(&ops)).await
+    }
+
+    async fn scan_prefix(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> StoreResult<ScanPage> {
+        let after = cursor.unwrap_or_default();
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&self.sql.scan)
+            .await
+            .map_err(pg("prepare scan", prefix))?;
+        let rows = client
+            .query(&stmt, &[&prefix, &after, &limit])
+            .await
+            .map_err(pg("scan", prefix))?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let key: String = row.try_get(4).map_err(pg("read", prefix))?;
+            let item = item_from_row(row, &key)?;
+            items.push((key, item));
+        }
+        let full = i64::try_from(items.len()).unwrap_or(i64::MAX) >= limit;
+        let next = full.then(|| items.last().map(|(k, _)| k.clone())).flatten();
+        Ok(ScanPage { items, next })
     }
 
     async fn close(&self) {

@@ -72,7 +72,7 @@ local ver = redis.pcall("HGET", KEYS[1], "version")
 if ARGV[1] ~= "" and type(ver) == "string" and ver ~= ARGV[1] then return -1 end
 return redis.call("DEL", KEYS[1])"#;
 
-/// KEYS: one per operation. ARGV: six per operation (kind "S"/"D", etag, first-write, ttl, data,
+/// KEYS: one per operation. ARGV: six per operation (kind "S"/"D"/"C", etag, first-write, ttl, data,
 /// start version). Every condition is checked against the state before the transaction, then every
 /// operation is applied; returns 0, or -i when operation i fails its check (nothing written).
 const TRANSACT: &str = r#"
@@ -81,6 +81,7 @@ for i = 1, #KEYS do
   if ARGV[b + 2] ~= "" then
     local ver = redis.pcall("HGET", KEYS[i], "version")
     if type(ver) == "string" and ver ~= ARGV[b + 2] then return -i end
+    if ARGV[b + 1] == "C" and type(ver) ~= "string" then return -i end
   elseif ARGV[b + 1] == "S" and ARGV[b + 3] == "1" and redis.call("EXISTS", KEYS[i]) == 1 then
     return -i
   end
@@ -90,7 +91,7 @@ for i = 1, #KEYS do
   local k = KEYS[i]
   if ARGV[b + 1] == "D" then
     redis.call("DEL", k)
-  else
+  elseif ARGV[b + 1] == "S" then
     local t = redis.call("TYPE", k)["ok"]
     if t ~= "hash" and t ~= "none" then redis.call("DEL", k) end
     if redis.call("HEXISTS", k, "version") == 0 then redis.call("HSET", k, "version", ARGV[b + 6]) end
@@ -247,6 +248,16 @@ impl StateStore for RedisStore {
                         .arg("")
                         .arg(0);
                 }
+                TxOperation::Check(r) => {
+                    let etag = etag_arg(Some(&r.etag))?;
+                    call.key(&r.key)
+                        .arg("C")
+                        .arg(etag)
+                        .arg("0")
+                        .arg(0)
+                        .arg("")
+                        .arg(0);
+                }
             }
         }
         let status: i64 = call
@@ -262,14 +273,58 @@ impl StateStore for RedisStore {
         }
         Ok(())
     }
+
+    async fn scan_prefix(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> StoreResult<ScanPage> {
+        let pattern = format!("{}*", glob_escape(prefix));
+        let start: u64 = match cursor {
+            Some(c) => c
+                .parse()
+                .map_err(|_| StoreError::Backend(format!("bad scan cursor {c:?}")))?,
+            None => 0,
+        };
+        let mut conn = self.conn.clone();
+        let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
+            .arg(start)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(limit.max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| backend("scan", prefix, e))?;
+        let mut items = Vec::with_capacity(keys.len());
+        for key in keys {
+            // A key that expired or was deleted between SCAN and the read is simply left out.
+            if let Some(item) = self.get(&key).await? {
+                items.push((key, item));
+            }
+        }
+        Ok(ScanPage {
+            items,
+            next: (next != 0).then(|| next.to_string()),
+        })
+    }
+}
+
+/// `text` as a literal inside a Redis glob pattern.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn ops_key(ops: &[TxOperation], i: usize) -> &str {
-    match ops.get(i) {
-        Some(TxOperation::Upsert(r)) => &r.key,
-        Some(TxOperation::Delete(r)) => &r.key,
-        None => "",
-    }
+    ops.get(i).map(TxOperation::key).unwrap_or_default()
 }
 
 #[async_trait::async_trait]

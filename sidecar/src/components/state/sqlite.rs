@@ -102,6 +102,13 @@ impl SqliteStore {
         let (key, etag, first_write) = match op {
             TxOperation::Upsert(r) => (&r.key, &r.etag, r.concurrency == Concurrency::FirstWrite),
             TxOperation::Delete(r) => (&r.key, &r.etag, false),
+            TxOperation::Check(r) => {
+                let current = Self::current_etag(tx, table, &r.key, now)?;
+                return match current == Some(parse_etag(&r.etag)?) {
+                    true => Ok(()),
+                    false => Err(StoreError::EtagMismatch(format!("key {}", r.key))),
+                };
+            }
         };
         let current = Self::current_etag(tx, table, key, now)?;
         match etag {
@@ -136,6 +143,7 @@ impl SqliteStore {
                 )
                 .map_err(StoreError::backend)?;
             }
+            TxOperation::Check(_) => {}
         }
         Ok(())
     }
@@ -202,6 +210,53 @@ impl StateStore for SqliteStore {
     async fn transact(&self, ops: Vec<TxOperation>) -> StoreResult<()> {
         self.blocking(move |conn, table| Self::run(conn, table, &ops))
             .await
+    }
+
+    async fn scan_prefix(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> StoreResult<ScanPage> {
+        // Keys sort bytewise; every key with the prefix lies below prefix + U+10FFFF.
+        let lower = cursor.unwrap_or_default();
+        let (prefix, upper) = (prefix.to_owned(), format!("{prefix}\u{10FFFF}"));
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        self.blocking(move |conn, table| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT key, value, etag, expire_at FROM {table}
+                     WHERE key >= ?1 AND key < ?2 AND key > ?3
+                       AND (expire_at IS NULL OR expire_at > ?4)
+                     ORDER BY key LIMIT ?5"
+                ))
+                .map_err(StoreError::backend)?;
+            let rows = stmt
+                .query_map(params![prefix, upper, lower, now_millis(), limit], |row| {
+                    let key: String = row.get(0)?;
+                    let data: Vec<u8> = row.get(1)?;
+                    let etag: i64 = row.get(2)?;
+                    let expire_at: Option<i64> = row.get(3)?;
+                    Ok((
+                        key,
+                        StoredItem {
+                            data: Bytes::from(data),
+                            etag: Some(etag.to_string()),
+                            expires_at: expire_at.map(|ms| {
+                                UNIX_EPOCH + Duration::from_millis(ms.max(0).unsigned_abs())
+                            }),
+                        },
+                    ))
+                })
+                .map_err(StoreError::backend)?;
+            let items = rows
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::backend)?;
+            let full = i64::try_from(items.len()).unwrap_or(i64::MAX) >= limit;
+            let next = full.then(|| items.last().map(|(k, _)| k.clone())).flatten();
+            Ok(ScanPage { items, next })
+        })
+        .await
     }
 }
 

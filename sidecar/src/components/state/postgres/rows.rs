@@ -16,6 +16,7 @@ pub(super) struct Sql {
     pub(super) delete_if: String,
     pub(super) lock: String,
     pub(super) sweep: String,
+    pub(super) scan: String,
 }
 
 const LIVE: &str = "(expiredate IS NULL OR expiredate > now())";
@@ -46,6 +47,11 @@ impl Sql {
             delete_if: format!("DELETE FROM {t} WHERE key = $1 AND xmin = $2::text::xid AND {LIVE}"),
             lock: format!("SELECT key, xmin::text FROM {t} WHERE key = ANY($1) AND {LIVE} ORDER BY key FOR UPDATE"),
             sweep: format!("DELETE FROM {t} WHERE expiredate IS NOT NULL AND expiredate <= now()"),
+            scan: format!(
+                "SELECT CASE WHEN isbinary THEN value #>> '{{}}' ELSE value::text END, isbinary, xmin::text, expiredate, key
+                 FROM {t} WHERE starts_with(key, $1) AND key COLLATE \"C\" > $2 AND {LIVE}
+                 ORDER BY key COLLATE \"C\" LIMIT $3"
+            ),
         }
     }
 }
@@ -113,7 +119,15 @@ impl<'a> Write<'a> {
 /// One operation of a transaction, validated.
 pub(super) enum Op<'a> {
     Set(Write<'a>),
-    Delete { key: &'a str, etag: Option<String> },
+    Delete {
+        key: &'a str,
+        etag: Option<String>,
+    },
+    /// A fence: the key must exist with this ETag; nothing is written.
+    Check {
+        key: &'a str,
+        etag: Option<String>,
+    },
 }
 
 impl<'a> Op<'a> {
@@ -124,20 +138,24 @@ impl<'a> Op<'a> {
                 key: &r.key,
                 etag: r.etag.as_deref().map(xmin).transpose()?,
             },
+            TxOperation::Check(r) => Op::Check {
+                key: &r.key,
+                etag: Some(xmin(&r.etag)?),
+            },
         })
     }
 
     pub(super) fn key(&self) -> &'a str {
         match self {
             Op::Set(w) => w.key,
-            Op::Delete { key, .. } => key,
+            Op::Delete { key, .. } | Op::Check { key, .. } => key,
         }
     }
 
     pub(super) fn etag(&self) -> Option<&String> {
         match self {
             Op::Set(w) => w.etag.as_ref(),
-            Op::Delete { etag, .. } => etag.as_ref(),
+            Op::Delete { etag, .. } | Op::Check { etag, .. } => etag.as_ref(),
         }
     }
 }

@@ -1,0 +1,162 @@
+//! Actor state: Dapr's key layout (`appId||type||id||key`) in the actor state store. Reads are
+//! served anywhere; a transaction is accepted only for an actor active on this host, and carries
+//! the condition on its shard's fence, so a host that lost the shard cannot write.
+
+use super::table::ActorRef;
+use super::{actor_store, check_name, keys};
+use crate::blocks::Sidecar;
+use crate::blocks::error::{BlockError, Code};
+use crate::components::state::{
+    CheckRequest, Concurrency, DeleteRequest, SetRequest, StoredItem, TxOperation,
+};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// One operation of `POST /v1.0/actors/{type}/{id}/state`.
+#[derive(Debug, Deserialize)]
+pub struct ActorStateOperation {
+    pub operation: String,
+    pub request: ActorStateItem,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ActorStateItem {
+    pub key: String,
+    #[serde(default)]
+    pub value: Option<Value>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Reads one key of an actor's state; `None` when it is missing.
+pub async fn get(
+    sc: &Sidecar,
+    actor: &ActorRef,
+    key: &str,
+) -> Result<Option<StoredItem>, BlockError> {
+    check_name("actor type", &actor.actor_type)?;
+    check_name("actor id", &actor.actor_id)?;
+    let store = actor_store(sc)?;
+    let key = keys::state_key(sc.app_id(), &actor.actor_type, &actor.actor_id, key);
+    store.get(&key).await.map_err(|e| {
+        BlockError::new(
+            Code::ActorStateGet,
+            format!("error getting actor state: {e}"),
+        )
+    })
+}
+
+/// The store operations of a transaction, with the fence condition added.
+pub fn to_operations(
+    app_id: &str,
+    actor: &ActorRef,
+    ops: Vec<ActorStateOperation>,
+    fence: (String, String),
+) -> Result<Vec<TxOperation>, BlockError> {
+    let mut out = Vec::with_capacity(ops.len() + 1);
+    for op in ops {
+        if op.request.key.is_empty() {
+            return Err(BlockError::new(
+                Code::ActorBadRequest,
+                "an actor state operation needs a key",
+            ));
+        }
+        let key = keys::state_key(app_id, &actor.actor_type, &actor.actor_id, &op.request.key);
+        match op.operation.to_ascii_lowercase().as_str() {
+            "upsert" => {
+                let ttl = match op.request.metadata.get("ttlInSeconds") {
+                    Some(t) => Some(t.trim().parse::<i64>().map_err(|_| {
+                        BlockError::new(
+                            Code::ActorBadRequest,
+                            format!("ttlInSeconds {t:?} is not a number"),
+                        )
+                    })?),
+                    None => None,
+                };
+                let value = serde_json::to_vec(&op.request.value.unwrap_or(Value::Null))
+                    .map_err(|e| BlockError::new(Code::ActorBadRequest, e.to_string()))?;
+                out.push(TxOperation::Upsert(SetRequest {
+                    key,
+                    value: Bytes::from(value),
+                    etag: None,
+                    concurrency: Concurrency::LastWrite,
+                    ttl,
+                }));
+            }
+            "delete" => out.push(TxOperation::Delete(DeleteRequest {
+                key,
+                etag: None,
+                concurrency: Concurrency::LastWrite,
+            })),
+            other => {
+                return Err(BlockError::new(
+                    Code::ActorBadRequest,
+                    format!("operation type {other} not supported"),
+                ));
+            }
+        }
+    }
+    let (key, etag) = fence;
+    out.push(TxOperation::Check(CheckRequest { key, etag }));
+    Ok(out)
+}
+
+/// Applies a transaction to an actor's state.
+pub async fn transact(
+    sc: &Sidecar,
+    actor: &ActorRef,
+    ops: Vec<ActorStateOperation>,
+) -> Result<(), BlockError> {
+    check_name("actor type", &actor.actor_type)?;
+    check_name("actor id", &actor.actor_id)?;
+    let store = actor_store(sc)?;
+    let rt = sc.actor_runtime();
+    let fence = rt
+        .placement()
+        .fence(rt.address(), &actor.actor_type, actor.shard())
+        .filter(|_| rt.table().is_active(actor))
+        .ok_or_else(|| {
+            BlockError::new(
+                Code::ActorInstanceMissing,
+                format!(
+                    "actor instance is missing: {}/{} is not active on this host",
+                    actor.actor_type, actor.actor_id
+                ),
+            )
+        })?;
+    let ops = to_operations(sc.app_id(), actor, ops, fence)?;
+    store.transact(ops).await.map_err(|e| {
+        BlockError::new(
+            Code::ActorStateTransactionSave,
+            format!("error saving actor state: {e}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_use_daprs_keys_and_end_with_the_fence() {
+        let ops: Vec<ActorStateOperation> = serde_json::from_str(
+            r#"[{"operation":"upsert","request":{"key":"k","value":{"a":1},"metadata":{"ttlInSeconds":"5"}}},
+                {"operation":"delete","request":{"key":"old"}}]"#,
+        )
+        .expect("test value");
+        let actor = ActorRef::new("Cat", "7");
+        let out =
+            to_operations("app", &actor, ops, ("fence".into(), "9".into())).expect("test value");
+        assert!(
+            matches!(&out[0], TxOperation::Upsert(s) if s.key == "app||Cat||7||k" && s.ttl == Some(5) && &s.value[..] == br#"{"a":1}"#)
+        );
+        assert!(matches!(&out[1], TxOperation::Delete(d) if d.key == "app||Cat||7||old"));
+        assert!(matches!(&out[2], TxOperation::Check(c) if c.key == "fence" && c.etag == "9"));
+        let bad: Vec<ActorStateOperation> =
+            serde_json::from_str(r#"[{"operation":"merge","request":{"key":"k"}}]"#)
+                .expect("test value");
+        assert!(to_operations("app", &actor, bad, ("f".into(), "1".into())).is_err());
+    }
+}
