@@ -250,6 +250,29 @@ pub const CATALOGUE: &[ComponentKind] = &[
         optional: &[POSTGRES_CONNECTION],
     },
     ComponentKind {
+        type_: "lock.redis",
+        aliases: &[],
+        versions: &["v1"],
+        required: &["redisHost"],
+        // Dapr's retry fields for this type are accepted (a try-lock is one attempt anyway).
+        optional: &[
+            REDIS_CONNECTION,
+            &[
+                "maxRetries",
+                "maxRetryBackoff",
+                "redeliverInterval",
+                "processingTimeout",
+            ],
+        ],
+    },
+    ComponentKind {
+        type_: "lock.in-memory",
+        aliases: &[],
+        versions: &["v1"],
+        required: &[],
+        optional: &[],
+    },
+    ComponentKind {
         type_: "secretstores.local.env",
         aliases: &[],
         versions: &["v1"],
