@@ -14,6 +14,7 @@ pub mod bindings;
 pub mod deadline;
 pub mod error;
 pub mod invoke;
+pub mod lock;
 pub mod metadata;
 pub mod pubsub;
 pub mod secrets;

@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod internal;
 pub mod invoke;
+pub mod lock;
 pub mod metadata;
 pub mod object;
 pub mod path;
@@ -108,11 +109,8 @@ const UNIMPLEMENTED: &[(&str, &str)] = &[
 
 /// The same for APIs Dapr serves only on POST/PUT (another method is a wrong request, not a
 /// missing API).
-const UNIMPLEMENTED_WRITES: &[(&str, &str)] = &[
-    ("/v1.0-alpha1/lock/{store}", "distributed lock"),
-    ("/v1.0-alpha1/unlock/{store}", "distributed lock"),
-    ("/v1.0-alpha1/state/{store}/query", "state query"),
-];
+const UNIMPLEMENTED_WRITES: &[(&str, &str)] =
+    &[("/v1.0-alpha1/state/{store}/query", "state query")];
 
 async fn unimplemented(api: &'static str) -> BlockError {
     BlockError::new(
@@ -137,6 +135,13 @@ fn unimplemented_routes() -> Router<Shared> {
         })
 }
 
+/// The distributed lock (alpha1); daprd serves it on POST only.
+fn lock_routes() -> Router<Shared> {
+    Router::new()
+        .route("/v1.0-alpha1/lock/{store}", post(lock::try_lock))
+        .route("/v1.0-alpha1/unlock/{store}", post(lock::unlock))
+}
+
 fn health_and_metadata() -> Router<Shared> {
     Router::new()
         .route("/v1.0/healthz", get(health::healthz))
@@ -150,6 +155,7 @@ pub fn api_router(sc: Shared) -> Router {
     Router::new()
         .merge(state_routes())
         .merge(publish_routes())
+        .merge(lock_routes())
         .merge(health_and_metadata())
         .merge(unimplemented_routes())
         .route("/v1.0/secrets/{store}/bulk", get(secrets::bulk))

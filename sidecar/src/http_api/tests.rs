@@ -265,7 +265,7 @@ async fn invocation_without_a_target_and_the_public_port() {
         v["message"].as_str().unwrap_or_default().contains("actors"),
         "{v}"
     );
-    let (s, v) = call(sc, "POST", "/v1.0-alpha1/lock/store", Some(json!({}))).await;
+    let (s, v) = call(sc, "GET", "/v1.0/configuration/store?key=a", None).await;
     assert_eq!((s.as_u16(), code(&v)), (501, "ERR_API_UNIMPLEMENTED"));
     let (s, v) = call(sc, "POST", "/v1.0/invoke/order/method/x", Some(json!({}))).await;
     assert_eq!((s.as_u16(), code(&v)), (500, "ERR_DIRECT_INVOKE"));
