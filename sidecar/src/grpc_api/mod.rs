@@ -20,6 +20,7 @@ pub mod pubsub;
 pub mod secrets;
 pub mod service;
 pub mod state;
+pub mod state_query;
 
 use crate::blocks::Sidecar;
 use crate::blocks::error::BlockError;

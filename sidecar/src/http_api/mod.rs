@@ -17,6 +17,7 @@ pub mod publish;
 pub mod query;
 pub mod secrets;
 pub mod state;
+pub mod state_query;
 
 use crate::blocks::Sidecar;
 use crate::blocks::error::{BlockError, Code};
@@ -71,6 +72,10 @@ fn state_routes() -> Router<Shared> {
             "/v1.0/state/{store}/{key}",
             get(state::get).delete(state::delete),
         )
+        .route(
+            "/v1.0-alpha1/state/{store}/query",
+            post(state_query::query).put(state_query::query),
+        )
 }
 
 fn publish_routes() -> Router<Shared> {
@@ -109,8 +114,7 @@ const UNIMPLEMENTED: &[(&str, &str)] = &[
 
 /// The same for APIs Dapr serves only on POST/PUT (another method is a wrong request, not a
 /// missing API).
-const UNIMPLEMENTED_WRITES: &[(&str, &str)] =
-    &[("/v1.0-alpha1/state/{store}/query", "state query")];
+const UNIMPLEMENTED_WRITES: &[(&str, &str)] = &[];
 
 async fn unimplemented(api: &'static str) -> BlockError {
     BlockError::new(
