@@ -1,12 +1,11 @@
 //! The distributed lock API (alpha1) against real sidecar processes and a real `redis-server`:
 //! every status and error over HTTP ([`http`]), the same over gRPC with the `dapr` crate's
 //! generated client ([`grpc`]), mutual exclusion of 50 clients over three sidecars sharing one
-//! `lock.redis` ([`contention`]), and holds that lapse at their expiry ([`expiry`]).
+//! `lock.redis` ([`contention`]), and holds that lapse at their expiry.
 
 #[path = "../common/mod.rs"]
 mod common;
 mod contention;
-mod expiry;
 mod grpc;
 mod http;
 
