@@ -250,6 +250,29 @@ pub const CATALOGUE: &[ComponentKind] = &[
         optional: &[POSTGRES_CONNECTION],
     },
     ComponentKind {
+        type_: "lock.redis",
+        aliases: &[],
+        versions: &["v1"],
+        required: &["redisHost"],
+        // Dapr's retry fields for this type are accepted (a try-lock is one attempt anyway).
+        optional: &[
+            REDIS_CONNECTION,
+            &[
+                "maxRetries",
+                "maxRetryBackoff",
+                "redeliverInterval",
+                "processingTimeout",
+            ],
+        ],
+    },
+    ComponentKind {
+        type_: "lock.in-memory",
+        aliases: &[],
+        versions: &["v1"],
+        required: &[],
+        optional: &[],
+    },
+    ComponentKind {
         type_: "secretstores.local.env",
         aliases: &[],
         versions: &["v1"],
@@ -346,49 +369,4 @@ impl std::fmt::Display for CatalogueError {
 impl std::error::Error for CatalogueError {}
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_types_and_aliases() {
-        assert_eq!(
-            ComponentKind::find("state.postgres").map(|k| k.type_),
-            Some("state.postgresql")
-        );
-        assert!(ComponentKind::find("state.nope").is_none());
-        assert_eq!(
-            ComponentKind::find("secretstores.local.env").map(|k| k.block()),
-            Some("secretstores")
-        );
-    }
-
-    #[test]
-    fn checks_versions_and_fields() {
-        let redis = ComponentKind::find("state.redis").expect("redis");
-        assert_eq!(
-            redis.check("v1", ["redisHost", "redisDB", "keyPrefix"]),
-            Ok(())
-        );
-        assert_eq!(redis.check("", ["REDISHOST"]), Ok(()));
-        assert_eq!(
-            redis.check("v1", ["redisDB"]),
-            Err(CatalogueError::MissingField("redisHost".into()))
-        );
-        assert_eq!(
-            redis.check("v1", ["redisHost", "redisHots"]),
-            Err(CatalogueError::UnknownField("redisHots".into()))
-        );
-        assert!(matches!(
-            redis.check("v9", ["redisHost"]),
-            Err(CatalogueError::UnknownVersion { .. })
-        ));
-        let pg = ComponentKind::find("state.postgresql").expect("pg");
-        assert_eq!(pg.check("v1", ["host"]), Ok(()));
-        assert_eq!(
-            pg.check("v1", ["timeout"]),
-            Err(CatalogueError::MissingField(
-                "connectionString or host".into()
-            ))
-        );
-    }
-}
+mod tests;

@@ -59,6 +59,13 @@ pub enum Code {
     StateTransactionsNotSupported,
     StateTransaction,
     StateOperationNotSupported,
+    StateQueryNotSupported,
+    StateQuery,
+    // Distributed lock.
+    LockStoreNotConfigured,
+    LockStoreNotFound,
+    TryLock,
+    Unlock,
     // Pub/sub.
     PubsubNotConfigured,
     PubsubNotFound,
@@ -159,6 +166,29 @@ impl Code {
                 G::Unimplemented,
                 None,
             ),
+            // A kit error in Dapr (gRPC INTERNAL, unlike the transactions one).
+            Code::StateQueryNotSupported => (
+                "ERR_STATE_STORE_NOT_SUPPORTED",
+                500,
+                G::Internal,
+                Some("DAPR_STATE_QUERYING_NOT_SUPPORTED"),
+            ),
+            Code::StateQuery => (
+                "ERR_STATE_QUERY",
+                500,
+                G::Internal,
+                Some("DAPR_STATE_QUERY_FAILED"),
+            ),
+
+            Code::LockStoreNotConfigured => (
+                "ERR_LOCK_STORE_NOT_CONFIGURED",
+                500,
+                G::FailedPrecondition,
+                None,
+            ),
+            Code::LockStoreNotFound => ("ERR_LOCK_STORE_NOT_FOUND", 400, G::InvalidArgument, None),
+            Code::TryLock => ("ERR_TRY_LOCK", 500, G::Internal, None),
+            Code::Unlock => ("ERR_UNLOCK", 500, G::Internal, None),
 
             Code::PubsubNotConfigured => (
                 "ERR_PUBSUB_NOT_CONFIGURED",
@@ -354,6 +384,12 @@ mod tests {
         Code::StateTransactionsNotSupported,
         Code::StateTransaction,
         Code::StateOperationNotSupported,
+        Code::StateQueryNotSupported,
+        Code::StateQuery,
+        Code::LockStoreNotConfigured,
+        Code::LockStoreNotFound,
+        Code::TryLock,
+        Code::Unlock,
         Code::PubsubNotConfigured,
         Code::PubsubNotFound,
         Code::PubsubNotReady,
@@ -415,6 +451,12 @@ mod tests {
         assert_eq!(
             Code::StateIllegalKey.spec().reason,
             Some("DAPR_STATE_ILLEGAL_KEY")
+        );
+        assert_eq!(Code::LockStoreNotConfigured.spec().http, 500);
+        assert_eq!(Code::LockStoreNotFound.spec().http, 400);
+        assert_eq!(
+            Code::StateQueryNotSupported.spec().reason,
+            Some("DAPR_STATE_QUERYING_NOT_SUPPORTED")
         );
     }
 }

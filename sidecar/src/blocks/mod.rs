@@ -12,6 +12,7 @@ pub mod bindings;
 pub mod error;
 pub mod health;
 pub mod invoke;
+pub mod lock;
 pub mod metadata;
 pub mod pubsub;
 pub mod secrets;

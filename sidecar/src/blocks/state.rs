@@ -3,8 +3,11 @@
 //! Front ends translate their wire shapes into [`SaveItem`]/[`DeleteItem`]/[`TxRequest`] and
 //! call these methods; nothing here knows HTTP or gRPC.
 
+mod query;
+mod querying;
 mod request;
 
+pub use querying::{QueryPage, QueryResult};
 pub use request::{DeleteItem, SaveItem, TxRequest};
 
 use super::Sidecar;

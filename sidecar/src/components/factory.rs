@@ -5,6 +5,7 @@
 //! function) plus one row here; a test checks the rows against the contract crate's catalogue.
 
 use super::bindings::{self, Binding};
+use super::lock::{self, LockStore};
 use super::metadata::{Metadata, MetadataError};
 use super::pubsub::{self, PubSub};
 use super::secrets::{self, SecretStore};
@@ -19,6 +20,7 @@ pub enum Instance {
     Secrets(Arc<dyn SecretStore>),
     PubSub(Arc<dyn PubSub>),
     Binding(Binding),
+    Lock(Arc<dyn LockStore>),
 }
 
 /// The validated settings of one component.
@@ -49,6 +51,8 @@ const FACTORIES: &[(&str, Parse)] = &[
     ("bindings.mqtt3", bindings::mqtt::settings),
     ("bindings.localstorage", bindings::localstorage::settings),
     ("bindings.postgresql", bindings::postgres::settings),
+    ("lock.redis", lock::redis::settings),
+    ("lock.in-memory", lock::memory::settings),
 ];
 
 /// Validates the metadata of a catalogue type.

@@ -4,6 +4,7 @@
 
 pub mod bindings;
 pub mod factory;
+pub mod lock;
 pub mod manifest;
 pub mod metadata;
 pub mod mqtt_connection;

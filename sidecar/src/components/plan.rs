@@ -306,7 +306,10 @@ pub fn plan_resources(
                 secret_stores.insert(p.info.name.clone(), store);
                 plan.components.push(p);
             }
-            Ok((p, Instance::State(_) | Instance::PubSub(_) | Instance::Binding(_))) => {
+            Ok((
+                p,
+                Instance::State(_) | Instance::PubSub(_) | Instance::Binding(_) | Instance::Lock(_),
+            )) => {
                 return Err(component_error(
                     m,
                     format!("{} is not a secret store", p.info.type_),

@@ -4,6 +4,7 @@
 
 use super::bindings::Binding;
 use super::factory::Instance;
+use super::lock::LockStore;
 use super::plan::{FailedComponent, Plan, Planned};
 use super::pubsub::PubSub;
 use super::secrets::SecretStore;
@@ -64,6 +65,13 @@ impl Slot {
 /// A state store as the API uses it.
 pub struct StateHandle<'a> {
     pub store: &'a Arc<dyn StateStore>,
+    pub key_prefix: &'a KeyPrefix,
+    pub name: &'a str,
+}
+
+/// A lock store as the API uses it (the key prefix is the component's `keyPrefix`).
+pub struct LockHandle<'a> {
+    pub store: &'a Arc<dyn LockStore>,
     pub key_prefix: &'a KeyPrefix,
     pub name: &'a str,
 }
@@ -242,6 +250,17 @@ impl Registry {
             })
     }
 
+    pub fn lock(&self, name: &str) -> Result<LockHandle<'_>, Lookup> {
+        match self.find("lock", name)? {
+            (slot, Instance::Lock(store)) => Ok(LockHandle {
+                store,
+                key_prefix: &slot.planned.key_prefix,
+                name: &slot.planned.info.name,
+            }),
+            _ => Err(Lookup::NotFound),
+        }
+    }
+
     /// Capabilities shown in `/v1.0/metadata`.
     pub fn capabilities(&self, slot: &Slot) -> Vec<&'static str> {
         let mut caps: Vec<&'static str> = match slot.instance.get() {
@@ -282,6 +301,7 @@ pub async fn close_slots(slots: &[Arc<Slot>]) {
             Some(Instance::State(store)) => store.close().await,
             Some(Instance::PubSub(broker)) => broker.close().await,
             Some(Instance::Binding(binding)) => binding.close().await,
+            Some(Instance::Lock(store)) => store.close().await,
             _ => {}
         }
     }

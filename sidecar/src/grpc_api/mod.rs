@@ -14,11 +14,13 @@ pub mod bindings;
 pub mod deadline;
 pub mod error;
 pub mod invoke;
+pub mod lock;
 pub mod metadata;
 pub mod pubsub;
 pub mod secrets;
 pub mod service;
 pub mod state;
+pub mod state_query;
 
 use crate::blocks::Sidecar;
 use crate::blocks::error::BlockError;

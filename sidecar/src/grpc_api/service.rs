@@ -2,7 +2,7 @@
 //! building block; every other RPC of the (pinned) `dapr` crate's trait answers `UNIMPLEMENTED`
 //! naming itself, at once, from one macro.
 
-use super::{Shared, bindings, invoke, metadata, pubsub, secrets, state};
+use super::{Shared, bindings, invoke, lock, metadata, pubsub, secrets, state, state_query};
 use dapr::dapr::proto::common::v1 as common;
 use dapr::dapr::proto::runtime::v1 as rt;
 use dapr::dapr::proto::runtime::v1::dapr_server::Dapr;
@@ -78,9 +78,12 @@ dapr_service! {
         get_metadata(rt::GetMetadataRequest) -> rt::GetMetadataResponse => metadata::get;
         set_metadata(rt::SetMetadataRequest) -> () => metadata::set;
         shutdown(rt::ShutdownRequest) -> () => metadata::shutdown;
+        query_state_alpha1(rt::QueryStateRequest)
+            -> rt::QueryStateResponse => state_query::query;
+        try_lock_alpha1(rt::TryLockRequest) -> rt::TryLockResponse => lock::try_lock;
+        unlock_alpha1(rt::UnlockRequest) -> rt::UnlockResponse => lock::unlock;
     }
     unimplemented {
-        query_state_alpha1(rt::QueryStateRequest) -> rt::QueryStateResponse = "QueryStateAlpha1";
         subscribe_topic_events_alpha1(Streaming<rt::SubscribeTopicEventsRequestAlpha1>)
             -> Self::SubscribeTopicEventsAlpha1Stream = "SubscribeTopicEventsAlpha1";
         register_actor_timer(rt::RegisterActorTimerRequest) -> () = "RegisterActorTimer";
@@ -110,8 +113,6 @@ dapr_service! {
             -> rt::UnsubscribeConfigurationResponse = "UnsubscribeConfigurationAlpha1";
         unsubscribe_configuration(rt::UnsubscribeConfigurationRequest)
             -> rt::UnsubscribeConfigurationResponse = "UnsubscribeConfiguration";
-        try_lock_alpha1(rt::TryLockRequest) -> rt::TryLockResponse = "TryLockAlpha1";
-        unlock_alpha1(rt::UnlockRequest) -> rt::UnlockResponse = "UnlockAlpha1";
         encrypt_alpha1(Streaming<rt::EncryptRequest>)
             -> Self::EncryptAlpha1Stream = "EncryptAlpha1";
         decrypt_alpha1(Streaming<rt::DecryptRequest>)

@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod internal;
 pub mod invoke;
+pub mod lock;
 pub mod metadata;
 pub mod object;
 pub mod path;
@@ -17,6 +18,7 @@ pub mod publish;
 pub mod query;
 pub mod secrets;
 pub mod state;
+pub mod state_query;
 
 use crate::blocks::Sidecar;
 use crate::blocks::error::{BlockError, Code};
@@ -71,6 +73,10 @@ fn state_routes() -> Router<Shared> {
             "/v1.0/state/{store}/{key}",
             get(state::get).delete(state::delete),
         )
+        .route(
+            "/v1.0-alpha1/state/{store}/query",
+            post(state_query::query).put(state_query::query),
+        )
 }
 
 fn publish_routes() -> Router<Shared> {
@@ -108,11 +114,7 @@ const UNIMPLEMENTED: &[(&str, &str)] = &[
 
 /// The same for APIs Dapr serves only on POST/PUT (another method is a wrong request, not a
 /// missing API).
-const UNIMPLEMENTED_WRITES: &[(&str, &str)] = &[
-    ("/v1.0-alpha1/lock/{store}", "distributed lock"),
-    ("/v1.0-alpha1/unlock/{store}", "distributed lock"),
-    ("/v1.0-alpha1/state/{store}/query", "state query"),
-];
+const UNIMPLEMENTED_WRITES: &[(&str, &str)] = &[];
 
 async fn unimplemented(api: &'static str) -> BlockError {
     BlockError::new(
@@ -137,6 +139,13 @@ fn unimplemented_routes() -> Router<Shared> {
         })
 }
 
+/// The distributed lock (alpha1); daprd serves it on POST only.
+fn lock_routes() -> Router<Shared> {
+    Router::new()
+        .route("/v1.0-alpha1/lock/{store}", post(lock::try_lock))
+        .route("/v1.0-alpha1/unlock/{store}", post(lock::unlock))
+}
+
 fn health_and_metadata() -> Router<Shared> {
     Router::new()
         .route("/v1.0/healthz", get(health::healthz))
@@ -150,6 +159,7 @@ pub fn api_router(sc: Shared) -> Router {
     Router::new()
         .merge(state_routes())
         .merge(publish_routes())
+        .merge(lock_routes())
         .merge(health_and_metadata())
         .merge(actors::routes())
         .merge(unimplemented_routes())

@@ -262,7 +262,7 @@ async fn invocation_without_a_target_and_the_public_port() {
     // No actor state store in this fixture: Dapr's error for a missing actor runtime.
     let (s, v) = call(sc, "PUT", "/v1.0/actors/Cart/1/method/add", Some(json!({}))).await;
     assert_eq!((s.as_u16(), code(&v)), (500, "ERR_ACTOR_RUNTIME_NOT_FOUND"));
-    let (s, v) = call(sc, "POST", "/v1.0-alpha1/lock/store", Some(json!({}))).await;
+    let (s, v) = call(sc, "GET", "/v1.0/configuration/store?key=a", None).await;
     assert_eq!((s.as_u16(), code(&v)), (501, "ERR_API_UNIMPLEMENTED"));
     let (s, v) = call(sc, "POST", "/v1.0/invoke/order/method/x", Some(json!({}))).await;
     assert_eq!((s.as_u16(), code(&v)), (500, "ERR_DIRECT_INVOKE"));

@@ -117,15 +117,15 @@ async fn rpcs_tandem_does_not_serve_answer_unimplemented_at_once() {
         status.message(),
         "GetConfiguration is not implemented by Tandem"
     );
-    let lock = c
-        .try_lock_alpha1(rt::TryLockRequest::default())
+    let crypto = c
+        .subtle_get_key_alpha1(rt::SubtleGetKeyRequest::default())
         .await
         .expect_err("not served");
     assert_eq!(
-        (lock.code(), lock.message()),
+        (crypto.code(), crypto.message()),
         (
             Code::Unimplemented,
-            "TryLockAlpha1 is not implemented by Tandem"
+            "SubtleGetKeyAlpha1 is not implemented by Tandem"
         )
     );
     let stream = c

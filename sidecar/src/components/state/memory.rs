@@ -1,5 +1,7 @@
 //! `state.in-memory`: a map in the sidecar's memory, with ETags, transactions and TTL.
 
+use super::query::eval::{Candidate, evaluate};
+use super::query::{QueryError, QueryItem, StateQuery};
 use super::*;
 use crate::components::factory::{Instance, Settings};
 use crate::components::metadata::{Metadata, MetadataError};
@@ -118,6 +120,30 @@ impl MemoryStore {
 impl StateStore for MemoryStore {
     fn features(&self) -> &'static [Feature] {
         &[Feature::Etag, Feature::Transactional, Feature::Ttl]
+    }
+
+    async fn query(&self, prefix: &str, query: &StateQuery) -> Result<Vec<QueryItem>, QueryError> {
+        let now = SystemTime::now();
+        // Copy out under the lock (the values are reference-counted), parse outside it.
+        let rows: Vec<(String, Bytes, i64)> = self
+            .lock()
+            .iter()
+            .filter(|(k, e)| k.starts_with(prefix) && e.live(now))
+            .map(|(k, e)| (k.clone(), e.data.clone(), e.version))
+            .collect();
+        let candidates = rows
+            .into_iter()
+            .filter_map(|(key, data, version)| {
+                let doc = serde_json::from_slice(&data).ok()?;
+                Some(Candidate {
+                    key,
+                    doc,
+                    data,
+                    etag: Some(version.to_string()),
+                })
+            })
+            .collect();
+        Ok(evaluate(query, candidates))
     }
 
     async fn get(&self, key: &str) -> StoreResult<Option<StoredItem>> {

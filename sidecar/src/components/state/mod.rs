@@ -18,6 +18,7 @@
 mod keys;
 pub mod memory;
 pub mod postgres;
+pub mod query;
 pub mod redis;
 pub mod sqlite;
 
@@ -152,6 +153,17 @@ pub fn expiry_seconds(ttl: Option<i64>) -> Option<i64> {
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
     fn features(&self) -> &'static [Feature];
+
+    /// Runs `query` over the live keys starting with `prefix` whose value is JSON, with the
+    /// semantics of [`query`]; rows carry their stored keys. Stores without query support keep
+    /// this default.
+    async fn query(
+        &self,
+        _prefix: &str,
+        _query: &query::StateQuery,
+    ) -> Result<Vec<query::QueryItem>, query::QueryError> {
+        Err(query::QueryError::NotSupported)
+    }
 
     async fn get(&self, key: &str) -> StoreResult<Option<StoredItem>>;
 

@@ -5,6 +5,7 @@
 //! transactions lock the rows they touch, check every condition, then apply every operation.
 
 mod config;
+mod query;
 mod rows;
 
 #[cfg(test)]
@@ -40,6 +41,8 @@ fn pg(what: &str, key: &str) -> impl FnOnce(tokio_postgres::Error) -> StoreError
 /// The store: a connection pool and the background sweep of expired rows.
 pub struct PostgresStore {
     pool: Pool,
+    /// The table (queries build their statement around it).
+    table: String,
     sql: Sql,
     timeout: Duration,
     sweeper: Option<tokio::task::AbortHandle>,
@@ -108,6 +111,7 @@ impl PostgresStore {
         });
         Ok(PostgresStore {
             pool,
+            table: cfg.table.clone(),
             sql,
             timeout,
             sweeper,
@@ -268,6 +272,17 @@ fn item_from_row(row: &tokio_postgres::Row, key: &str) -> StoreResult<StoredItem
 impl StateStore for PostgresStore {
     fn features(&self) -> &'static [Feature] {
         &[Feature::Etag, Feature::Transactional, Feature::Ttl]
+    }
+
+    async fn query(
+        &self,
+        prefix: &str,
+        query: &super::query::StateQuery,
+    ) -> Result<Vec<super::query::QueryItem>, super::query::QueryError> {
+        let select = query::select(&self.table, prefix, query);
+        self.timed("query", self.run_query(&select))
+            .await
+            .map_err(|e| super::query::QueryError::Backend(e.to_string()))
     }
 
     async fn get(&self, key: &str) -> StoreResult<Option<StoredItem>> {

@@ -1,6 +1,8 @@
 //! `state.sqlite`: an embedded SQLite file; the default `statestore` when no resources path is
 //! given. Every statement runs on the blocking pool, never on the async runtime.
 
+mod query;
+
 use super::*;
 use crate::components::factory::{Instance, Settings};
 use crate::components::metadata::{Metadata, MetadataError};
@@ -170,6 +172,19 @@ impl SqliteStore {
 impl StateStore for SqliteStore {
     fn features(&self) -> &'static [Feature] {
         &[Feature::Etag, Feature::Transactional, Feature::Ttl]
+    }
+
+    async fn query(
+        &self,
+        prefix: &str,
+        query: &super::query::StateQuery,
+    ) -> Result<Vec<super::query::QueryItem>, super::query::QueryError> {
+        let (prefix, wanted) = (prefix.to_owned(), query.clone());
+        self.blocking(move |conn, table| {
+            query::run(conn, &query::select(table, &prefix, now_millis(), &wanted))
+        })
+        .await
+        .map_err(|e| super::query::QueryError::Backend(e.to_string()))
     }
 
     async fn get(&self, key: &str) -> StoreResult<Option<StoredItem>> {
