@@ -372,7 +372,8 @@ async fn embedded_default_statestore_needs_no_resources() {
     assert_eq!(md["components"][0]["name"], "statestore");
     assert_eq!(
         md["components"][0]["capabilities"],
-        json!(["ETAG", "TRANSACTIONAL", "TTL"])
+        json!(["ETAG", "TRANSACTIONAL", "TTL", "ACTOR"]),
+        "the embedded store is the actor state store"
     );
 }
 
