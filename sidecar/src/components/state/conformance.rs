@@ -256,6 +256,84 @@ pub async fn run(store: &dyn StateStore, ns: &str, missing: EtagOnMissingKey) {
             .expect("ttl -1 keeps the key");
         assert!(kept.expires_at.is_none());
     }
+    fences_and_scans(store, ns).await;
+}
+
+/// Actor placement's needs: a `Check` holds only at the key's current ETag and writes nothing,
+/// and a prefix scan returns every key under the prefix, across pages, and nothing else.
+async fn fences_and_scans(store: &dyn StateStore, ns: &str) {
+    let k = |name: &str| format!("{ns}||{name}");
+    store.set(set(&k("fence"), "1")).await.expect("fence");
+    let fence = etag_of(store, &k("fence")).await;
+    let guarded = |etag: &str| {
+        vec![
+            TxOperation::Upsert(set(&k("guarded"), "g")),
+            TxOperation::Check(CheckRequest {
+                key: k("fence"),
+                etag: etag.to_owned(),
+            }),
+        ]
+    };
+    store
+        .transact(guarded(&fence))
+        .await
+        .expect("at the current fence");
+    assert_eq!(
+        etag_of(store, &k("fence")).await,
+        fence,
+        "a check writes nothing"
+    );
+    store
+        .set(set(&k("fence"), "2"))
+        .await
+        .expect("the fence moves");
+    store
+        .delete(del(&k("guarded"), None))
+        .await
+        .expect("delete");
+    assert!(matches!(
+        store.transact(guarded(&fence)).await,
+        Err(StoreError::EtagMismatch(_))
+    ));
+    assert!(
+        store.get(&k("guarded")).await.expect("get").is_none(),
+        "nothing applied"
+    );
+    let missing = vec![TxOperation::Check(CheckRequest {
+        key: k("no-fence"),
+        etag: fence.clone(),
+    })];
+    assert!(matches!(
+        store.transact(missing).await,
+        Err(StoreError::EtagMismatch(_))
+    ));
+
+    for i in 0..7 {
+        store
+            .set(set(&k(&format!("scan||{i}")), "s"))
+            .await
+            .expect("scan key");
+    }
+    store
+        .set(set(&k("scanner"), "outside"))
+        .await
+        .expect("outside key");
+    let (mut seen, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = store
+            .scan_prefix(&k("scan||"), cursor, 3)
+            .await
+            .expect("scan");
+        seen.extend(page.items.into_iter().map(|(key, _)| key));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    let want: Vec<String> = (0..7).map(|i| k(&format!("scan||{i}"))).collect();
+    assert_eq!(seen, want);
 }
 
 /// Many clients doing read-modify-write with etags on one key: the count must come out exact.
