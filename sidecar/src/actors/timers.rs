@@ -58,7 +58,8 @@ pub fn create_here(
     let (sc2, actor2, name2) = (sc.clone(), actor.clone(), name.to_owned());
     let task = tokio::spawn(async move {
         let metrics = sc2.metrics().actors().clone();
-        metrics.timers_running(&actor2.actor_type, 1);
+        // Counted down however the task ends (done, cancelled, or aborted by delete/deactivation).
+        let _running = Running::new(metrics.clone(), actor2.actor_type.clone());
         let mut due = schedule.first;
         let mut fired = 0u32;
         loop {
@@ -103,10 +104,25 @@ pub fn create_here(
                 None => break,
             }
         }
-        metrics.timers_running(&actor2.actor_type, -1);
     });
     slot.set_timer(name, task.abort_handle());
     Ok(())
+}
+
+/// The `dapr_runtime_actor_timers` gauge for one running timer.
+struct Running(crate::actors::metrics::ActorMetrics, String);
+
+impl Running {
+    fn new(metrics: crate::actors::metrics::ActorMetrics, actor_type: String) -> Running {
+        metrics.timers_running(&actor_type, 1);
+        Running(metrics, actor_type)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.timers_running(&self.1, -1);
+    }
 }
 
 /// Stops a timer (a missing timer is not an error, as in Dapr).
