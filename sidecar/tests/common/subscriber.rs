@@ -7,6 +7,7 @@
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::Response;
+use http::StatusCode;
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
@@ -60,6 +61,10 @@ fn seq_of(event: &Value) -> i64 {
 async fn handle(State(app): State<AppState>, req: Request) -> Response {
     use axum::response::IntoResponse;
     let path = req.uri().path().to_owned();
+    // The sidecar also asks for an actor configuration; this app hosts no actors.
+    if path == "/dapr/config" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     if path == "/dapr/subscribe" {
         return axum::Json(app.subscriptions.clone()).into_response();
     }

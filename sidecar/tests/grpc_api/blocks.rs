@@ -7,6 +7,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use dapr::dapr::proto::runtime::v1 as rt;
+use http::StatusCode;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -19,6 +20,10 @@ type Received = Arc<Mutex<Vec<(String, Value)>>>;
 
 async fn subscriber(State(got): State<Received>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
+    // The sidecar also asks for an actor configuration; this app hosts no actors.
+    if path == "/dapr/config" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     if path == "/dapr/subscribe" {
         let topics = json!([{"pubsubname": "pubsub", "topic": "orders", "route": "/orders"}]);
         return axum::Json(topics).into_response();
