@@ -17,6 +17,8 @@ const CONFIG_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duratio
 /// actors"; other failures are retried this long before giving up.
 const NOT_FOUND_GRACE: Duration = Duration::from_secs(3);
 const FAILURE_GRACE: Duration = Duration::from_secs(30);
+/// One request for the configuration gets this long.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Asks the app for its actor configuration until it answers.
 async fn fetch_config(sc: &Sidecar) -> ActorsConfig {
@@ -24,27 +26,31 @@ async fn fetch_config(sc: &Sidecar) -> ActorsConfig {
     let mut attempt = 0;
     let mut backoff = CONFIG_BACKOFF;
     loop {
-        let answer = calls::to_app(
-            sc,
-            Method::GET,
-            "/dapr/config",
-            HeaderMap::new(),
-            Bytes::new(),
+        let answer = tokio::time::timeout(
+            ATTEMPT_TIMEOUT,
+            calls::to_app(
+                sc,
+                Method::GET,
+                "/dapr/config",
+                HeaderMap::new(),
+                Bytes::new(),
+            ),
         )
         .await;
         let grace = match &answer {
-            Ok(a) if a.status.is_success() => match ActorsConfig::parse(&a.body) {
+            Ok(Ok(a)) if a.status.is_success() => match ActorsConfig::parse(&a.body) {
                 Ok(config) => return config,
                 Err(e) => {
                     tracing::error!(error = %e, "the app's actor configuration is invalid; no actors are hosted");
                     return ActorsConfig::default();
                 }
             },
-            Ok(a) if a.status == http::StatusCode::NOT_FOUND => NOT_FOUND_GRACE,
+            Ok(Ok(a)) if a.status == http::StatusCode::NOT_FOUND => NOT_FOUND_GRACE,
             _ => FAILURE_GRACE,
         };
-        if grace == NOT_FOUND_GRACE && attempt == 0 {
-            // Most apps host no actors: do not hold readiness back for them.
+        if attempt == 0 {
+            // Readiness waits for the first answer only: most apps host no actors, and an app
+            // that is slow to say keeps being asked in the background.
             sc.actor_runtime().mark_settled();
         }
         if started.elapsed() >= grace {

@@ -93,8 +93,8 @@ const callee = http.createServer((req, res) => {
   const chunks = [];
   req.on("data", (c) => chunks.push(c));
   req.on("end", () => {
-    // The sidecar asks every app for its pub/sub subscriptions; this one has none.
-    if (req.url === "/dapr/subscribe") {
+    // The sidecar asks every app for its pub/sub subscriptions and actor types; this one has none.
+    if (req.url === "/dapr/subscribe" || req.url === "/dapr/config") {
       res.writeHead(404);
       res.end();
       return;
