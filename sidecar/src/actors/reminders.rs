@@ -109,21 +109,27 @@ impl ReminderIndex {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn schedule(&self, key: String, due_ms: u64) {
+    /// Puts a reminder at `due_ms`; true when the index did not hold it.
+    pub fn schedule(&self, key: String, due_ms: u64) -> bool {
         let mut inner = self.lock();
-        if let Some(old) = inner.by_key.insert(key.clone(), due_ms) {
+        let old = inner.by_key.insert(key.clone(), due_ms);
+        if let Some(old) = old {
             inner.due.remove(&(old, key.clone()));
         }
         inner.due.insert((due_ms, key));
         drop(inner);
         self.wake.notify_one();
+        old.is_none()
     }
 
-    pub fn unschedule(&self, key: &str) {
+    /// Takes a reminder out; true when the index held it.
+    pub fn unschedule(&self, key: &str) -> bool {
         let mut inner = self.lock();
-        if let Some(old) = inner.by_key.remove(key) {
+        let old = inner.by_key.remove(key);
+        if let Some(old) = old {
             inner.due.remove(&(old, key.to_owned()));
         }
+        old.is_some()
     }
 
     /// Drops every reminder under `prefix` (a shard that moved away).
@@ -249,10 +255,7 @@ pub async fn create_here(
         }
         Err(e) => return Err(create_error(e)),
     }
-    if rt.reminders().lock().by_key.contains_key(&key) {
-        rt.reminders().schedule(key, record.next_ms);
-    } else {
-        rt.reminders().schedule(key, record.next_ms);
+    if rt.reminders().schedule(key, record.next_ms) {
         sc.metrics()
             .actors()
             .reminders_scheduled(&actor.actor_type, 1);
@@ -300,8 +303,7 @@ pub async fn delete(sc: &Sidecar, actor: &ActorRef, name: &str) -> Result<(), Bl
             )
         })?;
     let rt = sc.actor_runtime();
-    if rt.reminders().lock().by_key.contains_key(&key) {
-        rt.reminders().unschedule(&key);
+    if rt.reminders().unschedule(&key) {
         sc.metrics()
             .actors()
             .reminders_scheduled(&actor.actor_type, -1);
@@ -466,14 +468,18 @@ async fn fire(sc: &Sidecar, key: String) {
     };
     match store.transact(vec![update, check]).await {
         Ok(()) => match next {
-            Some(next_ms) => rt.reminders().schedule(key, next_ms),
+            Some(next_ms) => {
+                rt.reminders().schedule(key, next_ms);
+            }
             None => sc
                 .metrics()
                 .actors()
                 .reminders_scheduled(&actor.actor_type, -1),
         },
         // Changed meanwhile (re-registered, deleted) or the shard moved: read it again.
-        Err(StoreError::EtagMismatch(_)) => rt.reminders().schedule(key, now_ms()),
+        Err(StoreError::EtagMismatch(_)) => {
+            rt.reminders().schedule(key, now_ms());
+        }
         Err(e) => {
             tracing::warn!(reminder = %key, error = %e, "cannot record the reminder's firing; retrying");
             rt.reminders().schedule(key, now_ms() + 1_000);
