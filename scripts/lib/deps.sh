@@ -43,11 +43,13 @@ ensure_sdk_clients() {
     (cd "$js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   fi
   local py="$sdk/venv/bin/python"
-  if [ ! -x "$py" ] || ! "$py" -c "import sys, importlib.metadata as m, dapr.clients; sys.exit(m.version('dapr') != '$py_version')" 2>/dev/null; then
+  # dapr[fastapi] (dapr.ext.fastapi, with pinned fastapi and uvicorn) hosts the Python SDK's actors.
+  local py_packages=("dapr[fastapi]==$py_version" "fastapi==0.115.12" "uvicorn==0.34.2")
+  if [ ! -x "$py" ] || ! "$py" -c "import sys, importlib.metadata as m, dapr.clients, dapr.ext.fastapi; sys.exit(m.version('dapr') != '$py_version' or m.version('uvicorn') != '0.34.2')" 2>/dev/null; then
     command -v python3 >/dev/null || apt_install python3
     rm -rf "$sdk/venv"
     python3 -m venv "$sdk/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$sdk/venv"; }
-    "$sdk/venv/bin/pip" install -q --disable-pip-version-check "dapr==$py_version"
+    "$sdk/venv/bin/pip" install -q --disable-pip-version-check "${py_packages[@]}"
   fi
   export TANDEM_SDK_JS_DIR="$root/sidecar/tests/sdk/js"
   export TANDEM_SDK_PYTHON="$sdk/venv/bin/python"

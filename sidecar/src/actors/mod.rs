@@ -15,6 +15,7 @@ pub mod calls;
 pub mod config;
 pub mod keys;
 pub mod metrics;
+pub mod operations;
 pub mod placement;
 pub mod reminders;
 pub mod schedule;

@@ -30,6 +30,35 @@ pub struct ActorStateItem {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// One write of an actor state transaction, as both front ends give it: the HTTP API's JSON
+/// value is stored as its JSON text, the gRPC API's bytes as they are (as daprd stores them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActorStateWrite {
+    pub operation: String,
+    pub key: String,
+    pub value: Bytes,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl ActorStateOperation {
+    /// The write this JSON operation asks for.
+    pub fn into_write(self) -> Result<ActorStateWrite, BlockError> {
+        let value = match self.request.value {
+            Some(v) => Bytes::from(
+                serde_json::to_vec(&v)
+                    .map_err(|e| BlockError::new(Code::ActorBadRequest, e.to_string()))?,
+            ),
+            None => Bytes::from_static(b"null"),
+        };
+        Ok(ActorStateWrite {
+            operation: self.operation,
+            key: self.request.key,
+            value,
+            metadata: self.request.metadata,
+        })
+    }
+}
+
 /// Reads one key of an actor's state; `None` when it is missing.
 pub async fn get(
     sc: &Sidecar,
@@ -52,21 +81,21 @@ pub async fn get(
 pub fn to_operations(
     app_id: &str,
     actor: &ActorRef,
-    ops: Vec<ActorStateOperation>,
+    ops: Vec<ActorStateWrite>,
     fence: (String, String),
 ) -> Result<Vec<TxOperation>, BlockError> {
     let mut out = Vec::with_capacity(ops.len() + 1);
     for op in ops {
-        if op.request.key.is_empty() {
+        if op.key.is_empty() {
             return Err(BlockError::new(
                 Code::ActorBadRequest,
                 "an actor state operation needs a key",
             ));
         }
-        let key = keys::state_key(app_id, &actor.actor_type, &actor.actor_id, &op.request.key);
+        let key = keys::state_key(app_id, &actor.actor_type, &actor.actor_id, &op.key);
         match op.operation.to_ascii_lowercase().as_str() {
             "upsert" => {
-                let ttl = match op.request.metadata.get("ttlInSeconds") {
+                let ttl = match op.metadata.get("ttlInSeconds") {
                     Some(t) => Some(t.trim().parse::<i64>().map_err(|_| {
                         BlockError::new(
                             Code::ActorBadRequest,
@@ -75,11 +104,9 @@ pub fn to_operations(
                     })?),
                     None => None,
                 };
-                let value = serde_json::to_vec(&op.request.value.unwrap_or(Value::Null))
-                    .map_err(|e| BlockError::new(Code::ActorBadRequest, e.to_string()))?;
                 out.push(TxOperation::Upsert(SetRequest {
                     key,
-                    value: Bytes::from(value),
+                    value: op.value,
                     etag: None,
                     concurrency: Concurrency::LastWrite,
                     ttl,
@@ -107,7 +134,7 @@ pub fn to_operations(
 pub async fn transact(
     sc: &Sidecar,
     actor: &ActorRef,
-    ops: Vec<ActorStateOperation>,
+    ops: Vec<ActorStateWrite>,
 ) -> Result<(), BlockError> {
     check_name("actor type", &actor.actor_type)?;
     check_name("actor id", &actor.actor_id)?;
@@ -147,8 +174,13 @@ mod tests {
         )
         .expect("test value");
         let actor = ActorRef::new("Cat", "7");
+        let writes = ops
+            .into_iter()
+            .map(ActorStateOperation::into_write)
+            .collect::<Result<Vec<_>, _>>()
+            .expect("test value");
         let out =
-            to_operations("app", &actor, ops, ("fence".into(), "9".into())).expect("test value");
+            to_operations("app", &actor, writes, ("fence".into(), "9".into())).expect("test value");
         assert!(
             matches!(&out[0], TxOperation::Upsert(s) if s.key == "app||Cat||7||k" && s.ttl == Some(5) && &s.value[..] == br#"{"a":1}"#)
         );
@@ -157,6 +189,11 @@ mod tests {
         let bad: Vec<ActorStateOperation> =
             serde_json::from_str(r#"[{"operation":"merge","request":{"key":"k"}}]"#)
                 .expect("test value");
+        let bad = bad
+            .into_iter()
+            .map(ActorStateOperation::into_write)
+            .collect::<Result<Vec<_>, _>>()
+            .expect("test value");
         assert!(to_operations("app", &actor, bad, ("f".into(), "1".into())).is_err());
     }
 }

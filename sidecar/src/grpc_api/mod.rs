@@ -9,6 +9,7 @@
 //! Server reflection lists and describes the Dapr API from the descriptor set the `dapr` crate
 //! publishes (see `build.rs`).
 
+pub mod actors;
 pub mod auth;
 pub mod bindings;
 pub mod deadline;

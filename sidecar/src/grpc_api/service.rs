@@ -2,7 +2,9 @@
 //! building block; every other RPC of the (pinned) `dapr` crate's trait answers `UNIMPLEMENTED`
 //! naming itself, at once, from one macro.
 
-use super::{Shared, bindings, invoke, lock, metadata, pubsub, secrets, state, state_query};
+use super::{
+    Shared, actors, bindings, invoke, lock, metadata, pubsub, secrets, state, state_query,
+};
 use dapr::dapr::proto::common::v1 as common;
 use dapr::dapr::proto::runtime::v1 as rt;
 use dapr::dapr::proto::runtime::v1::dapr_server::Dapr;
@@ -82,25 +84,28 @@ dapr_service! {
             -> rt::QueryStateResponse => state_query::query;
         try_lock_alpha1(rt::TryLockRequest) -> rt::TryLockResponse => lock::try_lock;
         unlock_alpha1(rt::UnlockRequest) -> rt::UnlockResponse => lock::unlock;
+        invoke_actor(rt::InvokeActorRequest) -> rt::InvokeActorResponse => actors::invoke;
+        get_actor_state(rt::GetActorStateRequest)
+            -> rt::GetActorStateResponse => actors::get_state;
+        execute_actor_state_transaction(rt::ExecuteActorStateTransactionRequest)
+            -> () => actors::transaction;
+        register_actor_timer(rt::RegisterActorTimerRequest) -> () => actors::register_timer;
+        unregister_actor_timer(rt::UnregisterActorTimerRequest)
+            -> () => actors::unregister_timer;
+        register_actor_reminder(rt::RegisterActorReminderRequest)
+            -> () => actors::register_reminder;
+        unregister_actor_reminder(rt::UnregisterActorReminderRequest)
+            -> () => actors::unregister_reminder;
+        get_actor_reminder(rt::GetActorReminderRequest)
+            -> rt::GetActorReminderResponse => actors::get_reminder;
+        list_actor_reminders(rt::ListActorRemindersRequest)
+            -> rt::ListActorRemindersResponse => actors::list_reminders;
+        unregister_actor_reminders_by_type(rt::UnregisterActorRemindersByTypeRequest)
+            -> rt::UnregisterActorRemindersByTypeResponse => actors::unregister_reminders_by_type;
     }
     unimplemented {
         subscribe_topic_events_alpha1(Streaming<rt::SubscribeTopicEventsRequestAlpha1>)
             -> Self::SubscribeTopicEventsAlpha1Stream = "SubscribeTopicEventsAlpha1";
-        register_actor_timer(rt::RegisterActorTimerRequest) -> () = "RegisterActorTimer";
-        unregister_actor_timer(rt::UnregisterActorTimerRequest) -> () = "UnregisterActorTimer";
-        register_actor_reminder(rt::RegisterActorReminderRequest) -> () = "RegisterActorReminder";
-        unregister_actor_reminder(rt::UnregisterActorReminderRequest)
-            -> () = "UnregisterActorReminder";
-        unregister_actor_reminders_by_type(rt::UnregisterActorRemindersByTypeRequest)
-            -> rt::UnregisterActorRemindersByTypeResponse = "UnregisterActorRemindersByType";
-        list_actor_reminders(rt::ListActorRemindersRequest)
-            -> rt::ListActorRemindersResponse = "ListActorReminders";
-        get_actor_state(rt::GetActorStateRequest) -> rt::GetActorStateResponse = "GetActorState";
-        get_actor_reminder(rt::GetActorReminderRequest)
-            -> rt::GetActorReminderResponse = "GetActorReminder";
-        execute_actor_state_transaction(rt::ExecuteActorStateTransactionRequest)
-            -> () = "ExecuteActorStateTransaction";
-        invoke_actor(rt::InvokeActorRequest) -> rt::InvokeActorResponse = "InvokeActor";
         get_configuration_alpha1(rt::GetConfigurationRequest)
             -> rt::GetConfigurationResponse = "GetConfigurationAlpha1";
         get_configuration(rt::GetConfigurationRequest)

@@ -6,20 +6,18 @@
 use super::Shared;
 use super::body::read_error;
 use super::path::ApiPath as Path;
-use crate::actors::calls::{self, ActorRequest, MOVED};
-use crate::actors::reminders::{self, CreateReminder};
+use crate::actors::calls::{ActorRequest, MOVED};
+use crate::actors::operations::{self, json};
+use crate::actors::reminders;
 use crate::actors::state::{self as actor_state, ActorStateOperation};
 use crate::actors::table::ActorRef;
-use crate::actors::timers::{self, CreateTimer};
 use crate::blocks::error::{BlockError, Code};
-use crate::blocks::invoke::method::normalize_method;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use http::{HeaderValue, StatusCode};
 use http_body_util::BodyExt;
-use serde::de::DeserializeOwned;
 
 /// The actor routes (the public API and the internal port share them).
 pub fn routes() -> Router<Shared> {
@@ -76,13 +74,6 @@ async fn buffer(sc: &Shared, req: Request) -> Result<ActorRequest, BlockError> {
     })
 }
 
-fn json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, BlockError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(BlockError::malformed)
-}
-
 fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
@@ -94,16 +85,9 @@ async fn method(
 ) -> Response {
     respond(
         async {
-            let method = normalize_method(&method).map_err(|e| {
-                BlockError::new(Code::ActorBadRequest, format!("invalid method: {e}"))
-            })?;
             let actor = ActorRef::new(&actor_type, &actor_id);
             let request = buffer(&sc, req).await?;
-            calls::dispatch(&sc, &actor, request, |r| {
-                let (sc, actor, method) = (sc.clone(), actor.clone(), method.clone());
-                async move { calls::invoke_here(&sc, &actor, &method, r).await }
-            })
-            .await
+            operations::invoke_method(&sc, &actor, &method, request).await
         }
         .await,
     )
@@ -118,7 +102,11 @@ async fn transaction(
         async {
             let request = buffer(&sc, req).await?;
             let ops: Vec<ActorStateOperation> = json(&request.body)?;
-            actor_state::transact(&sc, &ActorRef::new(&actor_type, &actor_id), ops).await?;
+            let writes = ops
+                .into_iter()
+                .map(ActorStateOperation::into_write)
+                .collect::<Result<Vec<_>, _>>()?;
+            actor_state::transact(&sc, &ActorRef::new(&actor_type, &actor_id), writes).await?;
             Ok(no_content())
         }
         .await,
@@ -156,22 +144,7 @@ async fn reminder_create(
         async {
             let actor = ActorRef::new(&actor_type, &actor_id);
             let request = buffer(&sc, req).await?;
-            json::<CreateReminder>(&request.body)?;
-            if !request.headers.contains_key(calls::FORWARDED) && !sc.actor_runtime().hosts(&actor_type) {
-                return Err(BlockError::new(
-                    Code::ActorReminderNonHosted,
-                    format!("reminders can only be created for actor types hosted by this app; {actor_type} is not"),
-                ));
-            }
-            calls::dispatch(&sc, &actor, request, |r| {
-                let (sc, actor, name) = (sc.clone(), actor.clone(), name.clone());
-                async move {
-                    let body: CreateReminder = json(&r.body)?;
-                    reminders::create_here(&sc, &actor, &name, body).await?;
-                    Ok(no_content())
-                }
-            })
-            .await
+            operations::create_reminder(&sc, &actor, &name, request).await
         }
         .await,
     )
@@ -212,16 +185,7 @@ async fn timer_create(
         async {
             let actor = ActorRef::new(&actor_type, &actor_id);
             let request = buffer(&sc, req).await?;
-            json::<CreateTimer>(&request.body)?;
-            calls::dispatch(&sc, &actor, request, |r| {
-                let (sc, actor, name) = (sc.clone(), actor.clone(), name.clone());
-                async move {
-                    let body: CreateTimer = json(&r.body)?;
-                    timers::create_here(&sc, &actor, &name, body)?;
-                    Ok(no_content())
-                }
-            })
-            .await
+            operations::create_timer(&sc, &actor, &name, request).await
         }
         .await,
     )
@@ -236,14 +200,7 @@ async fn timer_delete(
         async {
             let actor = ActorRef::new(&actor_type, &actor_id);
             let request = buffer(&sc, req).await?;
-            calls::dispatch(&sc, &actor, request, |_| {
-                let (sc, actor, name) = (sc.clone(), actor.clone(), name.clone());
-                async move {
-                    timers::delete_here(&sc, &actor, &name)?;
-                    Ok(no_content())
-                }
-            })
-            .await
+            operations::delete_timer(&sc, &actor, &name, request).await
         }
         .await,
     )

@@ -6,6 +6,8 @@
 //! The SDKs are installed by `scripts/test.sh` (`ensure_sdk_clients` in `scripts/lib/deps.sh`),
 //! which exports `TANDEM_SDK_JS_DIR` and `TANDEM_SDK_PYTHON`. Without them these tests fail.
 
+mod actors;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

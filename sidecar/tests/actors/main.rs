@@ -2,6 +2,8 @@
 //! embedded SQLite actor state store in their data directory (so they place actors among
 //! themselves with nothing else running).
 
+mod grpc;
+
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
