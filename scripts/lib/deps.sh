@@ -43,9 +43,9 @@ ensure_sdk_clients() {
     (cd "$js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   fi
   local py="$sdk/venv/bin/python"
-  # dapr[fastapi] (dapr.ext.fastapi, with pinned fastapi and uvicorn) hosts the Python SDK's actors.
-  local py_packages=("dapr[fastapi]==$py_version" "fastapi==0.115.12" "uvicorn==0.34.2")
-  if [ ! -x "$py" ] || ! "$py" -c "import sys, importlib.metadata as m, dapr.clients, dapr.ext.fastapi; sys.exit(m.version('dapr') != '$py_version' or m.version('uvicorn') != '0.34.2')" 2>/dev/null; then
+  # dapr[fastapi] hosts the Python SDK's actors (fastapi and uvicorn pinned), dapr[grpc] its gRPC apps.
+  local py_packages=("dapr[fastapi,grpc]==$py_version" "fastapi==0.115.12" "uvicorn==0.34.2")
+  if [ ! -x "$py" ] || ! "$py" -c "import sys, importlib.metadata as m, dapr.clients, dapr.ext.fastapi, dapr.ext.grpc; sys.exit(m.version('dapr') != '$py_version' or m.version('uvicorn') != '0.34.2')" 2>/dev/null; then
     command -v python3 >/dev/null || apt_install python3
     rm -rf "$sdk/venv"
     python3 -m venv "$sdk/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$sdk/venv"; }

@@ -54,6 +54,19 @@ pub enum AppProtocol {
     H2c,
 }
 
+impl AppProtocol {
+    /// The flag's value, as Dapr spells it (and `/v1.0/metadata` reports it).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AppProtocol::Http => "http",
+            AppProtocol::Https => "https",
+            AppProtocol::Grpc => "grpc",
+            AppProtocol::Grpcs => "grpcs",
+            AppProtocol::H2c => "h2c",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
     Debug,
@@ -210,12 +223,11 @@ impl SidecarArgs {
                 return Err("--mode kubernetes needs --app-id".into());
             }
         }
-        if self.app_protocol != AppProtocol::Http {
+        if !matches!(self.app_protocol, AppProtocol::Http | AppProtocol::Grpc) {
             return Err(format!(
-                "invalid value '{:?}' for '--app-protocol': only http is supported so far",
-                self.app_protocol
-            )
-            .to_lowercase());
+                "invalid value '{}' for '--app-protocol': only http and grpc are supported so far",
+                self.app_protocol.as_str()
+            ));
         }
         if let Some(reason) = crate::blocks::invoke::target::invalid_app_id(&self.app_id) {
             return Err(format!(
@@ -348,7 +360,7 @@ mod tests {
         for (args, needle) in [
             (&["--app-port", "abc"][..], "--app-port"),
             (&["--app-id", "a.b"][..], "--app-id"),
-            (&["--app-protocol", "grpc"][..], "--app-protocol"),
+            (&["--app-protocol", "grpcs"][..], "--app-protocol"),
             (&["--max-body-size", "4Qi"][..], "--max-body-size"),
             (&["--dapr-http-port", "50002"][..], "--dapr-http-port"),
             (&["--dapr-grpc-port", "3500"][..], "--dapr-grpc-port"),

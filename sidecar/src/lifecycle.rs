@@ -7,9 +7,9 @@
 //! components, exit.
 
 use crate::blocks::{AppConnection, Sidecar, SidecarParts};
-use crate::channels::app::{AppChannel, http::HttpAppChannel};
+use crate::channels::app::{AppChannel, grpc::GrpcAppChannel, http::HttpAppChannel};
 use crate::channels::peer::Peers;
-use crate::cli::{Cli, Command, SidecarArgs};
+use crate::cli::{AppProtocol, Cli, Command, SidecarArgs};
 use crate::components::{PlanContext, Registry};
 use crate::config::{Kubernetes, Prepared, connect, prepare, usage_error};
 use crate::grpc_api;
@@ -229,11 +229,23 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
     } = p;
     let listeners = Listeners::bind(&args, env.internal_ip).await?;
     let (resolver, registration) = peers(&args, env.namespace.as_deref(), kubernetes.as_ref())?;
-    let app = args.app_port.map(|port| {
-        let channel =
-            HttpAppChannel::new(&args.app_channel_address, port, &args.app_id, env.app_token);
-        Arc::new(channel) as Arc<dyn AppChannel>
-    });
+    let app = match args.app_port {
+        None => None,
+        Some(port) => Some(match args.app_protocol {
+            AppProtocol::Grpc => Arc::new(GrpcAppChannel::new(
+                &args.app_channel_address,
+                port,
+                env.app_token,
+                args.max_body_size,
+            )?) as Arc<dyn AppChannel>,
+            _ => Arc::new(HttpAppChannel::new(
+                &args.app_channel_address,
+                port,
+                &args.app_id,
+                env.app_token,
+            )),
+        }),
+    };
     let sc = Arc::new(Sidecar::new(SidecarParts {
         app_id: args.app_id.clone(),
         namespace: env.namespace,
@@ -242,7 +254,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         app,
         app_connection: AppConnection {
             port: args.app_port,
-            protocol: "http",
+            protocol: args.app_protocol.as_str(),
             channel_address: args.app_channel_address.clone(),
         },
         peers: Peers::new(resolver),

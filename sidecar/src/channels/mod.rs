@@ -6,3 +6,4 @@
 pub mod app;
 pub mod hop_by_hop;
 pub mod peer;
+pub mod permanent_headers;

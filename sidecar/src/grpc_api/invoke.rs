@@ -12,6 +12,7 @@ use super::error::status_with_error_info;
 use crate::blocks::error::{BlockError, Code as BlockCode};
 use crate::blocks::invoke::Invocation;
 use crate::channels::hop_by_hop::strip_hop_by_hop;
+use crate::channels::permanent_headers::{dapr_prefixed, is_permanent};
 use axum::body::Body;
 use dapr::dapr::proto::common::v1 as common;
 use dapr::dapr::proto::runtime::v1 as runtime;
@@ -23,37 +24,6 @@ use tonic::{Code, Request, Response, Status};
 
 /// daprd's limit for an `ErrorInfo` metadata value.
 const MAX_ERROR_DETAIL: usize = 63;
-
-/// Headers daprd prefixes with `dapr-` when they become gRPC response metadata.
-const PERMANENT_HEADERS: &[&str] = &[
-    "accept",
-    "accept-charset",
-    "accept-language",
-    "accept-ranges",
-    "cache-control",
-    "content-type",
-    "cookie",
-    "date",
-    "expect",
-    "from",
-    "host",
-    "if-match",
-    "if-modified-since",
-    "if-none-match",
-    "if-schedule-tag-match",
-    "if-unmodified-since",
-    "max-forwards",
-    "origin",
-    "pragma",
-    "referer",
-    "via",
-    "warning",
-];
-
-/// A name prefixed `dapr-`.
-fn dapr_prefixed(name: &HeaderName) -> Option<HeaderName> {
-    HeaderName::from_bytes(format!("dapr-{name}").as_bytes()).ok()
-}
 
 /// The call's metadata as the invocation's headers.
 pub fn request_headers(metadata: MetadataMap, content_type: &str) -> HeaderMap {
@@ -122,7 +92,7 @@ pub fn response_metadata(mut headers: HeaderMap, status: StatusCode) -> Metadata
     let mut out = HeaderMap::new();
     for (name, value) in headers.iter() {
         let reserved = name.as_str().starts_with("grpc-")
-            || PERMANENT_HEADERS.contains(&name.as_str())
+            || is_permanent(name)
             || name.as_str().ends_with("-bin");
         let name = if reserved {
             dapr_prefixed(name)

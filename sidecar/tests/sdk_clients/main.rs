@@ -7,6 +7,7 @@
 //! which exports `TANDEM_SDK_JS_DIR` and `TANDEM_SDK_PYTHON`. Without them these tests fail.
 
 mod actors;
+mod grpc_app;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,9 @@
 //! The app channel: everything the sidecar asks of its own app, behind [`AppChannel`], so that a
-//! gRPC app channel can stand beside the HTTP one ([`http::HttpAppChannel`]).
+//! gRPC app channel ([`grpc::GrpcAppChannel`], `--app-protocol grpc`) stands beside the HTTP
+//! one ([`http::HttpAppChannel`]).
 
+pub mod grpc;
+mod grpc_mapping;
 pub mod http;
 
 use crate::pubsub::subscriptions::SubscriptionJson;
