@@ -9,6 +9,7 @@
 
 pub mod headers;
 pub mod method;
+pub mod proxy;
 pub mod target;
 pub mod trace;
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod invoke;
 pub mod lock;
 pub mod metadata;
+pub mod proxy;
 pub mod pubsub;
 pub mod secrets;
 pub mod service;
@@ -107,6 +108,8 @@ pub fn router(sc: Shared) -> axum::Router {
         .into_axum_router()
         // Innermost: a request over the size limit is reported as daprd reports it.
         .layer(map_response(message_too_large(sc.max_body_size())))
+        // Calls for another app's services (`dapr-app-id`) are proxied, not served here.
+        .layer(middleware::from_fn_with_state(sc.clone(), proxy::by_app_id))
         // The call's deadline bounds everything the services do.
         .layer(middleware::from_fn(deadline::enforce_deadline))
         // The token before any service decodes a message (and before a deadline is armed).

@@ -1,9 +1,11 @@
 //! The internal (sidecar-to-sidecar) port: every request is an invocation of this app, handed to
 //! [`crate::blocks::invoke`]'s callee side, except actor calls another host forwarded here
-//! (`tandem-actor-forwarded`), which the actor routes run.
+//! (`tandem-actor-forwarded`), which the actor routes run, and gRPC calls proxied by
+//! `dapr-app-id` (`tandem-grpc-proxy`), which go to the app as they are.
 
 use super::Shared;
 use crate::actors::calls::FORWARDED;
+use crate::blocks::invoke::proxy::PROXIED;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +16,12 @@ pub async fn serve(State(sc): State<Shared>, actor_routes: Router, req: Request)
         return match actor_routes.oneshot(req).await {
             Ok(response) => response,
             Err(never) => match never {},
+        };
+    }
+    if req.headers().contains_key(PROXIED) {
+        return match sc.invoke().serve_grpc_proxy(req).await {
+            Ok(response) => response,
+            Err(e) => tonic::Status::from(e).into_http(),
         };
     }
     match sc.invoke().serve(req).await {

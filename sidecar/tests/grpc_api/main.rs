@@ -8,6 +8,7 @@ mod blocks;
 mod common;
 mod errors;
 mod invoke;
+mod proxy;
 mod state;
 
 use dapr::dapr::proto::runtime::v1::dapr_client::DaprClient;

@@ -27,10 +27,23 @@ pub struct CallIdentity<'a> {
 /// `traceparent`.
 pub fn outbound_headers(headers: &mut HeaderMap, id: &CallIdentity<'_>) {
     strip_hop_by_hop(headers);
+    headers.retain_bin_free();
+    stamp_identity(headers, id);
+}
+
+/// Prepares a proxied gRPC call's metadata for the hop to the callee: as
+/// [`outbound_headers`], except that binary (`-bin`) metadata passes and `te: trailers`
+/// stays, as gRPC needs.
+pub fn proxy_headers(headers: &mut HeaderMap, id: &CallIdentity<'_>) {
+    strip_hop_by_hop(headers);
+    stamp_identity(headers, id);
+    headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+}
+
+fn stamp_identity(headers: &mut HeaderMap, id: &CallIdentity<'_>) {
     for name in SIDECAR_OWNED {
         headers.remove(*name);
     }
-    headers.retain_bin_free();
     insert(headers, dapr::CALLER_APP_ID, id.caller_app_id);
     if let Some(ns) = id.caller_namespace {
         insert(headers, dapr::CALLER_NAMESPACE, ns);

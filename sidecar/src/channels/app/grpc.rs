@@ -226,6 +226,41 @@ impl AppChannel for GrpcAppChannel {
         }
     }
 
+    async fn proxy_grpc(&self, req: Request<Body>) -> Result<Response<Body>, AppError> {
+        let (mut parts, body) = req.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+        parts.uri = http::Uri::builder()
+            .scheme("http")
+            .authority(self.authority.as_str())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| AppError {
+                message: format!("invalid gRPC path: {e}"),
+                unreachable: false,
+                source: None,
+            })?;
+        parts.version = http::Version::HTTP_2;
+        parts.headers.remove(headers::API_TOKEN);
+        if let Some(token) = &self.app_token {
+            parts.headers.insert(
+                http::HeaderName::from_static(headers::API_TOKEN),
+                token.clone(),
+            );
+        }
+        let request = Request::from_parts(parts, tonic::body::Body::new(body));
+        match tower::ServiceExt::oneshot(self.channel.clone(), request).await {
+            Ok(response) => Ok(response.map(Body::new)),
+            Err(e) => Err(AppError {
+                message: format!("the app is unreachable: {e}"),
+                unreachable: true,
+                source: Some(Box::new(e)),
+            }),
+        }
+    }
+
     async fn subscriptions(&self) -> Result<Vec<SubscriptionJson>, String> {
         match self
             .client()

@@ -83,4 +83,18 @@ pub trait AppChannel: Send + Sync + 'static {
 
     /// The app's programmatic subscriptions.
     async fn subscriptions(&self) -> Result<Vec<SubscriptionJson>, String>;
+
+    /// A gRPC call proxied to the app as it is (`dapr-app-id` proxying); only a gRPC app
+    /// takes one.
+    async fn proxy_grpc(
+        &self,
+        _req: ::http::Request<Body>,
+    ) -> Result<::http::Response<Body>, AppError> {
+        Err(AppError {
+            message: "the app does not speak gRPC (start the sidecar with --app-protocol grpc)"
+                .to_owned(),
+            unreachable: false,
+            source: None,
+        })
+    }
 }

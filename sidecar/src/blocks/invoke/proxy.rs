@@ -1,0 +1,110 @@
+//! gRPC proxying, daprd's way of invoking a gRPC app: a client calls any service of the target
+//! app on the sidecar's gRPC port with `dapr-app-id: <target>` metadata, and the call — unary
+//! or streaming, metadata, messages, status and trailers as they are — goes through the peer
+//! channel to the target's sidecar and from there, unchanged, to its app's gRPC server. The
+//! hop between sidecars is marked with [`PROXIED`], so the callee hands the call to the app
+//! instead of treating it as an HTTP invocation.
+
+use super::headers::{CallIdentity, proxy_headers};
+use super::target::parse_target;
+use super::{InvokeBlock, invoke_error};
+use crate::blocks::error::{BlockError, Code};
+use crate::channels::peer::PeerCall;
+use axum::body::Body;
+use http::{HeaderName, HeaderValue, Method, Request, Response};
+use tandem_crds::annotations::headers as dapr;
+
+/// Marks a proxied gRPC call on the internal port.
+pub const PROXIED: &str = "tandem-grpc-proxy";
+
+impl InvokeBlock<'_> {
+    /// The caller's side: sends a gRPC call (its path is `/package.Service/Method`) to the app
+    /// `target` (`app` or `app.namespace`).
+    pub async fn proxy_grpc(
+        &self,
+        target: &str,
+        request: Request<Body>,
+    ) -> Result<Response<Body>, BlockError> {
+        let sc = self.sidecar;
+        let target = parse_target(target).map_err(|e| invoke_error(target, e))?;
+        let (mut parts, body) = request.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+        proxy_headers(
+            &mut parts.headers,
+            &CallIdentity {
+                caller_app_id: sc.app_id(),
+                caller_namespace: sc.namespace(),
+                callee_app_id: &target.app_id,
+            },
+        );
+        parts.headers.remove(http::header::HOST);
+        let own_namespace =
+            target.namespace.is_none() || target.namespace.as_deref() == sc.namespace();
+        if target.app_id == sc.app_id() && own_namespace {
+            return self.to_app(Request::from_parts(parts, body)).await;
+        }
+        parts.headers.insert(
+            HeaderName::from_static(PROXIED),
+            HeaderValue::from_static("1"),
+        );
+        sc.metrics().invocation_sent(&target.app_id);
+        sc.peers()
+            .call(PeerCall {
+                app_id: target.app_id.clone(),
+                namespace: target.namespace,
+                method: Method::POST,
+                path_and_query: path,
+                headers: parts.headers,
+                body,
+            })
+            .await
+            .map_err(|e| invoke_error(&target.app_id, e))
+    }
+
+    /// The callee's side, on the internal port: a proxied call meant for this app goes to it.
+    pub async fn serve_grpc_proxy(
+        &self,
+        mut request: Request<Body>,
+    ) -> Result<Response<Body>, BlockError> {
+        let sc = self.sidecar;
+        let callee = request
+            .headers()
+            .get(dapr::CALLEE_APP_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if callee != sc.app_id() {
+            return Err(BlockError::new(
+                Code::DirectInvoke,
+                format!("this sidecar serves app {:?}, not {callee:?}", sc.app_id()),
+            ));
+        }
+        if let Some(caller) = request
+            .headers()
+            .get(dapr::CALLER_APP_ID)
+            .and_then(|v| v.to_str().ok())
+        {
+            sc.metrics().invocation_received(caller);
+        }
+        request.headers_mut().remove(PROXIED);
+        self.to_app(request).await
+    }
+
+    async fn to_app(&self, request: Request<Body>) -> Result<Response<Body>, BlockError> {
+        let sc = self.sidecar;
+        let app = sc.app().ok_or_else(|| {
+            BlockError::new(
+                Code::DirectInvoke,
+                format!("app {} has no app port to proxy to", sc.app_id()),
+            )
+        })?;
+        app.proxy_grpc(request).await.map_err(|e| {
+            BlockError::new(
+                Code::DirectInvoke,
+                format!("failed to proxy to app {}: {e}", sc.app_id()),
+            )
+        })
+    }
+}
