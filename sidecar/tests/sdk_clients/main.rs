@@ -263,11 +263,11 @@ async fn python_sdk_invoke_method() {
     }
 }
 
-/// `@dapr/dapr`'s `DaprServer` (HTTP) subscribes through its sidecar and receives what the SDK's
+/// `@dapr/dapr`'s `DaprServer` subscribes through its sidecar and receives what the SDK's
 /// `DaprClient` publishes through another sidecar (shared Redis Streams pubsub, JSON and raw
-/// payload); the same client drives an output binding (`bindings.localstorage`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn js_sdk_pubsub_server_and_bindings() {
+/// payload), answers the client's invocation, and the same client drives an output binding
+/// (`bindings.localstorage`) — over HTTP, or over gRPC with `DaprServer` as a gRPC app.
+async fn js_sdk_pubsub_server_and_bindings(protocol: &str) {
     let js_dir = sdk_env("TANDEM_SDK_JS_DIR");
     let redis = tandem_sidecar::testing::RedisServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -294,6 +294,8 @@ async fn js_sdk_pubsub_server_and_bindings() {
     let app_port = free_port();
     let subscriber = SidecarBuilder::new(BIN, "js-subscriber", &data)
         .app_port(app_port)
+        .arg("--app-protocol")
+        .arg(protocol)
         .resources(&resources)
         .start();
     let publisher = SidecarBuilder::new(BIN, "js-publisher", &data)
@@ -303,11 +305,15 @@ async fn js_sdk_pubsub_server_and_bindings() {
     isolate(&mut cmd);
     cmd.arg("pubsub.mjs")
         .current_dir(&js_dir)
+        .env("TANDEM_PROTOCOL", protocol)
         .env("TANDEM_SUB_HTTP_PORT", subscriber.http_port.to_string())
+        .env("TANDEM_SUB_GRPC_PORT", subscriber.grpc_port.to_string())
         .env("TANDEM_SUB_APP_PORT", app_port.to_string())
         .env("TANDEM_PUB_HTTP_PORT", publisher.http_port.to_string())
+        .env("TANDEM_PUB_GRPC_PORT", publisher.grpc_port.to_string())
         .env("TANDEM_FILES_ROOT", &files);
-    let outcome = tokio::task::spawn_blocking(move || run_script(cmd, "node pubsub.mjs"))
+    let what = format!("node pubsub.mjs ({protocol})");
+    let outcome = tokio::task::spawn_blocking(move || run_script(cmd, &what))
         .await
         .expect("script runner");
     assert_passed(
@@ -321,6 +327,17 @@ async fn js_sdk_pubsub_server_and_bindings() {
             .contains("all @dapr/dapr pub/sub and binding checks passed"),
         "the scenario did not finish"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_sdk_pubsub_server_and_bindings_over_http() {
+    js_sdk_pubsub_server_and_bindings("http").await;
+}
+
+/// The same scenario in `CommunicationProtocolEnum.GRPC` mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_sdk_pubsub_server_and_bindings_over_grpc() {
+    js_sdk_pubsub_server_and_bindings("grpc").await;
 }
 
 /// `dapr` (PyPI): the gRPC `DaprClient` — state with ETags (a stale one raises ABORTED), an
