@@ -24,6 +24,8 @@ pub struct Metrics {
     invocations_sent: IntCounterVec,
     invocations_received: IntCounterVec,
     pubsub_ingress: IntCounterVec,
+    pubsub_ingress_bulk: IntCounterVec,
+    pubsub_ingress_bulk_events: IntCounterVec,
     input_bindings: IntCounterVec,
     output_bindings: IntCounterVec,
     actors: crate::actors::metrics::ActorMetrics,
@@ -89,6 +91,22 @@ impl Metrics {
             &["component", "topic", "process_status"],
         )?;
         registry.register(Box::new(pubsub_ingress.clone()))?;
+        let pubsub_ingress_bulk = IntCounterVec::new(
+            Opts::new(
+                "dapr_component_pubsub_ingress_bulk_count",
+                "Bulk subscribe requests made to the app",
+            ),
+            &["component", "topic"],
+        )?;
+        let pubsub_ingress_bulk_events = IntCounterVec::new(
+            Opts::new(
+                "dapr_component_pubsub_ingress_bulk_event_count",
+                "Events delivered to the app by bulk subscribe, by outcome",
+            ),
+            &["component", "topic", "process_status"],
+        )?;
+        registry.register(Box::new(pubsub_ingress_bulk.clone()))?;
+        registry.register(Box::new(pubsub_ingress_bulk_events.clone()))?;
         let input_bindings = IntCounterVec::new(
             Opts::new(
                 "dapr_component_input_binding_count",
@@ -122,6 +140,8 @@ impl Metrics {
             invocations_sent,
             invocations_received,
             pubsub_ingress,
+            pubsub_ingress_bulk,
+            pubsub_ingress_bulk_events,
             input_bindings,
             output_bindings,
         })
@@ -150,6 +170,26 @@ impl Metrics {
         self.pubsub_ingress
             .with_label_values(&[component, topic, status])
             .inc();
+    }
+
+    /// One bulk request to the app.
+    pub fn pubsub_ingress_bulk(&self, component: &str, topic: &str) {
+        self.pubsub_ingress_bulk
+            .with_label_values(&[component, topic])
+            .inc();
+    }
+
+    /// `count` entries of bulk requests that ended with `status` (success, retry, drop).
+    pub fn pubsub_ingress_bulk_entries(
+        &self,
+        component: &str,
+        topic: &str,
+        status: &str,
+        count: u64,
+    ) {
+        self.pubsub_ingress_bulk_events
+            .with_label_values(&[component, topic, status])
+            .inc_by(count);
     }
 
     pub fn input_binding(&self, component: &str, success: bool) {

@@ -25,7 +25,7 @@ pub const CONCURRENCY: usize = 16;
 pub const ATTEMPTS: u32 = 5;
 
 /// How long a delivery waits before trying an app that refused the connection again.
-const UNREACHABLE_PAUSE: Duration = Duration::from_millis(250);
+pub(super) const UNREACHABLE_PAUSE: Duration = Duration::from_millis(250);
 
 /// Subscribes at the broker; `None` (logged) when the pubsub is unavailable or refuses.
 pub async fn subscribe(sc: &Sidecar, sub: &Subscription) -> Option<mpsc::Receiver<Delivery>> {
@@ -80,16 +80,20 @@ pub async fn run(
             .instrument(tracing::debug_span!("delivery")),
         );
     }
-    // Leave what was not started for the broker to deliver again (closed first: the broker
-    // reader stops instead of refilling the channel as it drains).
+    nack_unstarted(deliveries).await;
+}
+
+/// Leaves what was not started for the broker to deliver again (closed first: the broker
+/// reader stops instead of refilling the channel as it drains).
+pub(super) async fn nack_unstarted(mut deliveries: mpsc::Receiver<Delivery>) {
     deliveries.close();
     while let Ok(d) = deliveries.try_recv() {
         d.acker.nack().await;
     }
 }
 
-/// The CloudEvent the app receives for a message.
-fn event_of(sub: &Subscription, message: &Message) -> Value {
+/// The CloudEvent the app receives for a message (also what routing rules see).
+pub(super) fn event_of(sub: &Subscription, message: &Message) -> Value {
     let now = time::OffsetDateTime::now_utc();
     if sub.raw_payload {
         return cloudevent::raw_payload_event(&message.data, &sub.pubsub, &sub.topic, now);
@@ -196,7 +200,7 @@ async fn post(
     app.deliver_event(delivery).await
 }
 
-async fn dead_letter_or_drop(sc: &Sidecar, sub: &Subscription, message: &Message) {
+pub(super) async fn dead_letter_or_drop(sc: &Sidecar, sub: &Subscription, message: &Message) {
     let Some(topic) = &sub.dead_letter_topic else {
         return;
     };

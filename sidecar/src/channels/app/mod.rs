@@ -1,7 +1,10 @@
 //! The app channel: everything the sidecar asks of its own app, behind [`AppChannel`], so that a
 //! gRPC app channel can stand beside the HTTP one ([`http::HttpAppChannel`]).
 
+pub mod bulk;
 pub mod http;
+
+pub use bulk::BulkEventDelivery;
 
 use crate::pubsub::subscriptions::SubscriptionJson;
 use async_trait::async_trait;
@@ -66,6 +69,11 @@ pub trait AppChannel: Send + Sync + 'static {
 
     /// Delivers one pub/sub event.
     async fn deliver_event(&self, event: EventDelivery<'_>) -> Result<Outcome, Unreachable>;
+
+    /// Delivers a batch of events to one route (bulk subscribe): one outcome per entry, in the
+    /// order of `batch.entry_ids`.
+    async fn deliver_bulk(&self, batch: BulkEventDelivery<'_>)
+    -> Result<Vec<Outcome>, Unreachable>;
 
     /// Delivers one input-binding event to `/<route>`; `Ok` with the app's answer when it took it.
     async fn deliver_binding(
