@@ -92,16 +92,17 @@ pub(super) async fn nack_unstarted(mut deliveries: mpsc::Receiver<Delivery>) {
     }
 }
 
-/// The CloudEvent the app receives for a message (also what routing rules see).
+/// The CloudEvent the app receives for a message (also what routing rules see). A raw message
+/// is described with the topic it came on, which for a wildcard subscription is the concrete one.
 pub(super) fn event_of(sub: &Subscription, message: &Message) -> Value {
     let now = time::OffsetDateTime::now_utc();
     if sub.raw_payload {
-        return cloudevent::raw_payload_event(&message.data, &sub.pubsub, &sub.topic, now);
+        return cloudevent::raw_payload_event(&message.data, &sub.pubsub, &message.topic, now);
     }
     match serde_json::from_slice::<Value>(&message.data) {
         Ok(event @ Value::Object(_)) => event,
         // Published raw by someone else: deliver it as a raw-payload event.
-        _ => cloudevent::raw_payload_event(&message.data, &sub.pubsub, &sub.topic, now),
+        _ => cloudevent::raw_payload_event(&message.data, &sub.pubsub, &message.topic, now),
     }
 }
 
