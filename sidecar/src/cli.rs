@@ -2,6 +2,9 @@
 //! is checked here, before any port is bound; a bad value ends the process with one line naming
 //! the flag and the value, and exit code 64 (EX_USAGE).
 
+pub mod app_health;
+
+use app_health::AppHealthArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -166,6 +169,8 @@ pub struct SidecarArgs {
     /// Kubernetes mode: ask this DNS server (`ip:port`) instead of resolv.conf's.
     #[arg(long = "dns-server", env = "TANDEM_DNS_SERVER")]
     pub dns_server: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub app_health: AppHealthArgs,
 }
 
 /// Parses sizes as daprd does: a number of bytes, or with a `Ki/Mi/Gi` or `K/M/G(B)` suffix.
@@ -223,6 +228,7 @@ impl SidecarArgs {
                 self.app_id
             ));
         }
+        self.app_health.validate()?;
         if self.app_port == Some(0) {
             return Err("invalid value '0' for '--app-port': must be 1-65535".into());
         }
@@ -341,6 +347,17 @@ mod tests {
         assert_eq!(a.max_body_size, 4 << 20);
         assert_eq!(a.dapr_graceful_shutdown_seconds, 5);
         assert_eq!(a.listen_addresses(), vec!["0.0.0.0"]);
+        assert_eq!(a.app_health.check(), None);
+        let on = parse_args(&["--enable-app-health-check"]).expect("valid");
+        assert_eq!(
+            on.app_health.check(),
+            Some(crate::channels::app::health::AppHealthCheck {
+                path: "/healthz".into(),
+                interval: std::time::Duration::from_secs(5),
+                timeout: std::time::Duration::from_millis(500),
+                threshold: 3,
+            })
+        );
     }
 
     #[test]
@@ -358,6 +375,22 @@ mod tests {
                 "--dapr-listen-addresses",
             ),
             (&["--mode", "kubernetes"][..], "--control-plane-address"),
+            (
+                &["--app-health-probe-timeout", "6000"][..],
+                "--app-health-probe-timeout",
+            ),
+            (
+                &["--app-health-probe-interval", "0"][..],
+                "--app-health-probe-interval",
+            ),
+            (
+                &["--app-health-threshold", "0"][..],
+                "--app-health-threshold",
+            ),
+            (
+                &["--app-health-check-path", "x"][..],
+                "--app-health-check-path",
+            ),
             (
                 &[
                     "--mode",

@@ -27,6 +27,8 @@ pub struct Metrics {
     pubsub_ingress_bulk: IntCounterVec,
     pubsub_ingress_bulk_events: IntCounterVec,
     input_bindings: IntCounterVec,
+    health_probes: IntCounterVec,
+    health_probe_latency: HistogramVec,
     output_bindings: IntCounterVec,
     actors: crate::actors::metrics::ActorMetrics,
 }
@@ -122,6 +124,23 @@ impl Metrics {
             &["component", "operation", "success"],
         )?;
         registry.register(Box::new(input_bindings.clone()))?;
+        let health_probes = IntCounterVec::new(
+            Opts::new(
+                "dapr_http_healthprobes_completed_count",
+                "App health probes completed, by status",
+            ),
+            &["status"],
+        )?;
+        let health_probe_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "dapr_http_healthprobes_roundtrip_latency",
+                "App health probe round trip in ms",
+            )
+            .buckets(LATENCY_BUCKETS_MS.to_vec()),
+            &["status"],
+        )?;
+        registry.register(Box::new(health_probes.clone()))?;
+        registry.register(Box::new(health_probe_latency.clone()))?;
         registry.register(Box::new(output_bindings.clone()))?;
         registry.register(Box::new(invocations_sent.clone()))?;
         registry.register(Box::new(invocations_received.clone()))?;
@@ -143,6 +162,8 @@ impl Metrics {
             pubsub_ingress_bulk,
             pubsub_ingress_bulk_events,
             input_bindings,
+            health_probes,
+            health_probe_latency,
             output_bindings,
         })
     }
@@ -190,6 +211,14 @@ impl Metrics {
         self.pubsub_ingress_bulk_events
             .with_label_values(&[component, topic, status])
             .inc_by(count);
+    }
+
+    /// One app health probe that ended with `status` (an HTTP status, `timeout` or `error`).
+    pub fn app_health_probe(&self, status: &str, took: Duration) {
+        self.health_probes.with_label_values(&[status]).inc();
+        self.health_probe_latency
+            .with_label_values(&[status])
+            .observe(ms(took));
     }
 
     pub fn input_binding(&self, component: &str, success: bool) {

@@ -45,7 +45,8 @@ pub async fn run(
 ) {
     let permits = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     let mut open = true;
-    while open {
+    // While the app is unhealthy, nothing more is taken from the broker.
+    while open && sc.wait_app_healthy(&stop).await {
         let first = tokio::select! {
             _ = stop.cancelled() => break,
             d = deliveries.recv() => match d { Some(d) => d, None => break },
@@ -137,6 +138,9 @@ async fn deliver_route(
         crate::resiliency::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut attempt = 0;
     while !open.is_empty() && attempt < ATTEMPTS {
+        if !sc.wait_app_healthy(stop).await {
+            break;
+        }
         let outcomes = match post(sc, sub, path, &open).await {
             Ok(outcomes) => outcomes,
             Err(Unreachable) => {

@@ -1,9 +1,10 @@
 //! Delivery to the app, at least once: a message is acked only after the app answered SUCCESS,
 //! DROP (counted, never redelivered) or 404 (dead-lettered when a dead-letter topic is set);
 //! anything else is retried with backoff, then dead-lettered or nacked for the broker to deliver
-//! again. An app that cannot be reached at all costs no attempt. At most `CONCURRENCY`
-//! deliveries per subscription run at once. On shutdown no new delivery starts;
-//! unstarted messages are nacked, in-flight ones finish within the grace period.
+//! again. An app that cannot be reached at all costs no attempt, and nothing is sent to an app
+//! its health checks found unhealthy: delivery waits, the messages stay with the broker. At
+//! most `CONCURRENCY` deliveries per subscription run at once. On shutdown no new delivery
+//! starts; unstarted messages are nacked, in-flight ones finish within the grace period.
 
 use super::cloudevent;
 use super::subscriptions::Subscription;
@@ -62,7 +63,8 @@ pub async fn run(
     in_flight: TaskTracker,
 ) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
-    loop {
+    // While the app is unhealthy, nothing more is taken from the broker.
+    while sc.wait_app_healthy(&stop).await {
         let delivery = tokio::select! {
             _ = stop.cancelled() => break,
             d = deliveries.recv() => match d { Some(d) => d, None => break },
@@ -127,6 +129,9 @@ async fn deliver(sc: &Sidecar, sub: &Subscription, delivery: Delivery, stop: &Ca
         crate::resiliency::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut attempt = 0;
     while attempt < ATTEMPTS {
+        if !sc.wait_app_healthy(stop).await {
+            break;
+        }
         let outcome = match post(sc, sub, &path, &event, &message, body.clone()).await {
             Ok(outcome) => outcome,
             Err(Unreachable) => {

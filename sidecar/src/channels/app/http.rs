@@ -2,6 +2,7 @@
 //! counts as reachable once its port accepts a connection), and every request the sidecar makes
 //! of an HTTP app. This is the only place that writes `dapr-api-token` towards the app.
 
+use super::health::ProbeResult;
 use super::{AppChannel, AppError, BulkEventDelivery, EventDelivery, Outcome, Unreachable};
 use crate::channels::hop_by_hop::strip_hop_by_hop;
 use crate::pubsub::subscriptions::{self, SubscriptionJson};
@@ -309,6 +310,17 @@ impl AppChannel for HttpAppChannel {
                 tracing::warn!(%route, "OPTIONS probe timed out");
                 false
             }
+        }
+    }
+
+    async fn probe_health(&self, path: &str, timeout: Duration) -> ProbeResult {
+        let Ok(req) = Request::get(route_uri(path)).body(Body::empty()) else {
+            return ProbeResult::Failed(format!("{path:?} is not a request path"));
+        };
+        match tokio::time::timeout(timeout, self.exchange_raw(req)).await {
+            Ok(Ok((status, _))) => ProbeResult::Answered(status),
+            Ok(Err(e)) => ProbeResult::Failed(e.to_string()),
+            Err(_) => ProbeResult::TimedOut,
         }
     }
 

@@ -2,6 +2,7 @@
 //! gRPC app channel can stand beside the HTTP one ([`http::HttpAppChannel`]).
 
 pub mod bulk;
+pub mod health;
 pub mod http;
 
 pub use bulk::BulkEventDelivery;
@@ -85,6 +86,9 @@ pub trait AppChannel: Send + Sync + 'static {
 
     /// Whether the app takes events for an input binding's route.
     async fn probe_route(&self, route: &str) -> bool;
+
+    /// One app health probe: `GET <path>`, answered within `timeout`.
+    async fn probe_health(&self, path: &str, timeout: std::time::Duration) -> health::ProbeResult;
 
     /// The app's programmatic subscriptions.
     async fn subscriptions(&self) -> Result<Vec<SubscriptionJson>, String>;
