@@ -214,6 +214,19 @@ pub fn sidecar_args(settings: &SidecarSettings, cfg: &InjectorConfig) -> Vec<Str
     if let Some(seconds) = settings.graceful_shutdown_seconds {
         flag(flags::GRACEFUL_SHUTDOWN_SECONDS, seconds.to_string());
     }
+    if let Some(health) = &settings.app_health {
+        flag(flags::ENABLE_APP_HEALTH_CHECK, "true".into());
+        flag(flags::APP_HEALTH_CHECK_PATH, health.path.clone());
+        flag(
+            flags::APP_HEALTH_PROBE_INTERVAL,
+            health.probe_interval_seconds.to_string(),
+        );
+        flag(
+            flags::APP_HEALTH_PROBE_TIMEOUT,
+            health.probe_timeout_ms.to_string(),
+        );
+        flag(flags::APP_HEALTH_THRESHOLD, health.threshold.to_string());
+    }
     args
 }
 
