@@ -4,7 +4,7 @@
 //! container or initContainer gets an empty patch, which makes re-invocation safe.
 
 use crate::config::InjectorConfig;
-use crate::settings::{SettingsError, SidecarSettings};
+use crate::settings::{AppHealth, SettingsError, SidecarSettings};
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation};
 use k8s_openapi::api::core::v1::{
@@ -214,18 +214,8 @@ pub fn sidecar_args(settings: &SidecarSettings, cfg: &InjectorConfig) -> Vec<Str
     if let Some(seconds) = settings.graceful_shutdown_seconds {
         flag(flags::GRACEFUL_SHUTDOWN_SECONDS, seconds.to_string());
     }
-    if let Some(health) = &settings.app_health {
-        flag(flags::ENABLE_APP_HEALTH_CHECK, "true".into());
-        flag(flags::APP_HEALTH_CHECK_PATH, health.path.clone());
-        flag(
-            flags::APP_HEALTH_PROBE_INTERVAL,
-            health.probe_interval_seconds.to_string(),
-        );
-        flag(
-            flags::APP_HEALTH_PROBE_TIMEOUT,
-            health.probe_timeout_ms.to_string(),
-        );
-        flag(flags::APP_HEALTH_THRESHOLD, health.threshold.to_string());
+    for (name, value) in settings.app_health.iter().flat_map(AppHealth::flags) {
+        flag(name, value);
     }
     args
 }

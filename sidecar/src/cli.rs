@@ -347,17 +347,6 @@ mod tests {
         assert_eq!(a.max_body_size, 4 << 20);
         assert_eq!(a.dapr_graceful_shutdown_seconds, 5);
         assert_eq!(a.listen_addresses(), vec!["0.0.0.0"]);
-        assert_eq!(a.app_health.check(), None);
-        let on = parse_args(&["--enable-app-health-check"]).expect("valid");
-        assert_eq!(
-            on.app_health.check(),
-            Some(crate::channels::app::health::AppHealthCheck {
-                path: "/healthz".into(),
-                interval: std::time::Duration::from_secs(5),
-                timeout: std::time::Duration::from_millis(500),
-                threshold: 3,
-            })
-        );
     }
 
     #[test]
@@ -375,22 +364,6 @@ mod tests {
                 "--dapr-listen-addresses",
             ),
             (&["--mode", "kubernetes"][..], "--control-plane-address"),
-            (
-                &["--app-health-probe-timeout", "6000"][..],
-                "--app-health-probe-timeout",
-            ),
-            (
-                &["--app-health-probe-interval", "0"][..],
-                "--app-health-probe-interval",
-            ),
-            (
-                &["--app-health-threshold", "0"][..],
-                "--app-health-threshold",
-            ),
-            (
-                &["--app-health-check-path", "x"][..],
-                "--app-health-check-path",
-            ),
             (
                 &[
                     "--mode",

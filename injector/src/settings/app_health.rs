@@ -4,7 +4,7 @@
 
 use super::read::Annotations;
 use super::{SettingsError, invalid};
-use tandem_crds::annotations::{defaults, keys};
+use tandem_crds::annotations::{defaults, flags, keys};
 
 /// The sidecar's app health check, when the pod asks for one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +13,25 @@ pub struct AppHealth {
     pub probe_interval_seconds: u64,
     pub probe_timeout_ms: u64,
     pub threshold: u32,
+}
+
+impl AppHealth {
+    /// The sidecar flags that ask for this check.
+    pub fn flags(&self) -> [(&'static str, String); 5] {
+        [
+            (flags::ENABLE_APP_HEALTH_CHECK, "true".to_owned()),
+            (flags::APP_HEALTH_CHECK_PATH, self.path.clone()),
+            (
+                flags::APP_HEALTH_PROBE_INTERVAL,
+                self.probe_interval_seconds.to_string(),
+            ),
+            (
+                flags::APP_HEALTH_PROBE_TIMEOUT,
+                self.probe_timeout_ms.to_string(),
+            ),
+            (flags::APP_HEALTH_THRESHOLD, self.threshold.to_string()),
+        ]
+    }
 }
 
 /// `None` unless `dapr.io/enable-app-health-check` is true; unset values take Dapr's defaults

@@ -70,3 +70,67 @@ impl AppHealthArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, SidecarArgs};
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<SidecarArgs, String> {
+        let cli =
+            Cli::try_parse_from(std::iter::once("tandem-sidecar").chain(args.iter().copied()))
+                .map_err(|e| e.to_string())?;
+        cli.sidecar.validate()?;
+        Ok(cli.sidecar)
+    }
+
+    #[test]
+    fn off_by_default_with_daprs_defaults_when_on() {
+        let off = parse(&["--app-id", "a"]).expect("valid");
+        assert_eq!(off.app_health.check(), None);
+        let on = parse(&["--enable-app-health-check", "--app-id", "a"]).expect("valid");
+        assert_eq!(
+            on.app_health.check(),
+            Some(AppHealthCheck {
+                path: "/healthz".into(),
+                interval: Duration::from_secs(5),
+                timeout: Duration::from_millis(500),
+                threshold: 3,
+            })
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        for (args, flag) in [
+            (
+                &["--app-health-probe-timeout", "6000"][..],
+                "--app-health-probe-timeout",
+            ),
+            (
+                &["--app-health-probe-timeout", "0"][..],
+                "--app-health-probe-timeout",
+            ),
+            (
+                &["--app-health-probe-interval", "0"][..],
+                "--app-health-probe-interval",
+            ),
+            (
+                &["--app-health-threshold", "0"][..],
+                "--app-health-threshold",
+            ),
+            (
+                &["--app-health-check-path", "x"][..],
+                "--app-health-check-path",
+            ),
+            (
+                &["--app-health-threshold", "many"][..],
+                "--app-health-threshold",
+            ),
+        ] {
+            let err = parse(args).expect_err("must be refused");
+            assert!(err.contains(flag), "{args:?}: {err}");
+        }
+    }
+}
