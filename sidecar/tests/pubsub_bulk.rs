@@ -1,10 +1,13 @@
 //! Bulk subscribe end to end: a real sidecar on each broker (in-memory, Redis Streams, MQTT,
 //! RabbitMQ) publishes to itself and delivers to an app that subscribes with `bulkSubscribe`.
 //! The app answers each entry by a rule on the event's `data.seq`: SUCCESS, RETRY (twice, then
-//! SUCCESS), DROP (dead-lettered to `dead`), no status at all (retried, as Dapr does) or, once,
-//! a 500 for the whole request (every entry in it retried). Counted: every message gets exactly
-//! one SUCCESS or one DROP, every DROP reaches the dead-letter topic exactly once, batches hold
-//! at most `maxMessagesCount` entries, and nothing more arrives once all are settled.
+//! SUCCESS), always RETRY (dead-lettered once the attempts run out), DROP (dead-lettered to
+//! `dead`), no status at all (retried, as Dapr does) or, once, a 500 for the whole request
+//! (every entry in it retried). Counted: every message gets exactly one SUCCESS or one DROP
+//! (or exactly `ATTEMPTS` RETRYs), every DROP and exhausted message reaches the dead-letter
+//! topic exactly once, batches hold at most `maxMessagesCount` entries, and nothing more
+//! arrives once all are settled. Without a dead-letter topic, an exhausted entry is nacked and
+//! the broker delivers it again.
 
 mod common;
 
@@ -21,6 +24,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_tandem-sidecar");
 const MESSAGES: i64 = 40;
 /// `maxMessagesCount` of the subscriptions.
 const BATCH: usize = 8;
+/// The sidecar's delivery attempts per message before it dead-letters or nacks it.
+const ATTEMPTS: usize = tandem_sidecar::pubsub::delivery::ATTEMPTS as usize;
 
 /// The app's programmatic subscriptions: `orders` in bulk (dead letters to `dead`), `dead`
 /// one by one.
@@ -36,12 +41,28 @@ fn subscriptions() -> Value {
 fn settled(seen: &Seen, path: &str) -> bool {
     let by_seq = answers(seen, path);
     let done = (0..MESSAGES).all(|seq| {
-        by_seq
-            .get(&seq)
-            .is_some_and(|a| a.iter().any(|x| *x == "SUCCESS" || *x == "DROP"))
+        by_seq.get(&seq).is_some_and(|a| {
+            a.iter().any(|x| *x == "SUCCESS" || *x == "DROP")
+                || (seq % 10 == 1 && failed_attempts(a) >= ATTEMPTS)
+        })
     });
-    let drops = (0..MESSAGES).filter(|s| s % 10 == 7).count();
-    done && seen.dead.lock().unwrap_or_else(|p| p.into_inner()).len() >= drops
+    done && seen.dead.lock().unwrap_or_else(|p| p.into_inner()).len() >= dead_lettered().len()
+}
+
+/// Attempts that did not settle an entry: RETRY, or the whole request failing.
+fn failed_attempts(answers: &[&str]) -> usize {
+    answers
+        .iter()
+        .filter(|a| **a == "RETRY" || **a == "500")
+        .count()
+}
+
+/// What must reach the dead-letter topic: every DROP, and every message that was retried until
+/// the attempts ran out.
+fn dead_lettered() -> Vec<i64> {
+    (0..MESSAGES)
+        .filter(|s| s % 10 == 7 || s % 10 == 1)
+        .collect()
 }
 
 async fn wait_listed(sidecar: &Sidecar, n: usize) {
@@ -100,8 +121,13 @@ async fn assert_delivered_exactly_once(seen: &Seen, path: &str) {
             .iter()
             .filter(|a| **a == "SUCCESS" || **a == "DROP")
             .count();
-        assert_eq!(finals, 1, "seq {seq} settled {finals} times: {got:?}");
         let last = got.last().copied();
+        if seq % 10 == 1 {
+            let failed = failed_attempts(got);
+            assert_eq!((finals, failed), (0, ATTEMPTS), "seq {seq}: {got:?}");
+            continue;
+        }
+        assert_eq!(finals, 1, "seq {seq} settled {finals} times: {got:?}");
         match seq % 10 {
             3 => assert_eq!(
                 got.iter().filter(|a| **a == "RETRY").count(),
@@ -118,8 +144,11 @@ async fn assert_delivered_exactly_once(seen: &Seen, path: &str) {
     }
     let mut dead = seen.dead.lock().unwrap_or_else(|p| p.into_inner()).clone();
     dead.sort_unstable();
-    let drops: Vec<i64> = (0..MESSAGES).filter(|s| s % 10 == 7).collect();
-    assert_eq!(dead, drops, "each DROP dead-lettered exactly once");
+    assert_eq!(
+        dead,
+        dead_lettered(),
+        "each DROP and each exhausted message dead-lettered exactly once"
+    );
     assert!(
         seen.failed_once.lock().map(|f| *f).unwrap_or(false),
         "the whole-request failure was exercised"
@@ -234,6 +263,16 @@ async fn bulk_subscribe_declarative_raw_and_metrics_in_memory() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Seq 1 was nacked after the sidecar's attempts and came back from the broker, once.
+    let mut once_retried = vec!["RETRY"; ATTEMPTS];
+    once_retried.push("SUCCESS");
+    let raw_answers = answers(&seen, "/raw");
+    assert_eq!(raw_answers.get(&1), Some(&once_retried), "{raw_answers:?}");
+    assert_eq!(
+        raw_answers.get(&0).map(Vec::len),
+        Some(1),
+        "{raw_answers:?}"
+    );
     let requests = seen
         .requests
         .lock()

@@ -31,9 +31,19 @@ pub struct Seen {
     pub failed_once: Arc<Mutex<bool>>,
 }
 
-/// The app's answer to entry `seq` answered `before` times already (the failed request aside).
-pub fn answer_for(seq: i64, before: usize) -> &'static str {
+/// The app's answer on `path` to entry `seq` answered `before` times already (the failed request aside).
+pub fn answer_for(path: &str, seq: i64, before: usize) -> &'static str {
+    let attempts = tandem_sidecar::pubsub::delivery::ATTEMPTS as usize;
+    if path == "/raw" {
+        // Seq 1 outlasts the sidecar's attempts: nacked, delivered again by the broker.
+        return if seq == 1 && before < attempts {
+            "RETRY"
+        } else {
+            "SUCCESS"
+        };
+    }
     match seq % 10 {
+        1 => "RETRY",
         3 if before < 2 => "RETRY",
         7 => "DROP",
         9 if before == 0 => "MISSING",
@@ -113,7 +123,7 @@ async fn app(State(seen): State<Seen>, req: Request) -> Response {
                 if fail_all {
                     "500"
                 } else {
-                    answer_for(seq, before(seq))
+                    answer_for(&path, seq, before(seq))
                 },
             )
         })
