@@ -262,7 +262,8 @@ async fn python_sdk_invoke_method() {
 
 /// `@dapr/dapr`'s `DaprServer` (HTTP) subscribes through its sidecar and receives what the SDK's
 /// `DaprClient` publishes through another sidecar (shared Redis Streams pubsub, JSON and raw
-/// payload); the same client drives an output binding (`bindings.localstorage`).
+/// payload, one by one and with `subscribeBulk`); the same client drives an output binding
+/// (`bindings.localstorage`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_sdk_pubsub_server_and_bindings() {
     let js_dir = sdk_env("TANDEM_SDK_JS_DIR");
