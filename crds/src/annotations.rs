@@ -47,6 +47,12 @@ pub mod defaults {
     /// Sidecar probes, as in Dapr: (initialDelaySeconds, timeoutSeconds, periodSeconds, failureThreshold).
     pub const LIVENESS_PROBE: (i32, i32, i32, i32) = (180, 3, 10, 5);
     pub const READINESS_PROBE: (i32, i32, i32, i32) = (1, 1, 1, 5);
+    /// App health checks, as in Dapr: `GET /healthz` every 5 s, 500 ms to answer, unhealthy
+    /// after 3 failures in a row.
+    pub const APP_HEALTH_CHECK_PATH: &str = "/healthz";
+    pub const APP_HEALTH_PROBE_INTERVAL_SECONDS: u64 = 5;
+    pub const APP_HEALTH_PROBE_TIMEOUT_MS: u64 = 500;
+    pub const APP_HEALTH_THRESHOLD: u32 = 3;
 }
 
 /// Whether an annotation value turns a switch on, as Dapr reads it (`utils.IsTruthy`): `true`,
@@ -160,6 +166,11 @@ pub mod flags {
     pub const CONTROL_PLANE_TOKEN_FILE: &str = "control-plane-token-file";
     /// The cluster's DNS domain (Kubernetes mode); default from resolv.conf, else cluster.local.
     pub const KUBERNETES_CLUSTER_DOMAIN: &str = "kubernetes-cluster-domain";
+    pub const ENABLE_APP_HEALTH_CHECK: &str = "enable-app-health-check";
+    pub const APP_HEALTH_CHECK_PATH: &str = "app-health-check-path";
+    pub const APP_HEALTH_PROBE_INTERVAL: &str = "app-health-probe-interval";
+    pub const APP_HEALTH_PROBE_TIMEOUT: &str = "app-health-probe-timeout";
+    pub const APP_HEALTH_THRESHOLD: &str = "app-health-threshold";
 }
 
 /// Environment variables.

@@ -4,7 +4,7 @@
 //! container or initContainer gets an empty patch, which makes re-invocation safe.
 
 use crate::config::InjectorConfig;
-use crate::settings::{SettingsError, SidecarSettings};
+use crate::settings::{AppHealth, SettingsError, SidecarSettings};
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation};
 use k8s_openapi::api::core::v1::{
@@ -213,6 +213,9 @@ pub fn sidecar_args(settings: &SidecarSettings, cfg: &InjectorConfig) -> Vec<Str
     }
     if let Some(seconds) = settings.graceful_shutdown_seconds {
         flag(flags::GRACEFUL_SHUTDOWN_SECONDS, seconds.to_string());
+    }
+    for (name, value) in settings.app_health.iter().flat_map(AppHealth::flags) {
+        flag(name, value);
     }
     args
 }

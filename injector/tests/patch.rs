@@ -214,6 +214,27 @@ fn each_annotation() {
         ("dapr.io/graceful-shutdown-seconds", "-1", |_, d| {
             assert_eq!(arg(d, "dapr-graceful-shutdown-seconds"), None)
         }),
+        ("dapr.io/enable-app-health-check", "true", |_, d| {
+            let health: Vec<Option<String>> = [
+                "enable-app-health-check",
+                "app-health-check-path",
+                "app-health-probe-interval",
+                "app-health-probe-timeout",
+                "app-health-threshold",
+            ]
+            .iter()
+            .map(|flag| arg(d, flag))
+            .collect();
+            let defaults = ["true", "/healthz", "5", "500", "3"].map(|v| Some(v.to_owned()));
+            assert_eq!(health, defaults);
+        }),
+        ("dapr.io/app-health-threshold", "7", |_, d| {
+            assert_eq!(
+                arg(d, "app-health-threshold"),
+                None,
+                "only with the check enabled"
+            )
+        }),
         (
             "dapr.io/sidecar-image",
             "registry.local/sidecar:dev",
@@ -312,6 +333,11 @@ fn every_flag_is_one_the_sidecar_knows() {
         "data-dir",
         "mode",
         "control-plane-address",
+        "enable-app-health-check",
+        "app-health-check-path",
+        "app-health-probe-interval",
+        "app-health-probe-timeout",
+        "app-health-threshold",
     ];
     let mut builder = PodBuilder::dapr("p", "shop");
     for (key, value) in [
@@ -325,6 +351,11 @@ fn every_flag_is_one_the_sidecar_knows() {
         ("dapr.io/app-max-concurrency", "3"),
         ("dapr.io/enable-api-logging", "true"),
         ("dapr.io/placement-host-address", ""),
+        ("dapr.io/enable-app-health-check", "true"),
+        ("dapr.io/app-health-check-path", "/ready"),
+        ("dapr.io/app-health-probe-interval", "2"),
+        ("dapr.io/app-health-probe-timeout", "800"),
+        ("dapr.io/app-health-threshold", "4"),
     ] {
         builder = builder.annotation(key, value);
     }
@@ -332,6 +363,14 @@ fn every_flag_is_one_the_sidecar_knows() {
     for a in args(&daprd).iter().filter(|a| a.starts_with("--")) {
         assert!(known.contains(&&a[2..]), "{a} is not a tandem-sidecar flag");
     }
+    let health = [
+        "app-health-check-path",
+        "app-health-probe-interval",
+        "app-health-probe-timeout",
+        "app-health-threshold",
+    ]
+    .map(|flag| arg(&daprd, flag).unwrap_or_default());
+    assert_eq!(health, ["/ready", "2", "800", "4"]);
 }
 
 #[test]
@@ -358,6 +397,7 @@ fn invalid_annotations_are_errors_naming_the_annotation() {
         ("dapr.io/sidecar-seccomp-profile-type", "Strict"),
         ("dapr.io/volume-mounts", "data"),
         ("dapr.io/config", "Not_A_Name"),
+        ("dapr.io/enable-app-health-check", "maybe"),
     ];
     for (key, value) in cases {
         let error = patch(

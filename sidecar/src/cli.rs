@@ -2,6 +2,9 @@
 //! is checked here, before any port is bound; a bad value ends the process with one line naming
 //! the flag and the value, and exit code 64 (EX_USAGE).
 
+pub mod app_health;
+
+use app_health::AppHealthArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -179,6 +182,8 @@ pub struct SidecarArgs {
     /// Kubernetes mode: ask this DNS server (`ip:port`) instead of resolv.conf's.
     #[arg(long = "dns-server", env = "TANDEM_DNS_SERVER")]
     pub dns_server: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub app_health: AppHealthArgs,
 }
 
 /// Parses sizes as daprd does: a number of bytes, or with a `Ki/Mi/Gi` or `K/M/G(B)` suffix.
@@ -235,6 +240,7 @@ impl SidecarArgs {
                 self.app_id
             ));
         }
+        self.app_health.validate()?;
         if self.app_port == Some(0) {
             return Err("invalid value '0' for '--app-port': must be 1-65535".into());
         }

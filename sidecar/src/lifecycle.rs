@@ -192,6 +192,16 @@ fn spawn_background(
                 .instrument(tracing::info_span!("app_channel")),
         );
     }
+    if let (Some(app), Some(check)) = (sc.app().cloned(), sc.app_health_check().cloned()) {
+        let probes = crate::channels::app::health::probe_app(
+            app,
+            check,
+            sc.app_health_sender(),
+            sc.metrics().clone(),
+            sc.shutdown().clone(),
+        );
+        tokio::spawn(probes.instrument(tracing::info_span!("app_health")));
+    }
     if let Some(mode) = kubernetes {
         let (updates_tx, updates) = tokio::sync::watch::channel(mode.first.clone());
         tokio::spawn(
@@ -257,6 +267,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
             protocol: args.app_protocol.as_str(),
             channel_address: args.app_channel_address.clone(),
         },
+        app_health_check: args.app_health.check(),
         peers: Peers::new(resolver),
         metrics: Metrics::new(&args.app_id).map_err(|e| format!("metrics: {e}"))?,
         max_body_size: args.max_body_size,

@@ -24,7 +24,11 @@ pub struct Metrics {
     invocations_sent: IntCounterVec,
     invocations_received: IntCounterVec,
     pubsub_ingress: IntCounterVec,
+    pubsub_ingress_bulk: IntCounterVec,
+    pubsub_ingress_bulk_events: IntCounterVec,
     input_bindings: IntCounterVec,
+    health_probes: IntCounterVec,
+    health_probe_latency: HistogramVec,
     output_bindings: IntCounterVec,
     actors: crate::actors::metrics::ActorMetrics,
 }
@@ -89,6 +93,22 @@ impl Metrics {
             &["component", "topic", "process_status"],
         )?;
         registry.register(Box::new(pubsub_ingress.clone()))?;
+        let pubsub_ingress_bulk = IntCounterVec::new(
+            Opts::new(
+                "dapr_component_pubsub_ingress_bulk_count",
+                "Bulk subscribe requests made to the app",
+            ),
+            &["component", "topic"],
+        )?;
+        let pubsub_ingress_bulk_events = IntCounterVec::new(
+            Opts::new(
+                "dapr_component_pubsub_ingress_bulk_event_count",
+                "Events delivered to the app by bulk subscribe, by outcome",
+            ),
+            &["component", "topic", "process_status"],
+        )?;
+        registry.register(Box::new(pubsub_ingress_bulk.clone()))?;
+        registry.register(Box::new(pubsub_ingress_bulk_events.clone()))?;
         let input_bindings = IntCounterVec::new(
             Opts::new(
                 "dapr_component_input_binding_count",
@@ -104,6 +124,23 @@ impl Metrics {
             &["component", "operation", "success"],
         )?;
         registry.register(Box::new(input_bindings.clone()))?;
+        let health_probes = IntCounterVec::new(
+            Opts::new(
+                "dapr_http_healthprobes_completed_count",
+                "App health probes completed, by status",
+            ),
+            &["status"],
+        )?;
+        let health_probe_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "dapr_http_healthprobes_roundtrip_latency",
+                "App health probe round trip in ms",
+            )
+            .buckets(LATENCY_BUCKETS_MS.to_vec()),
+            &["status"],
+        )?;
+        registry.register(Box::new(health_probes.clone()))?;
+        registry.register(Box::new(health_probe_latency.clone()))?;
         registry.register(Box::new(output_bindings.clone()))?;
         registry.register(Box::new(invocations_sent.clone()))?;
         registry.register(Box::new(invocations_received.clone()))?;
@@ -122,7 +159,11 @@ impl Metrics {
             invocations_sent,
             invocations_received,
             pubsub_ingress,
+            pubsub_ingress_bulk,
+            pubsub_ingress_bulk_events,
             input_bindings,
+            health_probes,
+            health_probe_latency,
             output_bindings,
         })
     }
@@ -150,6 +191,34 @@ impl Metrics {
         self.pubsub_ingress
             .with_label_values(&[component, topic, status])
             .inc();
+    }
+
+    /// One bulk request to the app.
+    pub fn pubsub_ingress_bulk(&self, component: &str, topic: &str) {
+        self.pubsub_ingress_bulk
+            .with_label_values(&[component, topic])
+            .inc();
+    }
+
+    /// `count` entries of bulk requests that ended with `status` (success, retry, drop).
+    pub fn pubsub_ingress_bulk_entries(
+        &self,
+        component: &str,
+        topic: &str,
+        status: &str,
+        count: u64,
+    ) {
+        self.pubsub_ingress_bulk_events
+            .with_label_values(&[component, topic, status])
+            .inc_by(count);
+    }
+
+    /// One app health probe that ended with `status` (an HTTP status, `timeout` or `error`).
+    pub fn app_health_probe(&self, status: &str, took: Duration) {
+        self.health_probes.with_label_values(&[status]).inc();
+        self.health_probe_latency
+            .with_label_values(&[status])
+            .observe(ms(took));
     }
 
     pub fn input_binding(&self, component: &str, success: bool) {

@@ -6,9 +6,11 @@
 //! [`read::Annotations`] reads and checks one annotation at a time; [`unsupported`] judges the
 //! rest; [`SidecarSettings::from_annotations`] puts them together.
 
+mod app_health;
 mod read;
 mod unsupported;
 
+pub use app_health::AppHealth;
 pub use read::is_quantity;
 pub use unsupported::{UNSUPPORTED, ValueKind};
 
@@ -114,6 +116,8 @@ pub struct SidecarSettings {
     pub seccomp_profile_type: Option<String>,
     pub max_body_size: Option<String>,
     pub graceful_shutdown_seconds: Option<u64>,
+    /// `dapr.io/enable-app-health-check` and `dapr.io/app-health-*`.
+    pub app_health: Option<AppHealth>,
     pub mounts: Vec<ExtraMount>,
     /// For the person creating the pod; never a reason to refuse it.
     pub warnings: Vec<String>,
@@ -150,6 +154,7 @@ impl SidecarSettings {
         let listen_addresses = read.listen_addresses()?;
         let graceful_shutdown_seconds = read.graceful_shutdown_seconds()?;
         let max_body_size = read.max_body_size()?;
+        let app_health = app_health::app_health(&read)?;
 
         let protocols = ["http", "https", "grpc", "grpcs", "h2c"];
         let levels = ["debug", "info", "warn", "error", "fatal"];
@@ -182,6 +187,7 @@ impl SidecarSettings {
             seccomp_profile_type: read.seccomp_profile_type()?,
             max_body_size,
             graceful_shutdown_seconds,
+            app_health,
             mounts: [
                 read.mounts(keys::VOLUME_MOUNTS, true)?,
                 read.mounts(keys::VOLUME_MOUNTS_RW, false)?,

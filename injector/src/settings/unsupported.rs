@@ -19,11 +19,6 @@ pub const UNSUPPORTED: &[(&str, ValueKind)] = &[
     (keys::ENABLE_API_LOGGING, ValueKind::Bool),
     (keys::UNIX_DOMAIN_SOCKET_PATH, ValueKind::Any),
     (keys::DISABLE_BUILTIN_K8S_SECRET_STORE, ValueKind::Bool),
-    (keys::ENABLE_APP_HEALTH_CHECK, ValueKind::Bool),
-    (keys::APP_HEALTH_CHECK_PATH, ValueKind::Any),
-    (keys::APP_HEALTH_PROBE_INTERVAL, ValueKind::Int),
-    (keys::APP_HEALTH_PROBE_TIMEOUT, ValueKind::Int),
-    (keys::APP_HEALTH_THRESHOLD, ValueKind::Int),
     (keys::APP_BINDING_OPTIONS_TIMEOUT, ValueKind::Any),
     (keys::PLACEMENT_HOST_ADDRESS, ValueKind::Any),
     (keys::ACTORS_DISSEMINATE_TIMEOUT, ValueKind::Any),
@@ -76,6 +71,11 @@ const SUPPORTED: &[&str] = &[
     keys::VOLUME_MOUNTS,
     keys::VOLUME_MOUNTS_RW,
     keys::SIDECAR_SVC_ANNOTATIONS,
+    keys::ENABLE_APP_HEALTH_CHECK,
+    keys::APP_HEALTH_CHECK_PATH,
+    keys::APP_HEALTH_PROBE_INTERVAL,
+    keys::APP_HEALTH_PROBE_TIMEOUT,
+    keys::APP_HEALTH_THRESHOLD,
 ];
 
 /// What a valid value of an annotation looks like.

@@ -93,6 +93,17 @@ impl MetadataBlock<'_> {
         if let Some(port) = app.port {
             connection["port"] = json!(port);
         }
+        if let Some(check) = sc.app_health_check() {
+            // Dapr's fields, plus Tandem's `status`: what the probes found last.
+            let healthy = *sc.app_health().borrow();
+            connection["health"] = json!({
+                "healthCheckPath": check.path,
+                "healthProbeInterval": humantime::format_duration(check.interval).to_string(),
+                "healthProbeTimeout": humantime::format_duration(check.timeout).to_string(),
+                "healthThreshold": check.threshold,
+                "status": if healthy { "HEALTHY" } else { "UNHEALTHY" },
+            });
+        }
         let features: Vec<String> = sc
             .config()
             .features

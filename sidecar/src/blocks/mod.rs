@@ -19,6 +19,7 @@ pub mod secrets;
 pub mod state;
 
 use crate::channels::app::AppChannel;
+use crate::channels::app::health::AppHealthCheck;
 use crate::channels::peer::Peers;
 use crate::components::Registry;
 use crate::metrics::Metrics;
@@ -28,6 +29,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tandem_crds::ConfigurationSpec;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// Facts about the app connection, shown in `/v1.0/metadata`.
@@ -49,6 +51,8 @@ pub struct SidecarParts {
     pub config: ConfigurationSpec,
     pub app: Option<Arc<dyn AppChannel>>,
     pub app_connection: AppConnection,
+    /// `--enable-app-health-check` and its settings.
+    pub app_health_check: Option<AppHealthCheck>,
     pub peers: Peers,
     pub metrics: Metrics,
     pub max_body_size: u64,
@@ -67,6 +71,9 @@ pub struct Sidecar {
     config: Swap<ConfigurationSpec>,
     app: Option<Arc<dyn AppChannel>>,
     app_connection: AppConnection,
+    app_health_check: Option<AppHealthCheck>,
+    /// Whether the app is healthy: always, without health checks; else as the probes found.
+    app_health: watch::Sender<bool>,
     peers: Peers,
     metrics: Metrics,
     max_body_size: u64,
@@ -90,6 +97,7 @@ impl Sidecar {
             config,
             app,
             app_connection,
+            app_health_check,
             peers,
             metrics,
             max_body_size,
@@ -97,6 +105,7 @@ impl Sidecar {
             shutdown,
             internal_address,
         } = parts;
+        let probed = app.is_some() && app_health_check.is_some();
         let subscribed = AtomicBool::new(app.is_none());
         let app_less = app.is_none();
         Sidecar {
@@ -106,6 +115,8 @@ impl Sidecar {
             config: Swap::new(config),
             app,
             app_connection,
+            app_health_check,
+            app_health: watch::Sender::new(!probed),
             peers,
             metrics,
             max_body_size,
@@ -132,6 +143,7 @@ impl Sidecar {
                 protocol: "http",
                 channel_address: "127.0.0.1".to_owned(),
             },
+            app_health_check: None,
             peers: Peers::new(Arc::new(crate::resolve::local::LocalResolver::new(
                 std::env::temp_dir().join("tandem-for-tests-registry"),
                 None,
@@ -182,6 +194,35 @@ impl Sidecar {
 
     pub fn app_connection(&self) -> &AppConnection {
         &self.app_connection
+    }
+
+    /// `--enable-app-health-check`'s settings, when on.
+    pub fn app_health_check(&self) -> Option<&AppHealthCheck> {
+        self.app_health_check.as_ref()
+    }
+
+    /// The app's health as it changes (true throughout without health checks): what pub/sub
+    /// delivery and input bindings wait on, and what actor placement can follow.
+    pub fn app_health(&self) -> watch::Receiver<bool> {
+        self.app_health.subscribe()
+    }
+
+    /// Where the health probes publish what they find.
+    pub fn app_health_sender(&self) -> watch::Sender<bool> {
+        self.app_health.clone()
+    }
+
+    /// Waits until the app is healthy; `false` when `stop` fires first. Nothing is delivered
+    /// to an unhealthy app: messages stay with the broker until it recovers.
+    pub async fn wait_app_healthy(&self, stop: &CancellationToken) -> bool {
+        if *self.app_health.borrow() {
+            return true;
+        }
+        let mut health = self.app_health.subscribe();
+        tokio::select! {
+            _ = stop.cancelled() => false,
+            healthy = health.wait_for(|healthy| *healthy) => healthy.is_ok() && !stop.is_cancelled(),
+        }
     }
 
     pub fn peers(&self) -> &Peers {

@@ -61,6 +61,17 @@ struct AppConnection {
     port: Option<u16>,
     protocol: String,
     channel_address: String,
+    health: Option<AppHealth>,
+}
+
+/// `appConnectionProperties.health`, present with `--enable-app-health-check`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct AppHealth {
+    health_check_path: String,
+    health_probe_interval: String,
+    health_probe_timeout: String,
+    health_threshold: i32,
 }
 
 fn text(value: Value) -> String {
@@ -117,6 +128,12 @@ fn typed(document: Value) -> Result<runtime::GetMetadataResponse, BlockError> {
             port: app.port.map(i32::from).unwrap_or_default(),
             protocol: app.protocol,
             channel_address: app.channel_address,
+            health: app.health.map(|h| runtime::AppConnectionHealthProperties {
+                health_check_path: h.health_check_path,
+                health_probe_interval: h.health_probe_interval,
+                health_probe_timeout: h.health_probe_timeout,
+                health_threshold: h.health_threshold,
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -172,7 +189,9 @@ mod tests {
                                "rules": [{"match": "", "path": "/t"}], "deadLetterTopic": "",
                                "type": "PROGRAMMATIC"}],
             "httpEndpoints": [],
-            "appConnectionProperties": {"port": 8080, "protocol": "http", "channelAddress": "127.0.0.1"},
+            "appConnectionProperties": {"port": 8080, "protocol": "http", "channelAddress": "127.0.0.1",
+                "health": {"healthCheckPath": "/healthz", "healthProbeInterval": "5s",
+                           "healthProbeTimeout": "500ms", "healthThreshold": 3, "status": "HEALTHY"}},
         });
         let typed = typed(document).expect("valid document");
         assert_eq!(typed.id, "app");
@@ -190,6 +209,16 @@ mod tests {
         assert_eq!(rules, Some(1));
         let app = typed.app_connection_properties.expect("app connection");
         assert_eq!((app.port, app.protocol.as_str()), (8080, "http"));
+        let health = app.health.expect("health check settings");
+        assert_eq!(
+            (
+                health.health_check_path.as_str(),
+                health.health_probe_interval.as_str(),
+                health.health_probe_timeout.as_str(),
+                health.health_threshold
+            ),
+            ("/healthz", "5s", "500ms", 3)
+        );
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Delivery to the app, at least once: a message is acked only after the app answered SUCCESS,
 //! DROP (counted, never redelivered) or 404 (dead-lettered when a dead-letter topic is set);
 //! anything else is retried with backoff, then dead-lettered or nacked for the broker to deliver
-//! again. An app that cannot be reached at all costs no attempt. At most `CONCURRENCY`
-//! deliveries per subscription run at once. On shutdown no new delivery starts;
-//! unstarted messages are nacked, in-flight ones finish within the grace period.
+//! again. An app that cannot be reached at all costs no attempt, and nothing is sent to an app
+//! its health checks found unhealthy: delivery waits, the messages stay with the broker. At
+//! most `CONCURRENCY` deliveries per subscription run at once. On shutdown no new delivery
+//! starts; unstarted messages are nacked, in-flight ones finish within the grace period.
 
 use super::cloudevent;
 use super::subscriptions::Subscription;
@@ -25,7 +26,7 @@ pub const CONCURRENCY: usize = 16;
 pub const ATTEMPTS: u32 = 5;
 
 /// How long a delivery waits before trying an app that refused the connection again.
-const UNREACHABLE_PAUSE: Duration = Duration::from_millis(250);
+pub(super) const UNREACHABLE_PAUSE: Duration = Duration::from_millis(250);
 
 /// Subscribes at the broker; `None` (logged) when the pubsub is unavailable or refuses.
 pub async fn subscribe(sc: &Sidecar, sub: &Subscription) -> Option<mpsc::Receiver<Delivery>> {
@@ -62,7 +63,8 @@ pub async fn run(
     in_flight: TaskTracker,
 ) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
-    loop {
+    // While the app is unhealthy, nothing more is taken from the broker.
+    while sc.wait_app_healthy(&stop).await {
         let delivery = tokio::select! {
             _ = stop.cancelled() => break,
             d = deliveries.recv() => match d { Some(d) => d, None => break },
@@ -80,24 +82,29 @@ pub async fn run(
             .instrument(tracing::debug_span!("delivery")),
         );
     }
-    // Leave what was not started for the broker to deliver again (closed first: the broker
-    // reader stops instead of refilling the channel as it drains).
+    nack_unstarted(deliveries).await;
+}
+
+/// Leaves what was not started for the broker to deliver again (closed first: the broker
+/// reader stops instead of refilling the channel as it drains).
+pub(super) async fn nack_unstarted(mut deliveries: mpsc::Receiver<Delivery>) {
     deliveries.close();
     while let Ok(d) = deliveries.try_recv() {
         d.acker.nack().await;
     }
 }
 
-/// The CloudEvent the app receives for a message.
-fn event_of(sub: &Subscription, message: &Message) -> Value {
+/// The CloudEvent the app receives for a message (also what routing rules see). A raw message
+/// is described with the topic it came on, which for a wildcard subscription is the concrete one.
+pub(super) fn event_of(sub: &Subscription, message: &Message) -> Value {
     let now = time::OffsetDateTime::now_utc();
     if sub.raw_payload {
-        return cloudevent::raw_payload_event(&message.data, &sub.pubsub, &sub.topic, now);
+        return cloudevent::raw_payload_event(&message.data, &sub.pubsub, &message.topic, now);
     }
     match serde_json::from_slice::<Value>(&message.data) {
         Ok(event @ Value::Object(_)) => event,
         // Published raw by someone else: deliver it as a raw-payload event.
-        _ => cloudevent::raw_payload_event(&message.data, &sub.pubsub, &sub.topic, now),
+        _ => cloudevent::raw_payload_event(&message.data, &sub.pubsub, &message.topic, now),
     }
 }
 
@@ -122,6 +129,9 @@ async fn deliver(sc: &Sidecar, sub: &Subscription, delivery: Delivery, stop: &Ca
         crate::resiliency::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut attempt = 0;
     while attempt < ATTEMPTS {
+        if !sc.wait_app_healthy(stop).await {
+            break;
+        }
         let outcome = match post(sc, sub, &path, &event, &message, body.clone()).await {
             Ok(outcome) => outcome,
             Err(Unreachable) => {
@@ -196,7 +206,7 @@ async fn post(
     app.deliver_event(delivery).await
 }
 
-async fn dead_letter_or_drop(sc: &Sidecar, sub: &Subscription, message: &Message) {
+pub(super) async fn dead_letter_or_drop(sc: &Sidecar, sub: &Subscription, message: &Message) {
     let Some(topic) = &sub.dead_letter_topic else {
         return;
     };

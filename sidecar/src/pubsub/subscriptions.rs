@@ -1,12 +1,19 @@
 //! Which topics the app subscribes to: programmatically (the app's `GET /dapr/subscribe`
 //! answer, read once the app is reachable). Each becomes a [`Subscription`] with its routes
-//! compiled; one with an invalid CEL rule is refused with a message naming it.
+//! compiled; one with an invalid CEL rule is refused with a message naming it. A subscription
+//! with `bulkSubscribe.enabled` is delivered in batches ([`BulkSettings`]).
 
 use super::cloudevent;
 use super::routing::RouteTable;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Dapr's default for `bulkSubscribe.maxMessagesCount`.
+pub const DEFAULT_BULK_MESSAGES: usize = 100;
+/// Dapr's default for `bulkSubscribe.maxAwaitDurationMs`.
+pub const DEFAULT_BULK_AWAIT: Duration = Duration::from_millis(1000);
 
 /// A subscription the sidecar delivers for.
 #[derive(Debug)]
@@ -17,6 +24,52 @@ pub struct Subscription {
     pub dead_letter_topic: Option<String>,
     pub raw_payload: bool,
     pub metadata: BTreeMap<String, String>,
+    /// Batched delivery (`bulkSubscribe.enabled`), or one event per request.
+    pub bulk: Option<BulkSettings>,
+}
+
+/// How a bulk subscription batches: a batch goes to the app when it holds `max_messages`
+/// events or `max_await` after its first event arrived, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkSettings {
+    pub max_messages: usize,
+    pub max_await: Duration,
+}
+
+/// `bulkSubscribe` as the app's `/dapr/subscribe` answer or a Subscription gives it.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkSubscribeJson {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub max_messages_count: Option<i64>,
+    #[serde(default)]
+    pub max_await_duration_ms: Option<i64>,
+}
+
+impl BulkSubscribeJson {
+    /// The batching it asks for; `None` when not enabled. Missing or non-positive limits take
+    /// Dapr's defaults (100 events, 1000 ms).
+    pub fn settings(&self) -> Option<BulkSettings> {
+        if !self.enabled {
+            return None;
+        }
+        let max_messages = self
+            .max_messages_count
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_BULK_MESSAGES);
+        let max_await = self
+            .max_await_duration_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .filter(|ms| *ms > 0)
+            .map_or(DEFAULT_BULK_AWAIT, Duration::from_millis);
+        Some(BulkSettings {
+            max_messages,
+            max_await,
+        })
+    }
 }
 
 /// One element of the app's `/dapr/subscribe` answer.
@@ -33,6 +86,8 @@ pub struct SubscriptionJson {
     pub metadata: Option<BTreeMap<String, Value>>,
     #[serde(default)]
     pub dead_letter_topic: Option<String>,
+    #[serde(default)]
+    pub bulk_subscribe: Option<BulkSubscribeJson>,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -76,6 +131,11 @@ impl From<&tandem_crds::Subscription> for SubscriptionJson {
                     .collect(),
             ),
             dead_letter_topic: s.spec.dead_letter_topic.clone(),
+            bulk_subscribe: s.spec.bulk_subscribe.as_ref().map(|b| BulkSubscribeJson {
+                enabled: b.enabled,
+                max_messages_count: b.max_messages_count.map(i64::from),
+                max_await_duration_ms: b.max_await_duration_ms.map(i64::from),
+            }),
         }
     }
 }
@@ -120,6 +180,10 @@ impl TryFrom<SubscriptionJson> for Subscription {
         };
         let routes = RouteTable::compile(&rules, default)
             .map_err(|e| format!("subscription {name:?}: {e}"))?;
+        let bulk = json
+            .bulk_subscribe
+            .as_ref()
+            .and_then(BulkSubscribeJson::settings);
         Ok(Subscription {
             pubsub: json.pubsubname,
             topic: json.topic,
@@ -127,6 +191,7 @@ impl TryFrom<SubscriptionJson> for Subscription {
             dead_letter_topic: json.dead_letter_topic.filter(|t| !t.is_empty()),
             raw_payload,
             metadata,
+            bulk,
         })
     }
 }
@@ -159,6 +224,48 @@ mod tests {
         );
         assert!(parse_subscribe_answer(b"").expect("empty").is_empty());
         assert!(parse_subscribe_answer(b"{").is_err());
+    }
+
+    #[test]
+    fn bulk_subscribe_takes_daprs_defaults() {
+        let body = br#"[{"pubsubname":"p","topic":"a","route":"/a","bulkSubscribe":{"enabled":true}},
+            {"pubsubname":"p","topic":"b","route":"/b","bulkSubscribe":{"enabled":true,"maxMessagesCount":7,"maxAwaitDurationMs":40}},
+            {"pubsubname":"p","topic":"c","route":"/c","bulkSubscribe":{"enabled":false,"maxMessagesCount":7}},
+            {"pubsubname":"p","topic":"d","route":"/d","bulkSubscribe":{"enabled":true,"maxMessagesCount":0,"maxAwaitDurationMs":-5}},
+            {"pubsubname":"p","topic":"e","route":"/e"}]"#;
+        let bulk: Vec<Option<BulkSettings>> = parse_subscribe_answer(body)
+            .expect("valid")
+            .into_iter()
+            .map(|json| Subscription::try_from(json).expect("valid").bulk)
+            .collect();
+        let defaults = BulkSettings {
+            max_messages: DEFAULT_BULK_MESSAGES,
+            max_await: DEFAULT_BULK_AWAIT,
+        };
+        let small = BulkSettings {
+            max_messages: 7,
+            max_await: Duration::from_millis(40),
+        };
+        assert_eq!(
+            bulk,
+            [Some(defaults), Some(small), None, Some(defaults), None]
+        );
+    }
+
+    #[test]
+    fn declarative_bulk_subscribe_is_read() {
+        let declared: tandem_crds::Subscription = serde_norway::from_str(
+            "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {name: s}\nspec:\n  topic: orders\n  pubsubname: pubsub\n  routes: {default: /orders}\n  bulkSubscribe: {enabled: true, maxMessagesCount: 10, maxAwaitDurationMs: 50}\n",
+        )
+        .expect("v2 manifest");
+        let sub = Subscription::try_from(SubscriptionJson::from(&declared)).expect("valid");
+        assert_eq!(
+            sub.bulk,
+            Some(BulkSettings {
+                max_messages: 10,
+                max_await: Duration::from_millis(50),
+            })
+        );
     }
 
     #[test]

@@ -139,7 +139,8 @@ impl Reader {
             }
         };
         tracing::info!(route = %self.route, "input binding started");
-        loop {
+        // While the app is unhealthy, events are not taken: they wait in the binding.
+        while self.sidecar.wait_app_healthy(&stop).await {
             let event = tokio::select! {
                 _ = stop.cancelled() => break,
                 e = events.recv() => match e { Some(e) => e, None => break },
@@ -156,8 +157,11 @@ impl Reader {
         } = event;
         let mut backoff =
             crate::resiliency::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-        let mut last_failure = String::new();
+        let mut last_failure = String::from("stopped while the app was unhealthy");
         for attempt in 1..=ATTEMPTS {
+            if !self.sidecar.wait_app_healthy(stop).await {
+                break;
+            }
             match self.post(&data, &metadata).await {
                 Ok(answer) => {
                     self.sidecar.metrics().input_binding(&self.name, true);

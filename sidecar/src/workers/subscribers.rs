@@ -140,16 +140,16 @@ impl Subscribers {
             let subscription = Arc::new(subscription);
             let stop = sc.shutdown().child_token();
             let span = tracing::info_span!("subscription", pubsub = %subscription.pubsub, topic = %subscription.topic);
-            tokio::spawn(
-                delivery::run(
-                    sc.clone(),
-                    subscription.clone(),
-                    deliveries,
-                    stop.clone(),
-                    self.deliveries.clone(),
-                )
-                .instrument(span),
-            );
+            let (sc, sub, in_flight) = (sc.clone(), subscription.clone(), self.deliveries.clone());
+            match subscription.bulk {
+                Some(bulk) => tokio::spawn(
+                    crate::pubsub::bulk::run(sc, sub, bulk, deliveries, stop.clone(), in_flight)
+                        .instrument(span),
+                ),
+                None => tokio::spawn(
+                    delivery::run(sc, sub, deliveries, stop.clone(), in_flight).instrument(span),
+                ),
+            };
             workers.push(Worker {
                 wanted: json,
                 broker,

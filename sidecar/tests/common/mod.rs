@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod bulk_subscriber;
 pub mod components;
 pub mod raw_http;
 pub mod subscriber;

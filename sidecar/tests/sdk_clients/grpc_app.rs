@@ -1,7 +1,8 @@
 //! A gRPC app (`--app-protocol grpc`) built with the Python SDK's `dapr.ext.grpc.App`
 //! (`tests/sdk/python/grpc_app.py`): invoked from an HTTP caller through a second sidecar and
 //! over the gRPC API's `InvokeService`, fed pub/sub events (success, one retry, drop) and
-//! input-binding events (`bindings.cron`), all through the sidecar's gRPC app channel.
+//! input-binding events (`bindings.cron`), and probed for health (`AppCallbackHealthCheck`), all
+//! through the sidecar's gRPC app channel.
 
 use super::{BIN, isolate, sdk_env};
 use dapr::dapr::proto::common::v1 as common;
@@ -84,6 +85,9 @@ async fn python_sdk_grpc_app_behind_app_protocol_grpc() {
         .app_port(app_port)
         .arg("--app-protocol")
         .arg("grpc")
+        .arg("--enable-app-health-check")
+        .arg("--app-health-probe-interval")
+        .arg("1")
         .resources(&write_resources(dir.path()))
         .start();
     callee.wait_ready(Duration::from_secs(60));

@@ -265,8 +265,9 @@ async fn python_sdk_invoke_method() {
 
 /// `@dapr/dapr`'s `DaprServer` subscribes through its sidecar and receives what the SDK's
 /// `DaprClient` publishes through another sidecar (shared Redis Streams pubsub, JSON and raw
-/// payload), answers the client's invocation, and the same client drives an output binding
-/// (`bindings.localstorage`) — over HTTP, or over gRPC with `DaprServer` as a gRPC app.
+/// payload, one by one and with `subscribeBulk`), answers the client's invocation, and the same
+/// client drives an output binding (`bindings.localstorage`) — over HTTP, or over gRPC with
+/// `DaprServer` as a gRPC app.
 async fn js_sdk_pubsub_server_and_bindings(protocol: &str) {
     let js_dir = sdk_env("TANDEM_SDK_JS_DIR");
     let redis = tandem_sidecar::testing::RedisServer::start();

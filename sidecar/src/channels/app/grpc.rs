@@ -6,14 +6,20 @@
 //! subscriptions and input bindings come from `ListTopicSubscriptions` / `ListInputBindings`.
 //! Like the HTTP channel, this is the only writer of `dapr-api-token` towards the app.
 
-use super::grpc_mapping::{binding_request, invoke_request, invoke_response, topic_request};
-use super::{AppChannel, AppError, EventDelivery, Outcome, Unreachable};
-use crate::pubsub::subscriptions::{RoutesJson, RuleJson, SubscriptionJson};
+use super::grpc_mapping::{
+    binding_request, bulk_outcomes, bulk_request, http_status, invoke_request, invoke_response,
+    topic_request,
+};
+use super::health::ProbeResult;
+use super::{AppChannel, AppError, BulkEventDelivery, EventDelivery, Outcome, Unreachable};
+use crate::pubsub::subscriptions::{BulkSubscribeJson, RoutesJson, RuleJson, SubscriptionJson};
 use async_trait::async_trait;
 use axum::body::Body;
 use bytes::Bytes;
 use dapr::dapr::proto::runtime::v1 as rt;
+use dapr::dapr::proto::runtime::v1::app_callback_alpha_client::AppCallbackAlphaClient;
 use dapr::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
+use dapr::dapr::proto::runtime::v1::app_callback_health_check_client::AppCallbackHealthCheckClient;
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Limited};
 use std::collections::BTreeMap;
@@ -192,6 +198,41 @@ impl AppChannel for GrpcAppChannel {
         }
     }
 
+    async fn deliver_bulk(
+        &self,
+        batch: BulkEventDelivery<'_>,
+    ) -> Result<Vec<Outcome>, Unreachable> {
+        let message = bulk_request(&batch);
+        // As daprd: the stable RPC, then the Alpha1 one for apps (the JS SDK) that only have it.
+        let mut answer = self
+            .client()
+            .on_bulk_topic_event(self.request(message.clone(), MetadataMap::new()))
+            .await;
+        if matches!(&answer, Err(s) if s.code() == tonic::Code::Unimplemented) {
+            let mut alpha = AppCallbackAlphaClient::new(self.channel.clone())
+                .max_decoding_message_size(self.max_message)
+                .max_encoding_message_size(self.max_message);
+            #[allow(deprecated)]
+            let fallback = alpha
+                .on_bulk_topic_event_alpha1(self.request(message, MetadataMap::new()))
+                .await;
+            answer = fallback;
+        }
+        match answer {
+            Ok(answer) => Ok(bulk_outcomes(&answer.into_inner(), batch.entry_ids)),
+            Err(status) if never_reached(&status) => Err(Unreachable),
+            // daprd: UNIMPLEMENTED is final (dropped), any other error is retried.
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                tracing::warn!(path = %batch.path, "the app does not implement bulk events; batch dropped");
+                Ok(vec![Outcome::Drop; batch.entry_ids.len()])
+            }
+            Err(status) => {
+                tracing::debug!(error = %status.message(), "the app failed the batch");
+                Ok(vec![Outcome::Retry; batch.entry_ids.len()])
+            }
+        }
+    }
+
     async fn deliver_binding(
         &self,
         route: &str,
@@ -223,6 +264,21 @@ impl AppChannel for GrpcAppChannel {
                 tracing::warn!(%route, "ListInputBindings timed out");
                 false
             }
+        }
+    }
+
+    /// `AppCallbackHealthCheck/HealthCheck` (the path is HTTP's): OK is 200, an error status
+    /// daprd's HTTP status for its code.
+    async fn probe_health(&self, _path: &str, timeout: Duration) -> ProbeResult {
+        let mut client = AppCallbackHealthCheckClient::new(self.channel.clone());
+        let call = client.health_check(self.request((), MetadataMap::new()));
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(_)) => ProbeResult::Answered(200),
+            Ok(Err(status)) if never_reached(&status) => {
+                ProbeResult::Failed(status.message().to_owned())
+            }
+            Ok(Err(status)) => ProbeResult::Answered(http_status(status.code())),
+            Err(_) => ProbeResult::TimedOut,
         }
     }
 
@@ -328,6 +384,11 @@ fn subscription_json(s: rt::TopicSubscription) -> SubscriptionJson {
         )
         .filter(|m: &BTreeMap<_, _>| !m.is_empty()),
         dead_letter_topic: Some(s.dead_letter_topic).filter(|d| !d.is_empty()),
+        bulk_subscribe: s.bulk_subscribe.map(|b| BulkSubscribeJson {
+            enabled: b.enabled,
+            max_messages_count: Some(i64::from(b.max_messages_count)),
+            max_await_duration_ms: Some(i64::from(b.max_await_duration_ms)),
+        }),
     }
 }
 

@@ -5,7 +5,7 @@
 //! status as JSON; a CloudEvent's fields are split out, its data decoded by content type, and
 //! the fields that are not CloudEvent attributes travel as `extensions`.
 
-use super::EventDelivery;
+use super::{BulkEventDelivery, EventDelivery, Outcome};
 use crate::channels::hop_by_hop::strip_hop_by_hop;
 use crate::channels::permanent_headers::{dapr_prefixed, is_permanent};
 use axum::body::Body;
@@ -210,36 +210,124 @@ fn proto_value(v: Value) -> prost_types::Value {
     prost_types::Value { kind: Some(kind) }
 }
 
+/// A CloudEvent's attributes, its decoded data and its extensions.
+fn cloud_event_request(cloud_event: &Value) -> rt::TopicEventCeRequest {
+    let content_type = text(cloud_event, "datacontenttype");
+    let extensions = cloud_event.as_object().map(|map| prost_types::Struct {
+        fields: map
+            .iter()
+            .filter(|(k, _)| !ATTRIBUTES.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), proto_value(v.clone())))
+            .collect(),
+    });
+    rt::TopicEventCeRequest {
+        id: text(cloud_event, "id"),
+        source: text(cloud_event, "source"),
+        r#type: text(cloud_event, "type"),
+        spec_version: text(cloud_event, "specversion"),
+        data: event_data(cloud_event, &content_type),
+        data_content_type: content_type,
+        extensions,
+    }
+}
+
 /// A pub/sub event (a serialised CloudEvent) as `OnTopicEvent`'s request.
 pub fn topic_request(event: &EventDelivery<'_>) -> rt::TopicEventRequest {
     let cloud_event: Value = serde_json::from_slice(&event.body).unwrap_or(Value::Null);
-    let content_type = text(&cloud_event, "datacontenttype");
-    let data = match &cloud_event {
-        Value::Object(_) => event_data(&cloud_event, &content_type),
-        _ => event.body.to_vec(),
-    };
-    let extensions = match &cloud_event {
-        Value::Object(map) => Some(prost_types::Struct {
-            fields: map
-                .iter()
-                .filter(|(k, _)| !ATTRIBUTES.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), proto_value(v.clone())))
-                .collect(),
-        }),
-        _ => None,
-    };
+    let ce = cloud_event_request(&cloud_event);
     rt::TopicEventRequest {
-        id: text(&cloud_event, "id"),
-        source: text(&cloud_event, "source"),
-        r#type: text(&cloud_event, "type"),
-        spec_version: text(&cloud_event, "specversion"),
-        data_content_type: content_type,
-        data,
+        id: ce.id,
+        source: ce.source,
+        r#type: ce.r#type,
+        spec_version: ce.spec_version,
+        data_content_type: ce.data_content_type,
+        data: if cloud_event.is_object() {
+            ce.data
+        } else {
+            event.body.to_vec()
+        },
         topic: text(&cloud_event, "topic"),
         pubsub_name: event.pubsub.to_owned(),
         path: event.path.to_owned(),
-        extensions,
+        extensions: ce.extensions,
     }
+}
+
+/// A batch (Dapr's bulk envelope, serialised) as `OnBulkTopicEventAlpha1`'s request: each
+/// CloudEvent entry split into its fields, each raw entry (base64 in the envelope) as bytes.
+pub fn bulk_request(batch: &BulkEventDelivery<'_>) -> rt::TopicEventBulkRequest {
+    use rt::topic_event_bulk_request_entry::Event;
+    let envelope: Value = serde_json::from_slice(&batch.body).unwrap_or(Value::Null);
+    let string_map = |v: Option<&Value>| {
+        v.and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let entries = envelope
+        .get("entries")
+        .and_then(Value::as_array)
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|entry| {
+                    let event = match entry.get("event") {
+                        Some(Value::String(b64)) => Event::Bytes(
+                            base64::engine::general_purpose::STANDARD
+                                .decode(b64)
+                                .unwrap_or_default(),
+                        ),
+                        Some(ce) => Event::CloudEvent(cloud_event_request(ce)),
+                        None => Event::Bytes(Vec::new()),
+                    };
+                    rt::TopicEventBulkRequestEntry {
+                        entry_id: text(entry, "entryId"),
+                        content_type: text(entry, "contentType"),
+                        metadata: string_map(entry.get("metadata")),
+                        event: Some(event),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    rt::TopicEventBulkRequest {
+        id: text(&envelope, "id"),
+        entries,
+        metadata: string_map(envelope.get("metadata")),
+        topic: text(&envelope, "topic"),
+        pubsub_name: batch.pubsub.to_owned(),
+        r#type: text(&envelope, "type"),
+        path: batch.path.to_owned(),
+    }
+}
+
+/// Each entry's outcome from the app's bulk answer, as for HTTP apps: SUCCESS and DROP as
+/// given, anything else (RETRY, no status, an unknown id) retried.
+pub fn bulk_outcomes(answer: &rt::TopicEventBulkResponse, entry_ids: &[String]) -> Vec<Outcome> {
+    use rt::topic_event_response::TopicEventResponseStatus as S;
+    entry_ids
+        .iter()
+        .map(|id| {
+            let status = answer
+                .statuses
+                .iter()
+                .find(|s| s.entry_id == *id)
+                .map(|s| S::try_from(s.status));
+            match status {
+                Some(Ok(S::Success)) => Outcome::Success,
+                Some(Ok(S::Drop)) => Outcome::Drop,
+                _ => Outcome::Retry,
+            }
+        })
+        .collect()
 }
 
 /// An input binding's event as `OnBindingEvent`'s request.

@@ -2,7 +2,8 @@
 //! counts as reachable once its port accepts a connection), and every request the sidecar makes
 //! of an HTTP app. This is the only place that writes `dapr-api-token` towards the app.
 
-use super::{AppChannel, AppError, EventDelivery, Outcome, Unreachable};
+use super::health::ProbeResult;
+use super::{AppChannel, AppError, BulkEventDelivery, EventDelivery, Outcome, Unreachable};
 use crate::channels::hop_by_hop::strip_hop_by_hop;
 use crate::pubsub::subscriptions::{self, SubscriptionJson};
 use async_trait::async_trait;
@@ -45,6 +46,15 @@ pub fn to_app_headers(headers: &mut HeaderMap, app_token: Option<&HeaderValue>) 
     headers.remove(dapr::API_TOKEN);
     if let Some(token) = app_token {
         headers.insert(HeaderName::from_static(dapr::API_TOKEN), token.clone());
+    }
+}
+
+/// A subscription route as a request path.
+fn route_uri(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
     }
 }
 
@@ -124,6 +134,23 @@ impl HttpAppChannel {
         self.client.request(req).await
     }
 
+    /// Sends an event and reads the whole answer (an unreadable body reads as empty); the
+    /// client's error tells an unreachable app from one that failed mid-answer.
+    async fn exchange_raw(
+        &self,
+        req: Request<Body>,
+    ) -> Result<(u16, Bytes), hyper_util::client::legacy::Error> {
+        let response = self.send(req).await?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
     /// Sends a request and reads the whole answer: its status and body.
     async fn exchange(&self, req: Request<Body>) -> Result<(http::StatusCode, Bytes), String> {
         let response = self.send(req).await.map_err(|e| e.to_string())?;
@@ -182,12 +209,7 @@ impl AppChannel for HttpAppChannel {
     }
 
     async fn deliver_event(&self, event: EventDelivery<'_>) -> Result<Outcome, Unreachable> {
-        let uri = if event.path.starts_with('/') {
-            event.path.to_owned()
-        } else {
-            format!("/{}", event.path)
-        };
-        let mut req = Request::post(uri)
+        let mut req = Request::post(route_uri(event.path))
             .body(Body::from(event.body))
             .map_err(|_| Unreachable)?;
         let h = req.headers_mut();
@@ -205,17 +227,8 @@ impl AppChannel for HttpAppChannel {
         {
             h.insert(HeaderName::from_static(dapr::TRACEPARENT), tp);
         }
-        match self.send(req).await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let body = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                Ok(classify(status, &body))
-            }
+        match self.exchange_raw(req).await {
+            Ok((status, body)) => Ok(classify(status, &body)),
             Err(e) if e.is_connect() => {
                 tracing::debug!(error = %e, "the app is unreachable");
                 Err(Unreachable)
@@ -223,6 +236,35 @@ impl AppChannel for HttpAppChannel {
             Err(e) => {
                 tracing::debug!(error = %e, "delivery to the app failed");
                 Ok(Outcome::Retry)
+            }
+        }
+    }
+
+    async fn deliver_bulk(
+        &self,
+        batch: BulkEventDelivery<'_>,
+    ) -> Result<Vec<Outcome>, Unreachable> {
+        let mut req = Request::post(route_uri(batch.path))
+            .body(Body::from(batch.body))
+            .map_err(|_| Unreachable)?;
+        let h = req.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Ok(v) = HeaderValue::from_str(batch.pubsub) {
+            h.insert(HeaderName::from_static("pubsubname"), v);
+        }
+        match self.exchange_raw(req).await {
+            Ok((status, body)) => Ok(super::bulk::read_bulk_answer(
+                status,
+                &body,
+                batch.entry_ids,
+            )),
+            Err(e) if e.is_connect() => Err(Unreachable),
+            Err(e) => {
+                tracing::debug!(error = %e, "bulk delivery to the app failed");
+                Ok(vec![Outcome::Retry; batch.entry_ids.len()])
             }
         }
     }
@@ -268,6 +310,17 @@ impl AppChannel for HttpAppChannel {
                 tracing::warn!(%route, "OPTIONS probe timed out");
                 false
             }
+        }
+    }
+
+    async fn probe_health(&self, path: &str, timeout: Duration) -> ProbeResult {
+        let Ok(req) = Request::get(route_uri(path)).body(Body::empty()) else {
+            return ProbeResult::Failed(format!("{path:?} is not a request path"));
+        };
+        match tokio::time::timeout(timeout, self.exchange_raw(req)).await {
+            Ok(Ok((status, _))) => ProbeResult::Answered(status),
+            Ok(Err(e)) => ProbeResult::Failed(e.to_string()),
+            Err(_) => ProbeResult::TimedOut,
         }
     }
 

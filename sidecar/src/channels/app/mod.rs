@@ -2,9 +2,13 @@
 //! gRPC app channel ([`grpc::GrpcAppChannel`], `--app-protocol grpc`) stands beside the HTTP
 //! one ([`http::HttpAppChannel`]).
 
+pub mod bulk;
 pub mod grpc;
 mod grpc_mapping;
+pub mod health;
 pub mod http;
+
+pub use bulk::BulkEventDelivery;
 
 use crate::pubsub::subscriptions::SubscriptionJson;
 use async_trait::async_trait;
@@ -70,6 +74,11 @@ pub trait AppChannel: Send + Sync + 'static {
     /// Delivers one pub/sub event.
     async fn deliver_event(&self, event: EventDelivery<'_>) -> Result<Outcome, Unreachable>;
 
+    /// Delivers a batch of events to one route (bulk subscribe): one outcome per entry, in the
+    /// order of `batch.entry_ids`.
+    async fn deliver_bulk(&self, batch: BulkEventDelivery<'_>)
+    -> Result<Vec<Outcome>, Unreachable>;
+
     /// Delivers one input-binding event to `/<route>`; `Ok` with the app's answer when it took it.
     async fn deliver_binding(
         &self,
@@ -80,6 +89,9 @@ pub trait AppChannel: Send + Sync + 'static {
 
     /// Whether the app takes events for an input binding's route.
     async fn probe_route(&self, route: &str) -> bool;
+
+    /// One app health probe: `GET <path>`, answered within `timeout`.
+    async fn probe_health(&self, path: &str, timeout: std::time::Duration) -> health::ProbeResult;
 
     /// The app's programmatic subscriptions.
     async fn subscriptions(&self) -> Result<Vec<SubscriptionJson>, String>;

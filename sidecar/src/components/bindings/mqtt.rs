@@ -3,7 +3,8 @@
 //!
 //! Output: operation `create` publishes the request's `data` to the component's `topic` (request
 //! metadata `topic` and `retain` override the component's) and answers once the broker
-//! acknowledged it. Input: subscribes to `topic`; each message becomes an [`InputEvent`] (body
+//! acknowledged it. Input: subscribes to `topic`, which may be a filter with `+` and `#`
+//! (output then needs a concrete `topic` in the request's metadata); each message becomes an [`InputEvent`] (body
 //! the payload, metadata `topic` and `retained`), PUBACKed only when the runtime answers `Ok`.
 //! On `Err` the same message is offered again in process after a back-off (200 ms, doubling to
 //! 10 s), up to `backOffMaxRetries` times (no limit when unset or -1); one given up on stays
@@ -19,7 +20,7 @@ use super::{BindingError, InputBinding, InputEvent, InvokeRequest, InvokeRespons
 use crate::components::bindings::Binding;
 use crate::components::factory::{Instance, Settings};
 use crate::components::metadata::{Metadata, MetadataError, parse_bool};
-use crate::components::mqtt_connection::client::{Inbound, MqttClient, check_topic};
+use crate::components::mqtt_connection::client::{Inbound, MqttClient, check_filter, check_topic};
 use crate::components::mqtt_connection::{MqttSettings, may_redeliver, redelivery_delay};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -42,7 +43,8 @@ const OFFERS_MAX: usize = 1_000;
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttBindingConfig {
     pub settings: MqttSettings,
-    /// `topic`: what input subscribes to and output publishes to by default.
+    /// `topic`: what input subscribes to (a topic name or filter) and output publishes to by
+    /// default (when it is a topic name).
     pub topic: String,
 }
 
@@ -50,7 +52,7 @@ impl MqttBindingConfig {
     pub fn from_metadata(md: &Metadata) -> Result<Self, MetadataError> {
         let settings = MqttSettings::from_metadata(md)?;
         let topic = md.require("topic")?;
-        check_topic(topic).map_err(|reason| MetadataError {
+        check_filter(topic).map_err(|reason| MetadataError {
             field: "topic".into(),
             value: topic.into(),
             reason,

@@ -15,6 +15,8 @@
 
 use super::MqttSettings;
 use super::supervisor::{DISCONNECT_TIMEOUT, Inner, ROUTE_BUFFER, Session};
+use super::topic_filter::filter_matches;
+pub use super::topic_filter::{check_filter, check_topic};
 use bytes::Bytes;
 use rumqttc::{MqttOptions, Publish, TlsConfiguration, Transport};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,16 +63,6 @@ pub struct Receipt {
 pub struct MqttClient {
     inner: Arc<Inner>,
     task: Mutex<Option<JoinHandle<()>>>,
-}
-
-/// Refuses what cannot be an MQTT topic name to publish or subscribe to.
-pub fn check_topic(topic: &str) -> Result<(), String> {
-    if topic.is_empty() || topic.contains(['+', '#', '\0']) {
-        return Err(format!(
-            "MQTT topic {topic:?}: must be a non-empty topic name without wildcards (+, #)"
-        ));
-    }
-    Ok(())
 }
 
 fn options(
@@ -150,11 +142,12 @@ impl MqttClient {
         .map_err(|e| format!("publishing to {topic:?} at {}: {e}", self.inner.label))
     }
 
-    /// Subscribes to `topic` and returns its messages once the broker has granted the
+    /// Subscribes to `topic` (a topic name or a filter with `+`/`#`: each message then carries
+    /// its concrete topic) and returns its messages once the broker has granted the
     /// subscription. After a reconnect the topic is subscribed again by itself. The channel is
     /// bounded; the broker's in-flight window keeps it from filling (see the supervisor).
     pub async fn subscribe(&self, topic: &str) -> Result<mpsc::Receiver<Inbound>, String> {
-        check_topic(topic)?;
+        check_filter(topic)?;
         let (tx, rx) = mpsc::channel(ROUTE_BUFFER);
         {
             let mut routes = self.inner.routes();
@@ -169,8 +162,16 @@ impl MqttClient {
                 ));
             }
             // Fits: never more are held than a route holds.
-            for held in routes.held.remove(topic).unwrap_or_default() {
-                let _ = tx.try_send(held);
+            let matching: Vec<String> = routes
+                .held
+                .keys()
+                .filter(|held| filter_matches(topic, held))
+                .cloned()
+                .collect();
+            for held in matching {
+                for inbound in routes.held.remove(&held).unwrap_or_default() {
+                    let _ = tx.try_send(inbound);
+                }
             }
             routes.subscribers.insert(topic.to_owned(), tx);
         }

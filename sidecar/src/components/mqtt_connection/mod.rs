@@ -6,6 +6,7 @@
 
 pub mod client;
 mod supervisor;
+pub mod topic_filter;
 mod tracker;
 
 use super::metadata::{Metadata, MetadataError};

@@ -14,6 +14,7 @@
 //! it again on the next connection of a persistent session (QoS 0 promises nothing).
 
 use super::client::{Inbound, Receipt};
+use super::topic_filter::subscription_for;
 use super::tracker::Tracker;
 use crate::resiliency::Backoff;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
@@ -56,7 +57,8 @@ impl Session {
 /// The messages of one subscribed topic.
 type Route = mpsc::Sender<Inbound>;
 
-/// Where incoming messages go, by topic.
+/// Where incoming messages go, by the topic (or topic filter) subscribed; messages nobody has
+/// subscribed to yet are held by their concrete topic.
 #[derive(Default)]
 pub(super) struct Routes {
     pub(super) subscribers: HashMap<String, Route>,
@@ -211,15 +213,17 @@ impl Inner {
         };
         let mut routes = self.routes();
         let topic = inbound.topic.clone();
-        let inbound = match routes.subscribers.get(&topic) {
-            Some(route) => match route.try_send(inbound) {
+        let filter = subscription_for(routes.subscribers.keys(), &topic).cloned();
+        let route = filter.and_then(|f| routes.subscribers.get(&f).map(|r| (f, r)));
+        let inbound = match route {
+            Some((filter, route)) => match route.try_send(inbound) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     tracing::warn!(%topic, "mqtt subscriber {ROUTE_BUFFER} messages behind; message left unacknowledged");
                     return;
                 }
                 Err(mpsc::error::TrySendError::Closed(inbound)) => {
-                    routes.subscribers.remove(&topic);
+                    routes.subscribers.remove(&filter);
                     inbound
                 }
             },

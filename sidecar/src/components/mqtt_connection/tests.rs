@@ -168,18 +168,20 @@ async fn mutual_tls_round_trip_and_untrusted_server_is_refused() {
 }
 
 #[tokio::test]
-async fn wildcards_and_duplicate_subscriptions_are_refused() {
+async fn wildcard_publishes_bad_filters_and_duplicate_subscriptions_are_refused() {
     let server = MosquittoServer::start();
     let settings = MqttSettings::from_metadata(&md(&[("url", &server.url())])).expect("valid");
     let client = MqttClient::connect(&settings, "checks", true)
         .await
         .expect("connect");
     for topic in ["a/+", "a/#", ""] {
-        assert!(client.subscribe(topic).await.is_err(), "{topic:?}");
         assert!(
             client.publish(topic, &Bytes::new(), false).await.is_err(),
             "{topic:?}"
         );
+    }
+    for filter in ["a/#/b", "a+", ""] {
+        assert!(client.subscribe(filter).await.is_err(), "{filter:?}");
     }
     let _rx = client.subscribe("once").await.expect("subscribe");
     let err = client
@@ -193,4 +195,54 @@ async fn wildcards_and_duplicate_subscriptions_are_refused() {
         .await
         .expect_err("closed");
     assert!(err.contains("closed"), "{err}");
+}
+
+/// The topic of the next message on `rx`, acked.
+async fn next_topic(rx: &mut tokio::sync::mpsc::Receiver<super::client::Inbound>) -> String {
+    let inbound = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a message in time")
+        .expect("open");
+    inbound.receipt.ack().await;
+    assert_eq!(
+        inbound.payload,
+        inbound.topic.as_bytes(),
+        "payload names its topic"
+    );
+    inbound.topic
+}
+
+#[tokio::test]
+async fn filter_subscriptions_receive_messages_with_their_concrete_topics() {
+    let server = MosquittoServer::start();
+    let settings = MqttSettings::from_metadata(&md(&[("url", &server.url())])).expect("valid");
+    let client = MqttClient::connect(&settings, "filters", true)
+        .await
+        .expect("connect");
+    let mut one_level = client.subscribe("sensors/+/temp").await.expect("+ filter");
+    let mut any_level = client.subscribe("logs/#").await.expect("# filter");
+    let mut exact = client.subscribe("sensors/hall/temp").await.expect("exact");
+    for topic in [
+        "sensors/kitchen/temp",
+        "sensors/hall/temp",
+        "logs/a/b/c",
+        "logs",
+        "sensors/x/y/temp",
+    ] {
+        client
+            .publish(topic, &Bytes::from(topic.to_owned()), false)
+            .await
+            .expect("publish");
+    }
+    assert_eq!(next_topic(&mut one_level).await, "sensors/kitchen/temp");
+    assert_eq!(next_topic(&mut exact).await, "sensors/hall/temp");
+    assert_eq!(next_topic(&mut any_level).await, "logs/a/b/c");
+    assert_eq!(next_topic(&mut any_level).await, "logs");
+    // "sensors/x/y/temp" matches no filter: nothing more for the + subscription.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), one_level.recv())
+            .await
+            .is_err()
+    );
+    client.close().await;
 }

@@ -1,6 +1,7 @@
 //! `pubsub.mqtt3` (alias `pubsub.mqtt`): MQTT 3.1.1, as Dapr's component uses it, so Tandem and
-//! Dapr apps can share topics. A pub/sub topic is an MQTT topic name (no wildcards); the
-//! message bytes are the MQTT payload.
+//! Dapr apps can share topics. A pub/sub topic is an MQTT topic name; a subscription may name a
+//! topic filter with `+` and `#`, and each message it receives carries its concrete topic (the
+//! CloudEvent's `topic` of a raw message, as with Dapr). The message bytes are the MQTT payload.
 //!
 //! Publishing goes through one connection of its own (client id `<consumerID>-pub-<random>`, clean
 //! session) and returns once the broker acknowledged the message. Each consumer group is one
@@ -23,7 +24,7 @@ mod tests;
 use super::{Acker, Delivery, Message, PubSub, PubSubError, delivery_channel};
 use crate::components::factory::{Instance, Settings};
 use crate::components::metadata::{Metadata, MetadataError};
-use crate::components::mqtt_connection::client::{Inbound, MqttClient, check_topic};
+use crate::components::mqtt_connection::client::{Inbound, MqttClient, check_filter};
 use crate::components::mqtt_connection::{MqttSettings, may_redeliver, redelivery_delay};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -196,7 +197,7 @@ impl PubSub for MqttPubSub {
         if self.stop.is_cancelled() {
             return Err(PubSubError::Backend("mqtt pubsub is closed".into()));
         }
-        check_topic(topic).map_err(PubSubError::Backend)?;
+        check_filter(topic).map_err(PubSubError::Backend)?;
         let client_id = self.settings.consumer_id.as_deref().unwrap_or(consumer);
         let client = self
             .consumer(client_id)

@@ -92,6 +92,15 @@ try {
     }, {
       method: HttpMethod.POST,
     });
+    // Bulk subscribe, as the SDK's own e2e suite registers it: CloudEvents, and rawPayload.
+    await server.pubsub.subscribeBulk("pubsub", "bulk-orders", async (data) => {
+      received.push({ data, bulk: "ce" });
+      notify();
+    });
+    await server.pubsub.subscribeBulk("pubsub", "bulk-raw", async (data) => {
+      received.push({ data, bulk: "raw" });
+      notify();
+    }, { metadata: { rawPayload: true }, maxMessagesCount: 10, maxAwaitDurationMs: 200 });
     await server.start();
   });
 
@@ -108,7 +117,7 @@ try {
         ? await (await fetch(`http://127.0.0.1:${required("TANDEM_SUB_HTTP_PORT")}/v1.0/metadata`)).json()
         : await server.client.metadata.get();
       const topics = (md.subscriptions || []).map((s) => s.topic).sort();
-      if (topics.includes("orders") && topics.includes("raw-orders")) break;
+      if (["orders", "raw-orders", "bulk-orders", "bulk-raw"].every((t) => topics.includes(t))) break;
       assert.ok(Date.now() < deadline, `subscriptions never listed: ${JSON.stringify(md.subscriptions)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -124,6 +133,25 @@ try {
   await check("a raw-payload subscription gets the body as published", async () => {
     await publisher.pubsub.publish("pubsub", "raw-orders", { orderId: 7 }, { metadata: { rawPayload: "true" } });
     await waitFor(() => received.some((r) => r.raw && r.data && r.data.orderId === 7), 15000, "raw order 7");
+  });
+
+  await check("bulk subscribe hands each CloudEvent entry's data to the handler, once", async () => {
+    for (const n of [1, 2, 3]) {
+      await publisher.pubsub.publish("pubsub", "bulk-orders", { message: `Message ${n}!` });
+    }
+    const bulk = () => received.filter((r) => r.bulk === "ce").map((r) => r.data.message).sort();
+    await waitFor(() => bulk().length >= 3, 15000, "three bulk CloudEvents");
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(bulk(), ["Message 1!", "Message 2!", "Message 3!"]);
+  });
+
+  await check("bulk subscribe with rawPayload hands over the published bytes", async () => {
+    for (const n of [1, 2]) {
+      await publisher.pubsub.publish("pubsub", "bulk-raw", { message: `Raw ${n}!` }, { metadata: { rawPayload: "true" } });
+    }
+    const raw = () => received.filter((r) => r.bulk === "raw").map((r) => r.data.message).sort();
+    await waitFor(() => raw().length >= 2, 15000, "two bulk raw payloads");
+    assert.deepEqual(raw(), ["Raw 1!", "Raw 2!"]);
   });
 
   await check("DaprClient invokes an output binding (create, get, list, delete)", async () => {

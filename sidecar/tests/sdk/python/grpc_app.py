@@ -10,6 +10,7 @@ invoking the `seen` method. Nothing here is Tandem-specific: it is the SDK's own
   orders   (pubsub/orders) asks for one retry of every event whose data says {"retry": true}
   drops    (pubsub/drops) drops every event
   ticks    (input binding) records each event
+and answers the sidecar's app health probes (AppCallbackHealthCheck), counting them.
 """
 
 import json
@@ -76,6 +77,13 @@ def ticks(request: BindingRequest) -> None:
     with lock:
         seen['ticks'] += 1
 
+
+def healthy() -> None:
+    with lock:
+        seen['health_probes'] = seen.get('health_probes', 0) + 1
+
+
+app.register_health_check(healthy)
 
 if __name__ == '__main__':
     app.run(int(os.environ['APP_PORT']), listen_address='127.0.0.1')

@@ -196,9 +196,12 @@ fn binding_metadata_names_the_field() {
     let ok = MqttBindingConfig::from_metadata(&md(&[("url", "tcp://h"), ("topic", "t/1")]))
         .expect("valid");
     assert_eq!(ok.topic, "t/1");
+    let filter = MqttBindingConfig::from_metadata(&md(&[("url", "tcp://h"), ("topic", "t/+/x/#")]))
+        .expect("a topic filter is a valid input topic");
+    assert_eq!(filter.topic, "t/+/x/#");
     let cases: &[(&[(&str, &str)], &str)] = &[
         (&[("url", "tcp://h")], "topic"),
-        (&[("url", "tcp://h"), ("topic", "t/+")], "topic"),
+        (&[("url", "tcp://h"), ("topic", "t/#/x")], "topic"),
         (&[("topic", "t")], "url"),
         (&[("url", "tcp://h"), ("topic", "t"), ("qos", "5")], "qos"),
     ];
