@@ -172,21 +172,9 @@ impl AppChannel for HttpAppChannel {
     }
 
     async fn wait_until_reachable(&self, stop: CancellationToken) {
-        let mut backoff =
-            crate::resiliency::Backoff::new(Duration::from_millis(5), Duration::from_millis(500));
-        loop {
-            let attempt = tokio::time::timeout(
-                Duration::from_secs(1),
-                tokio::net::TcpStream::connect(&*self.authority),
-            );
-            if let Ok(Ok(_)) = attempt.await {
-                self.ready.store(true, Ordering::Release);
-                tracing::info!(app = %self.authority, "app channel ready");
-                return;
-            }
-            if !backoff.sleep(&stop).await {
-                return;
-            }
+        if super::wait_for_port(&self.authority, stop).await {
+            self.ready.store(true, Ordering::Release);
+            tracing::info!(app = %self.authority, "app channel ready");
         }
     }
 

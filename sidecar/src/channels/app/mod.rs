@@ -110,3 +110,23 @@ pub trait AppChannel: Send + Sync + 'static {
         })
     }
 }
+
+/// Waits (with backoff) until `authority` accepts a TCP connection; false when `stop` came first.
+pub async fn wait_for_port(authority: &str, stop: CancellationToken) -> bool {
+    let mut backoff = crate::resiliency::Backoff::new(
+        std::time::Duration::from_millis(5),
+        std::time::Duration::from_millis(500),
+    );
+    loop {
+        let attempt = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            tokio::net::TcpStream::connect(authority),
+        );
+        if let Ok(Ok(_)) = attempt.await {
+            return true;
+        }
+        if !backoff.sleep(&stop).await {
+            return false;
+        }
+    }
+}
