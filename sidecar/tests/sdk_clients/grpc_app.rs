@@ -4,26 +4,16 @@
 //! input-binding events (`bindings.cron`), and probed for health (`AppCallbackHealthCheck`), all
 //! through the sidecar's gRPC app channel.
 
-use super::{BIN, isolate, sdk_env};
+use super::{BIN, Killed, isolate, sdk_env};
 use dapr::dapr::proto::common::v1 as common;
 use dapr::dapr::proto::runtime::v1 as rt;
 use dapr::dapr::proto::runtime::v1::dapr_client::DaprClient;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tandem_sidecar::testing::free_port;
 use tandem_sidecar::testing::sidecar::{Sidecar, SidecarBuilder};
-
-/// A process killed when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn write_resources(dir: &Path) -> std::path::PathBuf {
     let res = dir.join("resources");

@@ -8,6 +8,7 @@
 
 mod actors;
 mod grpc_app;
+mod stream_subscription;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,16 @@ fn write_components(dir: &Path) -> PathBuf {
     )
     .expect("write envsecrets.yaml");
     resources
+}
+
+/// A process killed when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Removes the variables through which a developer's own Dapr setup could redirect the SDKs.
