@@ -5,7 +5,7 @@
 //! dead-lettered to a topic the same script reads over a second stream. Bad initial requests
 //! get daprd's errors from a plain tonic client.
 
-use super::{BIN, Killed, isolate, sdk_env};
+use super::{BIN, Killed, isolate, resources, sdk_env};
 use dapr::dapr::proto::runtime::v1 as rt;
 use dapr::dapr::proto::runtime::v1::dapr_client::DaprClient;
 use rt::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as Incoming;
@@ -13,17 +13,11 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tandem_crds::Component;
 use tandem_sidecar::testing::sidecar::SidecarBuilder;
 
 fn write_pubsub(dir: &Path) -> std::path::PathBuf {
-    let res = dir.join("resources");
-    std::fs::create_dir_all(&res).expect("resources dir");
-    std::fs::write(
-        res.join("pubsub.yaml"),
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  type: pubsub.in-memory\n  version: v1\n",
-    )
-    .expect("write pubsub.yaml");
-    res
+    resources(dir, &[Component::test("pubsub", "pubsub.in-memory")])
 }
 
 fn read_seen(path: &Path) -> Value {
