@@ -20,6 +20,7 @@
 //! - invocation: `blocks::invoke` (both sides), `channels::peer` (other sidecars), `resolve`
 //! - metadata and health: `blocks::metadata`, `blocks::health`
 //! - actors: `actors` (placement, turns, state, reminders, timers), `http_api::actors`
+//! - tracing: `traces` (settings, export, server spans, propagation)
 
 pub(crate) mod actors;
 pub(crate) mod blocks;
@@ -42,6 +43,7 @@ pub mod resolve;
 pub(crate) mod server;
 pub(crate) mod swap;
 pub(crate) mod telemetry;
+pub(crate) mod traces;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub(crate) mod workers;
