@@ -196,14 +196,29 @@ async fn post(
     let Some(app) = sc.app() else {
         return Err(Unreachable);
     };
+    // The consumer span joins the publisher's trace through the CloudEvent's context, and the
+    // app sees the consumer span as its parent.
+    let text = |key: &str| event.get(key).and_then(Value::as_str);
+    let parent = crate::traces::context::from_traceparent(text("traceparent"), text("tracestate"));
+    let cx = crate::traces::spans::delivery(&parent, &sub.pubsub, &sub.topic, path);
+    let traceparent = crate::traces::context::traceparent(&cx).map(|(tp, _)| tp);
     let delivery = EventDelivery {
         path,
         pubsub: &sub.pubsub,
         body,
         metadata: &message.metadata,
-        traceparent: event.get("traceparent").and_then(Value::as_str),
+        traceparent: traceparent.as_deref().or(text("traceparent")),
     };
-    app.deliver_event(delivery).await
+    let outcome = app.deliver_event(delivery).await;
+    let status = match &outcome {
+        Ok(Outcome::Success) => Ok(()),
+        Ok(Outcome::Drop) => Err("the app dropped the event"),
+        Ok(Outcome::Retry) => Err("the app asked for a retry"),
+        Ok(Outcome::NoRoute) => Err("the app has no such route"),
+        Err(Unreachable) => Err("the app is unreachable"),
+    };
+    crate::traces::spans::finish(&cx, status);
+    outcome
 }
 
 pub(super) async fn dead_letter_or_drop(sc: &Sidecar, sub: &Subscription, message: &Message) {

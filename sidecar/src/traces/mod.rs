@@ -56,6 +56,18 @@ pub fn apply(settings: &TraceSettings) -> Result<(), String> {
     }
 }
 
+/// [`apply`] for a Configuration's `spec.tracing` as the operator sent it; a bad one is logged
+/// and the current tracing kept.
+pub fn apply_spec(spec: Option<&tandem_crds::configuration::Tracing>) {
+    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    let applied = settings::trace_settings(spec, &env)
+        .map_err(|e| e.to_string())
+        .and_then(|s| apply(&s));
+    if let Err(error) = applied {
+        tracing::error!(%error, "spec.tracing not applied; keeping the current tracing");
+    }
+}
+
 fn replace(installed: &Installed, settings: &TraceSettings) -> Result<(), String> {
     let provider = export::provider(settings, &installed.app_id, &installed.metrics)
         .map_err(|e| e.to_string())?;

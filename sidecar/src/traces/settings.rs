@@ -23,17 +23,6 @@ pub struct TraceSettings {
 }
 
 impl TraceSettings {
-    /// No exporter and nothing sampled: spans still get ids, so propagation works, but none
-    /// is recorded.
-    pub fn off() -> Self {
-        TraceSettings {
-            sampling_rate: 0.0,
-            stdout: false,
-            zipkin: None,
-            otlp: None,
-        }
-    }
-
     /// Whether any span can leave the process.
     pub fn exports(&self) -> bool {
         self.sampling_rate > 0.0 && (self.stdout || self.zipkin.is_some() || self.otlp.is_some())
