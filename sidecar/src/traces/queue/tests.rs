@@ -6,10 +6,10 @@ use std::borrow::Cow;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-#[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<SpanData>>);
+#[derive(Debug, Default, Clone)]
+struct Recorder(Arc<Mutex<Vec<SpanData>>>);
 
-impl SpanProcessor for Arc<Recorder> {
+impl SpanProcessor for Recorder {
     fn on_start(&self, _: &mut Span, _: &Context) {}
     fn on_end(&self, span: SpanData) {
         self.0.lock().expect("not poisoned").push(span);
@@ -68,7 +68,7 @@ fn count(metrics: &TraceMetrics, reason: &str) -> u64 {
 #[tokio::test]
 async fn a_full_queue_drops_and_counts_and_an_export_frees_slots() {
     let metrics = TraceMetrics::register(&Registry::new()).expect("fresh registry");
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Recorder::default();
     let (exporter, gate) = counted(Collector { up: true }, "otlp", &metrics);
     let queue = gate.around(recorder.clone(), 2);
     for _ in 0..5 {
