@@ -53,17 +53,9 @@ pub fn provider(
         builder = with_pipeline(builder, otlp_exporter(otlp)?, "otlp", metrics);
     }
     if let Some(endpoint) = &settings.zipkin {
-        #[allow(
-            deprecated,
-            reason = "opentelemetry-zipkin 0.33 is deprecated upstream in favour of OTLP (which Zipkin \
-                      servers also accept), but it is the kept Zipkin v2 exporter for this opentelemetry \
-                      and Dapr users point spec.tracing.zipkin at existing collectors"
-        )]
-        let exporter = opentelemetry_zipkin::ZipkinExporter::builder()
-            .with_http_client(http_client(super::settings::DEFAULT_EXPORT_TIMEOUT)?)
-            .with_collector_endpoint(endpoint)
-            .build()
+        let client = http_client(super::settings::DEFAULT_EXPORT_TIMEOUT)
             .map_err(|e| ExportError::Zipkin(e.to_string()))?;
+        let exporter = super::zipkin::ZipkinExporter::new(client, endpoint, app_id);
         builder = with_pipeline(builder, exporter, "zipkin", metrics);
     }
     if settings.stdout {
@@ -91,11 +83,8 @@ fn with_pipeline<E: SpanExporter + 'static>(
     builder.with_span_processor(gate.around(batch, MAX_QUEUED_SPANS))
 }
 
-fn http_client(timeout: Duration) -> Result<reqwest::Client, ExportError> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .map_err(|e| ExportError::Otlp(e.to_string()))
+fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder().timeout(timeout).build()
 }
 
 fn otlp_exporter(otlp: &Otlp) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
@@ -126,7 +115,7 @@ fn otlp_exporter(otlp: &Otlp) -> Result<opentelemetry_otlp::SpanExporter, Export
             };
             opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
-                .with_http_client(http_client(otlp.timeout)?)
+                .with_http_client(http_client(otlp.timeout).map_err(|e| fail(&e))?)
                 .with_endpoint(&otlp.endpoint)
                 .with_protocol(protocol)
                 .with_timeout(otlp.timeout)

@@ -13,6 +13,7 @@ pub mod queue;
 pub mod server;
 pub mod settings;
 pub mod spans;
+pub mod zipkin;
 
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use queue::TraceMetrics;
