@@ -43,9 +43,9 @@ pub mod resolve;
 pub(crate) mod server;
 pub(crate) mod swap;
 pub(crate) mod telemetry;
-pub(crate) mod traces;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub(crate) mod traces;
 pub(crate) mod workers;
 
 pub use lifecycle::run;

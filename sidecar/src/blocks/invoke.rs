@@ -19,8 +19,8 @@ use crate::channels::peer::PeerCall;
 use axum::body::Body;
 use headers::{CallIdentity, outbound_headers};
 use http::{Request, Response, Uri};
-use opentelemetry::context::FutureExt;
 use method::normalize_method;
+use opentelemetry::context::FutureExt;
 use tandem_crds::annotations::headers as dapr;
 use target::parse_target;
 

@@ -80,7 +80,12 @@ pub fn inject_grpc(cx: &Context, headers: &mut HeaderMap) {
 pub fn traceparent(cx: &Context) -> Option<(String, Option<String>)> {
     let mut headers = HeaderMap::new();
     inject_http(cx, &mut headers);
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     Some((
         text(opentelemetry_http_names::TRACEPARENT)?,
         text(opentelemetry_http_names::TRACESTATE),
@@ -108,7 +113,10 @@ mod opentelemetry_http_names {
 
 /// Decodes `grpc-trace-bin` as it arrives in HTTP/2 (base64, padded or not).
 pub fn decode_grpc_trace_bin(value: &[u8]) -> Option<SpanContext> {
-    let text = std::str::from_utf8(value).ok()?.trim().trim_end_matches('=');
+    let text = std::str::from_utf8(value)
+        .ok()?
+        .trim()
+        .trim_end_matches('=');
     let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(text)
         .ok()?;

@@ -45,7 +45,11 @@ pub fn provider(
 ) -> Result<SdkTracerProvider, ExportError> {
     let mut builder = SdkTracerProvider::builder()
         .with_sampler(sampler(settings.sampling_rate))
-        .with_resource(Resource::builder().with_service_name(app_id.to_owned()).build());
+        .with_resource(
+            Resource::builder()
+                .with_service_name(app_id.to_owned())
+                .build(),
+        );
     if !settings.exports() {
         return Ok(builder.build());
     }
@@ -93,8 +97,9 @@ fn otlp_exporter(otlp: &Otlp) -> Result<opentelemetry_otlp::SpanExporter, Export
         Protocol::Grpc => {
             let mut metadata = tonic::metadata::MetadataMap::new();
             for (k, v) in &otlp.headers {
-                let key = tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
-                    .map_err(|e| fail(&e))?;
+                let key =
+                    tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+                        .map_err(|e| fail(&e))?;
                 metadata.insert(key, v.parse().map_err(|e| fail(&e))?);
             }
             let mut builder = opentelemetry_otlp::SpanExporter::builder()

@@ -152,7 +152,11 @@ impl<E: SpanExporter> SpanExporter for CountedExporter<E> {
         let result = self.inner.export(batch).await;
         let n = u64::try_from(n).unwrap_or(u64::MAX);
         match &result {
-            Ok(()) => self.metrics.exported.with_label_values(&[self.name]).inc_by(n),
+            Ok(()) => self
+                .metrics
+                .exported
+                .with_label_values(&[self.name])
+                .inc_by(n),
             Err(_) => self
                 .metrics
                 .dropped

@@ -69,7 +69,10 @@ pub fn http_api_span(method: &str, path: &str, app_id_header: Option<&str>) -> O
     let (name, mut attributes) = match segments.as_slice() {
         [_, "invoke", app_id, "method", method @ ..] => invocation(app_id, &method.join("/")),
         [_, "actors", rest @ ..] => actor(rest),
-        [_, "state", store, ..] => (path.to_owned(), vec![kv("db.system", "state"), kv("db.name", store)]),
+        [_, "state", store, ..] => (
+            path.to_owned(),
+            vec![kv("db.system", "state"), kv("db.name", store)],
+        ),
         [_, "publish", "bulk", pubsub, topic @ ..] | [_, "publish", pubsub, topic @ ..] => (
             path.to_owned(),
             vec![
@@ -78,14 +81,24 @@ pub fn http_api_span(method: &str, path: &str, app_id_header: Option<&str>) -> O
                 kv("dapr.component", pubsub),
             ],
         ),
-        [_, "bindings", name] => (path.to_owned(), vec![kv("db.system", "bindings"), kv("db.name", name)]),
-        [_, "secrets", store, ..] => (path.to_owned(), vec![kv("db.system", "secrets"), kv("db.name", store)]),
+        [_, "bindings", name] => (
+            path.to_owned(),
+            vec![kv("db.system", "bindings"), kv("db.name", name)],
+        ),
+        [_, "secrets", store, ..] => (
+            path.to_owned(),
+            vec![kv("db.system", "secrets"), kv("db.name", store)],
+        ),
         _ => match app_id_header {
             Some(app_id) => invocation(app_id, path.trim_start_matches('/')),
             None => (path.to_owned(), Vec::new()),
         },
     };
-    let name = if name.is_empty() { path.to_owned() } else { name };
+    let name = if name.is_empty() {
+        path.to_owned()
+    } else {
+        name
+    };
     attributes.extend([
         kv("dapr.protocol", "http"),
         kv("dapr.api", &format!("{method} {path}")),
@@ -98,7 +111,12 @@ pub fn http_api_span(method: &str, path: &str, app_id_header: Option<&str>) -> O
 /// The span for a call on the internal port: an invocation of this app, or an actor call
 /// another host forwarded.
 pub fn internal_span(path: &str, headers: &HeaderMap) -> Named {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
     let caller = header(dapr_headers::CALLER_APP_ID);
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (name, mut attributes) = match segments.as_slice() {
@@ -138,11 +156,17 @@ async fn traced(req: Request, next: Next, named: Named, parent: Context, grpc: b
     if grpc {
         context::inject_grpc(&cx, headers);
         // A trailers-only answer (every error) carries its status in the headers.
-        let code = headers.get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0");
+        let code = headers
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("0");
         let span = cx.span();
         span.set_attribute(KeyValue::new("rpc.grpc.status_code", code.to_owned()));
         if code != "0" {
-            let message = headers.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let message = headers
+                .get("grpc-message")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             span.set_status(Status::error(format!("gRPC {code}: {message}")));
         }
         span.end();
@@ -155,7 +179,10 @@ async fn traced(req: Request, next: Next, named: Named, parent: Context, grpc: b
 
 /// Middleware for the HTTP API (`--dapr-http-port`).
 pub async fn http_api(req: Request, next: Next) -> Response {
-    let app_id = req.headers().get(dapr_headers::APP_ID).and_then(|v| v.to_str().ok());
+    let app_id = req
+        .headers()
+        .get(dapr_headers::APP_ID)
+        .and_then(|v| v.to_str().ok());
     match http_api_span(req.method().as_str(), req.uri().path(), app_id) {
         None => next.run(req).await,
         Some(named) => {

@@ -35,7 +35,10 @@ pub fn finish<E: std::fmt::Display>(cx: &Context, outcome: Result<(), E>) {
 /// Ends `cx`'s span with an HTTP status: 5xx (and a failed call) is an error, as daprd maps it.
 pub fn finish_http(cx: &Context, status: u16) {
     let span = cx.span();
-    span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
+    span.set_attribute(KeyValue::new(
+        "http.response.status_code",
+        i64::from(status),
+    ));
     span.set_attribute(KeyValue::new("dapr.status_code", i64::from(status)));
     if status >= 500 {
         span.set_status(Status::error(format!("HTTP {status}")));

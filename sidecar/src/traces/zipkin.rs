@@ -77,7 +77,10 @@ pub fn zipkin_span(span: &SpanData, service: &str) -> Value {
 
 impl SpanExporter for ZipkinExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let spans: Vec<Value> = batch.iter().map(|s| zipkin_span(s, &self.service)).collect();
+        let spans: Vec<Value> = batch
+            .iter()
+            .map(|s| zipkin_span(s, &self.service))
+            .collect();
         let response = self
             .client
             .post(&self.endpoint)
@@ -143,6 +146,9 @@ mod tests {
             ..span
         };
         let z = zipkin_span(&root, "a");
-        assert!(z.get("parentId").is_none() && z.get("kind").is_none(), "{z}");
+        assert!(
+            z.get("parentId").is_none() && z.get("kind").is_none(),
+            "{z}"
+        );
     }
 }

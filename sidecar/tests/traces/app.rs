@@ -36,7 +36,10 @@ impl TracedApp {
     pub async fn start() -> TracedApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let app = TracedApp { seen: Arc::default(), port };
+        let app = TracedApp {
+            seen: Arc::default(),
+            port,
+        };
         let router = Router::new()
             .route("/dapr/subscribe", get(subscribe))
             .fallback(any(record))

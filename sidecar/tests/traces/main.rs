@@ -3,7 +3,9 @@
 //! trace with the right parents, kinds, names, attributes and status, and that the ids on the
 //! wire are the exported spans' ids.
 
+mod actors;
 mod app;
+mod grpc;
 mod receivers;
 mod sampling;
 
@@ -71,7 +73,10 @@ fn span_id_of(traceparent: &str) -> &str {
 }
 
 fn in_trace<'a>(spans: &'a [Value], trace: &str) -> Vec<&'a Value> {
-    spans.iter().filter(|s| str_of(s, "traceId") == trace).collect()
+    spans
+        .iter()
+        .filter(|s| str_of(s, "traceId") == trace)
+        .collect()
 }
 
 fn find<'a>(spans: &[&'a Value], service: &str, kind: i64) -> &'a Value {
@@ -114,7 +119,10 @@ async fn invocation_across_two_sidecars_is_one_trace_over_otlp_grpc() {
         .await
         .expect("invoke");
     assert_eq!(response.status().as_u16(), 200);
-    let answered = response.headers()["traceparent"].to_str().expect("text").to_owned();
+    let answered = response.headers()["traceparent"]
+        .to_str()
+        .expect("text")
+        .to_owned();
 
     let spans = receiver
         .wait_for(WAIT, |s| in_trace(s, TRACE).len() >= 3)
@@ -128,19 +136,38 @@ async fn invocation_across_two_sidecars_is_one_trace_over_otlp_grpc() {
         assert_eq!(span["status"], STATUS_OK, "{span}");
         assert_eq!(span["transport"], "grpc");
     }
-    assert_eq!(str_of(a_server, "parentSpanId"), "b7ad6b7169203331", "the client's span is the root's parent");
+    assert_eq!(
+        str_of(a_server, "parentSpanId"),
+        "b7ad6b7169203331",
+        "the client's span is the root's parent"
+    );
     assert_eq!(str_of(a_client, "parentSpanId"), str_of(a_server, "spanId"));
-    assert_eq!(str_of(b_server, "parentSpanId"), str_of(a_client, "spanId"), "the wire carried the client span's id");
+    assert_eq!(
+        str_of(b_server, "parentSpanId"),
+        str_of(a_client, "spanId"),
+        "the wire carried the client span's id"
+    );
     assert_eq!(attr(a_client, "net.peer.name"), "callee");
     assert_eq!(attr(b_server, "dapr.caller_app_id"), "caller");
     assert_eq!(attr(b_server, "dapr.callee_app_id"), "callee");
-    assert_eq!(span_id_of(&answered), str_of(a_server, "spanId"), "the response names the server span");
+    assert_eq!(
+        span_id_of(&answered),
+        str_of(a_server, "spanId"),
+        "the response names the server span"
+    );
 
     let seen = app.seen();
-    let (path, traceparent) = seen.iter().find(|(p, _)| p == "/orders/42").expect("the app was called");
+    let (path, traceparent) = seen
+        .iter()
+        .find(|(p, _)| p == "/orders/42")
+        .expect("the app was called");
     assert_eq!(path, "/orders/42");
     assert!(traceparent.contains(TRACE), "{traceparent}");
-    assert_eq!(span_id_of(traceparent), str_of(b_server, "spanId"), "the app's parent is the callee's server span");
+    assert_eq!(
+        span_id_of(traceparent),
+        str_of(b_server, "spanId"),
+        "the app's parent is the callee's server span"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -160,7 +187,9 @@ async fn publish_and_delivery_are_one_trace_over_otlp_http() {
     )
     .expect("write component");
     let app = TracedApp::start().await;
-    let sc = sidecar(dir.path(), "shop", &cfg, Some(app.port)).resources(&resources).start();
+    let sc = sidecar(dir.path(), "shop", &cfg, Some(app.port))
+        .resources(&resources)
+        .start();
     sc.wait_ready(WAIT);
 
     // The subscription starts once the app answered /dapr/subscribe; publish until delivered.
@@ -174,13 +203,19 @@ async fn publish_and_delivery_are_one_trace_over_otlp_http() {
             .await
             .expect("publish");
         assert_eq!(response.status().as_u16(), 204);
-        assert!(std::time::Instant::now() < deadline, "never delivered; log:\n{}", sc.log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never delivered; log:\n{}",
+            sc.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let spans = receiver
         .wait_for(WAIT, |s| {
             let t = in_trace(s, TRACE);
-            [SERVER, PRODUCER, CONSUMER].iter().all(|k| t.iter().any(|s| s["kind"] == *k))
+            [SERVER, PRODUCER, CONSUMER]
+                .iter()
+                .all(|k| t.iter().any(|s| s["kind"] == *k))
         })
         .await;
     let trace = in_trace(&spans, TRACE);
@@ -206,7 +241,9 @@ async fn publish_and_delivery_are_one_trace_over_otlp_http() {
         .map(|(_, tp)| span_id_of(&tp).to_owned())
         .collect();
     assert!(
-        trace.iter().any(|s| s["kind"] == CONSUMER && delivered.contains(&str_of(s, "spanId").to_owned())),
+        trace
+            .iter()
+            .any(|s| s["kind"] == CONSUMER && delivered.contains(&str_of(s, "spanId").to_owned())),
         "the subscriber's parent is a consumer span: {delivered:?}"
     );
 }
@@ -231,7 +268,10 @@ async fn zipkin_receives_v2_json() {
     let spans = receiver
         .wait_for(WAIT, |s| s.iter().any(|s| str_of(s, "traceId") == TRACE))
         .await;
-    let span = spans.iter().find(|s| str_of(s, "traceId") == TRACE).expect("found");
+    let span = spans
+        .iter()
+        .find(|s| str_of(s, "traceId") == TRACE)
+        .expect("found");
     assert_eq!(str_of(span, "parentId"), "b7ad6b7169203331");
     assert_eq!(str_of(span, "kind"), "SERVER");
     assert_eq!(str_of(span, "name"), "/v1.0/metadata");

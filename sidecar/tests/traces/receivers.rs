@@ -54,7 +54,11 @@ impl Receiver {
                 }
             }
         });
-        let receiver = Receiver { child, spans, ports };
+        let receiver = Receiver {
+            child,
+            spans,
+            ports,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         for port in &receiver.ports {
             while TcpStream::connect(("127.0.0.1", *port)).is_err() {
@@ -77,7 +81,10 @@ impl Receiver {
             if done(&spans) {
                 return spans;
             }
-            assert!(Instant::now() < deadline, "spans never arrived; got {spans:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "spans never arrived; got {spans:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

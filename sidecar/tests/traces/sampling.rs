@@ -51,13 +51,19 @@ async fn sampling_zero_half_and_one() {
     let spans = receiver.wait_for(WAIT, |s| from(s, "one") == 201).await;
     assert_eq!(from(&spans, "zero"), 0, "sampling rate 0 exports nothing");
     let sampled = from(&spans, "half");
-    assert!((850..=1150).contains(&sampled), "rate 0.5 over 2000 roots sampled {sampled}");
+    assert!(
+        (850..=1150).contains(&sampled),
+        "rate 0.5 over 2000 roots sampled {sampled}"
+    );
 }
 
 fn dropped(metrics: &str, reason: &str) -> u64 {
     metrics
         .lines()
-        .filter(|l| l.starts_with("tandem_trace_spans_dropped_total") && l.contains(&format!("reason=\"{reason}\"")))
+        .filter(|l| {
+            l.starts_with("tandem_trace_spans_dropped_total")
+                && l.contains(&format!("reason=\"{reason}\""))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
@@ -72,7 +78,7 @@ async fn a_collector_that_never_answers_costs_requests_nothing() {
         "{{samplingRate: '1', otel: {{endpointAddress: '127.0.0.1:{port}', protocol: grpc, isSecure: false, timeout: 60s}}}}"
     );
     let cfg = config(dir.path(), "tracing", &tracing);
-    let sc = sidecar(dir.path(), "stuck", &cfg, None).start();
+    let mut sc = sidecar(dir.path(), "stuck", &cfg, None).start();
     let n = 3000;
     metadata_calls(&sc, n).await;
     let metrics = client()
@@ -86,5 +92,7 @@ async fn a_collector_that_never_answers_costs_requests_nothing() {
     // At most the queue (2048) and one batch in flight (512) are held; the rest is dropped.
     let full = dropped(&metrics, "queue_full");
     assert!(full >= 3000 - 2048 - 512, "dropped {full}:\n{metrics}");
+    // Shutdown gives the stuck exports the grace period (5 s), not their 60 s timeout.
+    stop(&mut sc);
     drop(blackhole);
 }

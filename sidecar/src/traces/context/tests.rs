@@ -12,10 +12,16 @@ fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
 
 #[test]
 fn w3c_context_round_trips_with_tracestate() {
-    let cx = extract_http(&headers(&[("traceparent", PARENT), ("tracestate", "vendor=abc")]));
+    let cx = extract_http(&headers(&[
+        ("traceparent", PARENT),
+        ("tracestate", "vendor=abc"),
+    ]));
     let sc = cx.span().span_context().clone();
     assert!(sc.is_valid() && sc.is_remote() && sc.is_sampled());
-    assert_eq!(sc.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(
+        sc.trace_id().to_string(),
+        "0af7651916cd43dd8448eb211c80319c"
+    );
     let mut out = HeaderMap::new();
     inject_http(&cx, &mut out);
     assert_eq!(out["traceparent"], PARENT);
@@ -24,7 +30,12 @@ fn w3c_context_round_trips_with_tracestate() {
 
 #[test]
 fn malformed_context_is_ignored() {
-    for bad in ["", "garbage", "00-00000000000000000000000000000000-b7ad6b7169203331-01", "00-zz-zz-zz"] {
+    for bad in [
+        "",
+        "garbage",
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+        "00-zz-zz-zz",
+    ] {
         let cx = extract_http(&headers(&[("traceparent", bad)]));
         assert!(!cx.span().span_context().is_valid(), "{bad:?}");
         let mut out = HeaderMap::new();
@@ -44,10 +55,20 @@ fn grpc_trace_bin_round_trips_and_wins_over_traceparent() {
     );
     let bin = encode_grpc_trace_bin(&sc);
     assert_eq!(decode_grpc_trace_bin(bin.as_bytes()), Some(sc.clone()));
-    assert_eq!(decode_grpc_trace_bin(format!("{bin}=").as_bytes()), Some(sc.clone()), "padded");
-    let cx = extract_grpc(&headers(&[("grpc-trace-bin", &bin), ("traceparent", PARENT)]));
+    assert_eq!(
+        decode_grpc_trace_bin(format!("{bin}=").as_bytes()),
+        Some(sc.clone()),
+        "padded"
+    );
+    let cx = extract_grpc(&headers(&[
+        ("grpc-trace-bin", &bin),
+        ("traceparent", PARENT),
+    ]));
     assert_eq!(cx.span().span_context().trace_id(), sc.trace_id());
-    let cx = extract_grpc(&headers(&[("grpc-trace-bin", "AAAA"), ("traceparent", PARENT)]));
+    let cx = extract_grpc(&headers(&[
+        ("grpc-trace-bin", "AAAA"),
+        ("traceparent", PARENT),
+    ]));
     assert_eq!(
         cx.span().span_context().trace_id().to_string(),
         "0af7651916cd43dd8448eb211c80319c",
@@ -62,6 +83,9 @@ fn grpc_trace_bin_round_trips_and_wins_over_traceparent() {
 #[test]
 fn traceparent_text_for_cloud_events() {
     let cx = from_traceparent(Some(PARENT), Some("k=v"));
-    assert_eq!(traceparent(&cx), Some((PARENT.to_owned(), Some("k=v".to_owned()))));
+    assert_eq!(
+        traceparent(&cx),
+        Some((PARENT.to_owned(), Some("k=v".to_owned())))
+    );
     assert_eq!(traceparent(&from_traceparent(None, None)), None);
 }

@@ -1,5 +1,7 @@
 use super::*;
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry_sdk::error::OTelSdkError;
 use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
 use std::borrow::Cow;
@@ -37,7 +39,11 @@ impl SpanExporter for Collector {
 }
 
 fn span(sampled: bool) -> SpanData {
-    let flags = if sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+    let flags = if sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
     SpanData {
         span_context: SpanContext::new(
             TraceId::from(1u128),
@@ -76,12 +82,20 @@ async fn a_full_queue_drops_and_counts_and_an_export_frees_slots() {
     }
     queue.on_end(span(false));
     assert_eq!(recorder.0.lock().expect("not poisoned").len(), 2);
-    assert_eq!(count(&metrics, "queue_full"), 3, "unsampled spans are not counted");
+    assert_eq!(
+        count(&metrics, "queue_full"),
+        3,
+        "unsampled spans are not counted"
+    );
     let batch = std::mem::take(&mut *recorder.0.lock().expect("not poisoned"));
     exporter.export(batch).await.expect("collector up");
     assert_eq!(metrics.exported.with_label_values(&["otlp"]).get(), 2);
     queue.on_end(span(true));
-    assert_eq!(recorder.0.lock().expect("not poisoned").len(), 1, "slots freed");
+    assert_eq!(
+        recorder.0.lock().expect("not poisoned").len(),
+        1,
+        "slots freed"
+    );
     assert_eq!(count(&metrics, "queue_full"), 3);
 }
 

@@ -8,20 +8,91 @@ fn attr(named: &Named, key: &str) -> Option<String> {
         .map(|kv| kv.value.to_string())
 }
 
+/// (method, path, `dapr-app-id`, span name, attributes).
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+);
+
 #[test]
 fn http_api_span_names_follow_daprd() {
-    let cases: &[(&str, &str, Option<&str>, &str, &[(&str, &str)])] = &[
-        ("POST", "/v1.0/invoke/orders/method/neworder/7", None, "CallLocal/orders/neworder/7",
-            &[("net.peer.name", "orders"), ("dapr.invoke_method", "neworder/7"), ("rpc.service", "ServiceInvocation")]),
-        ("GET", "/neworder", Some("orders"), "CallLocal/orders/neworder", &[("net.peer.name", "orders")]),
-        ("POST", "/v1.0/actors/Cart/c1/method/add", None, "CallActor/Cart/add", &[("dapr.actor", "Cart.c1")]),
-        ("GET", "/v1.0/actors/Cart/c1/state/k", None, "state/Cart", &[("db.system", "state")]),
-        ("POST", "/v1.0/state/store", None, "/v1.0/state/store", &[("db.system", "state"), ("db.name", "store")]),
-        ("POST", "/v1.0/publish/bus/orders/eu", None, "/v1.0/publish/bus/orders/eu",
-            &[("messaging.system", "pubsub"), ("messaging.destination.name", "orders/eu")]),
-        ("POST", "/v1.0/bindings/out", None, "/v1.0/bindings/out", &[("db.system", "bindings")]),
-        ("GET", "/v1.0/secrets/vault/k", None, "/v1.0/secrets/vault/k", &[("db.system", "secrets")]),
-        ("GET", "/v1.0/metadata", None, "/v1.0/metadata", &[("dapr.api", "GET /v1.0/metadata"), ("dapr.protocol", "http")]),
+    let cases: &[Case<'_>] = &[
+        (
+            "POST",
+            "/v1.0/invoke/orders/method/neworder/7",
+            None,
+            "CallLocal/orders/neworder/7",
+            &[
+                ("net.peer.name", "orders"),
+                ("dapr.invoke_method", "neworder/7"),
+                ("rpc.service", "ServiceInvocation"),
+            ],
+        ),
+        (
+            "GET",
+            "/neworder",
+            Some("orders"),
+            "CallLocal/orders/neworder",
+            &[("net.peer.name", "orders")],
+        ),
+        (
+            "POST",
+            "/v1.0/actors/Cart/c1/method/add",
+            None,
+            "CallActor/Cart/add",
+            &[("dapr.actor", "Cart.c1")],
+        ),
+        (
+            "GET",
+            "/v1.0/actors/Cart/c1/state/k",
+            None,
+            "state/Cart",
+            &[("db.system", "state")],
+        ),
+        (
+            "POST",
+            "/v1.0/state/store",
+            None,
+            "/v1.0/state/store",
+            &[("db.system", "state"), ("db.name", "store")],
+        ),
+        (
+            "POST",
+            "/v1.0/publish/bus/orders/eu",
+            None,
+            "/v1.0/publish/bus/orders/eu",
+            &[
+                ("messaging.system", "pubsub"),
+                ("messaging.destination.name", "orders/eu"),
+            ],
+        ),
+        (
+            "POST",
+            "/v1.0/bindings/out",
+            None,
+            "/v1.0/bindings/out",
+            &[("db.system", "bindings")],
+        ),
+        (
+            "GET",
+            "/v1.0/secrets/vault/k",
+            None,
+            "/v1.0/secrets/vault/k",
+            &[("db.system", "secrets")],
+        ),
+        (
+            "GET",
+            "/v1.0/metadata",
+            None,
+            "/v1.0/metadata",
+            &[
+                ("dapr.api", "GET /v1.0/metadata"),
+                ("dapr.protocol", "http"),
+            ],
+        ),
     ];
     for (method, path, app_id, name, attrs) in cases {
         let named = http_api_span(method, path, *app_id).expect("traced");
@@ -30,7 +101,11 @@ fn http_api_span_names_follow_daprd() {
             assert_eq!(attr(&named, k).as_deref(), Some(*v), "{path} {k}");
         }
     }
-    assert_eq!(http_api_span("GET", "/v1.0/healthz", None), None, "health checks are not traced");
+    assert_eq!(
+        http_api_span("GET", "/v1.0/healthz", None),
+        None,
+        "health checks are not traced"
+    );
 }
 
 #[test]

@@ -34,8 +34,14 @@ fn sampling_rates() {
         (Some("1"), Ok(1.0)),
         (Some(" 0.5 "), Ok(0.5)),
         (Some("2"), Err(SettingsError::SamplingRate("2".into()))),
-        (Some("-0.1"), Err(SettingsError::SamplingRate("-0.1".into()))),
-        (Some("half"), Err(SettingsError::SamplingRate("half".into()))),
+        (
+            Some("-0.1"),
+            Err(SettingsError::SamplingRate("-0.1".into())),
+        ),
+        (
+            Some("half"),
+            Err(SettingsError::SamplingRate("half".into())),
+        ),
     ];
     for (rate, want) in cases {
         let got = trace_settings(Some(&tracing(*rate)), &no_env).map(|s| s.sampling_rate);
@@ -46,18 +52,42 @@ fn sampling_rates() {
 #[test]
 fn otlp_endpoints_from_the_configuration() {
     let cases = [
-        (otel("collector:4317", None, None), "https://collector:4317", Protocol::Grpc),
-        (otel("collector:4317", Some("grpc"), Some(false)), "http://collector:4317", Protocol::Grpc),
-        (otel("collector:4318", Some("http"), Some(false)), "http://collector:4318/v1/traces", Protocol::HttpProtobuf),
-        (otel("https://c:4318/custom/path", Some("http"), None), "https://c:4318/custom/path", Protocol::HttpProtobuf),
-        (otel("c:4318", Some("http/json"), Some(false)), "http://c:4318/v1/traces", Protocol::HttpJson),
+        (
+            otel("collector:4317", None, None),
+            "https://collector:4317",
+            Protocol::Grpc,
+        ),
+        (
+            otel("collector:4317", Some("grpc"), Some(false)),
+            "http://collector:4317",
+            Protocol::Grpc,
+        ),
+        (
+            otel("collector:4318", Some("http"), Some(false)),
+            "http://collector:4318/v1/traces",
+            Protocol::HttpProtobuf,
+        ),
+        (
+            otel("https://c:4318/custom/path", Some("http"), None),
+            "https://c:4318/custom/path",
+            Protocol::HttpProtobuf,
+        ),
+        (
+            otel("c:4318", Some("http/json"), Some(false)),
+            "http://c:4318/v1/traces",
+            Protocol::HttpJson,
+        ),
     ];
     for (spec, endpoint, protocol) in cases {
         let otlp = trace_settings(Some(&spec), &no_env)
             .expect("valid")
             .otlp
             .expect("otlp on");
-        assert_eq!((otlp.endpoint.as_str(), otlp.protocol), (endpoint, protocol), "{spec:?}");
+        assert_eq!(
+            (otlp.endpoint.as_str(), otlp.protocol),
+            (endpoint, protocol),
+            "{spec:?}"
+        );
     }
 }
 
@@ -73,34 +103,60 @@ fn bad_otlp_settings_name_the_key() {
         o.headers = vec!["novalue".into()];
     }
     let err = trace_settings(Some(&spec), &no_env).expect_err("bad header");
-    assert!(err.to_string().contains("spec.tracing.otel.headers"), "{err}");
+    assert!(
+        err.to_string().contains("spec.tracing.otel.headers"),
+        "{err}"
+    );
     if let Some(o) = spec.otel.as_mut() {
         o.headers = vec!["api-key=s3cr=t".into()];
         o.timeout = Some("soon".into());
     }
     let err = trace_settings(Some(&spec), &no_env).expect_err("bad timeout");
-    assert!(err.to_string().contains("spec.tracing.otel.timeout"), "{err}");
+    assert!(
+        err.to_string().contains("spec.tracing.otel.timeout"),
+        "{err}"
+    );
     if let Some(o) = spec.otel.as_mut() {
         o.timeout = Some("250ms".into());
     }
-    let otlp = trace_settings(Some(&spec), &no_env).expect("valid").otlp.expect("on");
-    assert_eq!(otlp.headers, vec![("api-key".to_owned(), "s3cr=t".to_owned())]);
+    let otlp = trace_settings(Some(&spec), &no_env)
+        .expect("valid")
+        .otlp
+        .expect("on");
+    assert_eq!(
+        otlp.headers,
+        vec![("api-key".to_owned(), "s3cr=t".to_owned())]
+    );
     assert_eq!(otlp.timeout, Duration::from_millis(250));
 }
 
 #[test]
 fn environment_variables_as_daprd_reads_them() {
-    type Case = (&'static [(&'static str, &'static str)], Option<(&'static str, Protocol)>, f64);
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        Option<(&'static str, Protocol)>,
+        f64,
+    );
     let cases: &[Case] = &[
         (&[], None, DEFAULT_SAMPLING_RATE),
-        (&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")], Some(("https://collector:4317", Protocol::Grpc)), 1.0),
         (
-            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"), ("OTEL_EXPORTER_OTLP_INSECURE", "true")],
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")],
+            Some(("https://collector:4317", Protocol::Grpc)),
+            1.0,
+        ),
+        (
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+                ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+            ],
             Some(("http://collector:4317", Protocol::Grpc)),
             1.0,
         ),
         (
-            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")],
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ],
             Some(("http://c:4318/v1/traces", Protocol::HttpProtobuf)),
             1.0,
         ),
@@ -115,7 +171,11 @@ fn environment_variables_as_daprd_reads_them() {
         ),
     ];
     for (vars, want, rate) in cases {
-        let env = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        let env = |k: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
         let got = trace_settings(None, &env).expect("valid");
         let otlp = got.otlp.as_ref().map(|o| (o.endpoint.as_str(), o.protocol));
         assert_eq!((otlp, got.sampling_rate), (*want, *rate), "{vars:?}");
@@ -152,6 +212,9 @@ fn zipkin_and_stdout() {
         otel: None,
     };
     let got = trace_settings(Some(&spec), &no_env).expect("valid");
-    assert_eq!(got.zipkin.as_deref(), Some("http://zipkin:9411/api/v2/spans"));
+    assert_eq!(
+        got.zipkin.as_deref(),
+        Some("http://zipkin:9411/api/v2/spans")
+    );
     assert!(got.stdout && got.exports() && got.otlp.is_none());
 }
