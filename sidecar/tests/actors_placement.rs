@@ -1,14 +1,17 @@
-//! Placement between several real sidecars sharing a data directory (and so the embedded SQLite
-//! actor state store): turn-based counters stay exact across hosts, hosts come and go (added,
-//! SIGTERMed, SIGKILLed, restarted) without an actor ever running on two hosts at once, state
-//! survives failover, and reminders survive every sidecar restarting.
+//! Placement between several real sidecars sharing an actor state store (the embedded SQLite
+//! one in a shared data directory, or a real Redis or PostgreSQL server): turn-based counters
+//! stay exact across hosts, hosts come and go (added, SIGTERMed, SIGKILLed, restarted) without
+//! an actor ever running on two hosts at once, state survives failover, and reminders survive
+//! every sidecar restarting.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tandem_crds::Component;
 use tandem_sidecar::testing::actor_app::{ActorApp, ActorLog};
 use tandem_sidecar::testing::sidecar::{Sidecar, SidecarBuilder};
+use tandem_sidecar::testing::{PostgresServer, RedisServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tandem-sidecar");
 const CONFIG: &str =
@@ -26,11 +29,60 @@ struct Host {
     _app: ActorApp,
 }
 
-async fn host(dir: &std::path::Path, label: &str, log: &Arc<ActorLog>) -> Host {
+/// Where the hosts keep actor state, placement and reminders.
+struct Store {
+    dir: tempfile::TempDir,
+    /// `None`: the embedded SQLite store in the shared data directory.
+    resources: Option<std::path::PathBuf>,
+}
+
+impl Store {
+    fn embedded() -> Store {
+        Store {
+            dir: tempfile::tempdir().expect("tempdir"),
+            resources: None,
+        }
+    }
+
+    /// `component` as the only component, with `actorStateStore: "true"`.
+    fn external(component: Component) -> Store {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let res = dir.path().join("res");
+        std::fs::create_dir_all(&res).expect("resources dir");
+        let yaml = serde_norway::to_string(&component.with_metadata("actorStateStore", "true"))
+            .expect("manifest");
+        std::fs::write(res.join("actorstore.yaml"), yaml).expect("write component");
+        Store {
+            dir,
+            resources: Some(res),
+        }
+    }
+
+    fn redis(server: &RedisServer) -> Store {
+        Store::external(
+            Component::test("actorstore", "state.redis").with_metadata("redisHost", &server.addr()),
+        )
+    }
+
+    fn postgres(server: &PostgresServer) -> Store {
+        Store::external(
+            Component::test("actorstore", "state.postgresql")
+                .with_metadata("connectionString", &server.connection_string()),
+        )
+    }
+
+    fn sidecar(&self, app_id: &str) -> SidecarBuilder {
+        let b = SidecarBuilder::new(BIN, app_id, self.dir.path());
+        match &self.resources {
+            Some(res) => b.resources(res),
+            None => b,
+        }
+    }
+}
+
+async fn host(store: &Store, label: &str, log: &Arc<ActorLog>) -> Host {
     let app = ActorApp::start(label, CONFIG, log.clone()).await;
-    let sidecar = SidecarBuilder::new(BIN, "counter", dir)
-        .app_port(app.port)
-        .start();
+    let sidecar = store.sidecar("counter").app_port(app.port).start();
     app.set_sidecar(&sidecar.url(""));
     sidecar.wait_ready(Duration::from_secs(30));
     Host { sidecar, _app: app }
@@ -142,13 +194,25 @@ fn chrono_now() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn counters_stay_exact_while_hosts_join_and_leave() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    graceful_churn(&Store::embedded()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counters_stay_exact_with_redis_as_the_actor_store() {
+    let redis = RedisServer::start();
+    graceful_churn(&Store::redis(&redis)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counters_stay_exact_with_postgres_as_the_actor_store() {
+    let postgres = PostgresServer::start();
+    graceful_churn(&Store::postgres(&postgres)).await;
+}
+
+async fn graceful_churn(store: &Store) {
     let log = Arc::new(ActorLog::default());
-    let mut hosts = vec![
-        host(dir.path(), "h1", &log).await,
-        host(dir.path(), "h2", &log).await,
-    ];
-    let caller = SidecarBuilder::new(BIN, "caller", dir.path()).start();
+    let mut hosts = vec![host(store, "h1", &log).await, host(store, "h2", &log).await];
+    let caller = store.sidecar("caller").start();
     caller.wait_ready(Duration::from_secs(30));
     let urls = vec![
         caller.url(""),
@@ -158,7 +222,7 @@ async fn counters_stay_exact_while_hosts_join_and_leave() {
     // Churn while the load runs: a host joins, then the first one leaves gracefully (SIGTERM).
     let load = tokio::spawn(load(urls, 24, 600, 12));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    hosts.push(host(dir.path(), "h3", &log).await);
+    hosts.push(host(store, "h3", &log).await);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut leaving = hosts.remove(1);
     leaving.sidecar.signal(nix::sys::signal::Signal::SIGTERM);
@@ -205,10 +269,25 @@ async fn counters_stay_exact_while_hosts_join_and_leave() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_host_fails_over_with_state_and_reminders() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    failover(&Store::embedded()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failover_with_redis_as_the_actor_store() {
+    let redis = RedisServer::start();
+    failover(&Store::redis(&redis)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failover_with_postgres_as_the_actor_store() {
+    let postgres = PostgresServer::start();
+    failover(&Store::postgres(&postgres)).await;
+}
+
+async fn failover(store: &Store) {
     let log = Arc::new(ActorLog::default());
-    let a = host(dir.path(), "a", &log).await;
-    let b = host(dir.path(), "b", &log).await;
+    let a = host(store, "a", &log).await;
+    let b = host(store, "b", &log).await;
     // Ids on both hosts; each gets three increments and a periodic reminder.
     for i in 0..8 {
         for _ in 0..3 {
@@ -274,12 +353,9 @@ async fn a_killed_host_fails_over_with_state_and_reminders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reminders_survive_every_sidecar_restarting() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::embedded();
     let log = Arc::new(ActorLog::default());
-    let hosts = vec![
-        host(dir.path(), "a", &log).await,
-        host(dir.path(), "b", &log).await,
-    ];
+    let hosts = vec![host(&store, "a", &log).await, host(&store, "b", &log).await];
     for i in 0..6 {
         let r = client()
             .put(
@@ -302,10 +378,7 @@ async fn reminders_survive_every_sidecar_restarting() {
         0,
         "not due before the restart"
     );
-    let _hosts = [
-        host(dir.path(), "c", &log).await,
-        host(dir.path(), "d", &log).await,
-    ];
+    let _hosts = [host(&store, "c", &log).await, host(&store, "d", &log).await];
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let fired: std::collections::HashSet<String> = log

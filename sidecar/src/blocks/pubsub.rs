@@ -83,7 +83,8 @@ pub fn topic_empty(pubsub: &str) -> BlockError {
 }
 
 impl PubSubBlock<'_> {
-    fn broker(&self, pubsub: &str) -> Result<Arc<dyn PubSub>, BlockError> {
+    /// The named pubsub, or Dapr's error for a missing, unknown or unready one.
+    pub fn broker(&self, pubsub: &str) -> Result<Arc<dyn PubSub>, BlockError> {
         let registry = self.sidecar.registry();
         let (_, broker) = registry.pubsub(pubsub).map_err(|why| match why {
             Lookup::NoneConfigured => {

@@ -23,6 +23,7 @@ pub mod secrets;
 pub mod service;
 pub mod state;
 pub mod state_query;
+pub mod subscribe_stream;
 
 use crate::blocks::Sidecar;
 use crate::blocks::error::BlockError;

@@ -4,6 +4,7 @@
 
 use super::{
     Shared, actors, bindings, invoke, lock, metadata, pubsub, secrets, state, state_query,
+    subscribe_stream,
 };
 use dapr::dapr::proto::common::v1 as common;
 use dapr::dapr::proto::runtime::v1 as rt;
@@ -24,18 +25,18 @@ pub fn unimplemented(rpc: &str) -> Status {
     Status::unimplemented(format!("{rpc} is not implemented by Tandem"))
 }
 
-/// `impl Dapr for DaprApi`: a stream type per streaming RPC (never produced), one method per
+/// `impl Dapr for DaprApi`: a stream type per streaming RPC, one method per
 /// `name(Request) -> Response => adapter;` line that calls the block's adapter, and one per
 /// `name(Request) -> Response = "RpcName";` line that answers [`unimplemented`].
 macro_rules! dapr_service {
     (
-        streams { $($stream:ident: $item:ty;)* }
+        streams { $($stream:ident = $item:ty;)* }
         served { $($name:ident($req:ty) -> $resp:ty => $adapter:path;)* }
         unimplemented { $($missing:ident($mreq:ty) -> $mresp:ty = $rpc:literal;)* }
     ) => {
         #[tonic::async_trait]
         impl Dapr for DaprApi {
-            $(type $stream = Never<$item>;)*
+            $(type $stream = $item;)*
             $(
                 async fn $name(&self, request: Request<$req>) -> Rpc<$resp> {
                     $adapter(&self.sc, request).await
@@ -55,11 +56,11 @@ type Never<T> = Empty<Result<T, Status>>;
 
 dapr_service! {
     streams {
-        SubscribeTopicEventsAlpha1Stream: rt::SubscribeTopicEventsResponseAlpha1;
-        SubscribeConfigurationAlpha1Stream: rt::SubscribeConfigurationResponse;
-        SubscribeConfigurationStream: rt::SubscribeConfigurationResponse;
-        EncryptAlpha1Stream: rt::EncryptResponse;
-        DecryptAlpha1Stream: rt::DecryptResponse;
+        SubscribeTopicEventsAlpha1Stream = subscribe_stream::Events;
+        SubscribeConfigurationAlpha1Stream = Never<rt::SubscribeConfigurationResponse>;
+        SubscribeConfigurationStream = Never<rt::SubscribeConfigurationResponse>;
+        EncryptAlpha1Stream = Never<rt::EncryptResponse>;
+        DecryptAlpha1Stream = Never<rt::DecryptResponse>;
     }
     served {
         invoke_service(rt::InvokeServiceRequest) -> common::InvokeResponse => invoke::invoke;
@@ -74,6 +75,8 @@ dapr_service! {
             -> rt::BulkPublishResponse => pubsub::bulk_publish;
         bulk_publish_event(rt::BulkPublishRequest)
             -> rt::BulkPublishResponse => pubsub::bulk_publish;
+        subscribe_topic_events_alpha1(Streaming<rt::SubscribeTopicEventsRequestAlpha1>)
+            -> subscribe_stream::Events => subscribe_stream::subscribe;
         invoke_binding(rt::InvokeBindingRequest) -> rt::InvokeBindingResponse => bindings::invoke;
         get_secret(rt::GetSecretRequest) -> rt::GetSecretResponse => secrets::get;
         get_bulk_secret(rt::GetBulkSecretRequest) -> rt::GetBulkSecretResponse => secrets::bulk;
@@ -104,8 +107,6 @@ dapr_service! {
             -> rt::UnregisterActorRemindersByTypeResponse => actors::unregister_reminders_by_type;
     }
     unimplemented {
-        subscribe_topic_events_alpha1(Streaming<rt::SubscribeTopicEventsRequestAlpha1>)
-            -> Self::SubscribeTopicEventsAlpha1Stream = "SubscribeTopicEventsAlpha1";
         get_configuration_alpha1(rt::GetConfigurationRequest)
             -> rt::GetConfigurationResponse = "GetConfigurationAlpha1";
         get_configuration(rt::GetConfigurationRequest)

@@ -7,6 +7,7 @@
 //! starts; unstarted messages are nacked, in-flight ones finish within the grace period.
 
 use super::cloudevent;
+use super::sink::EventSink;
 use super::subscriptions::Subscription;
 use crate::blocks::Sidecar;
 use crate::channels::app::{EventDelivery, Outcome, Unreachable};
@@ -54,9 +55,10 @@ pub async fn subscribe(sc: &Sidecar, sub: &Subscription) -> Option<mpsc::Receive
     }
 }
 
-/// Consumes one subscription until `stop`.
+/// Consumes one subscription until `stop`, delivering to `sink`.
 pub async fn run(
     sc: Arc<Sidecar>,
+    sink: Arc<dyn EventSink>,
     sub: Arc<Subscription>,
     mut deliveries: mpsc::Receiver<Delivery>,
     stop: CancellationToken,
@@ -64,7 +66,7 @@ pub async fn run(
 ) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     // While the app is unhealthy, nothing more is taken from the broker.
-    while sc.wait_app_healthy(&stop).await {
+    while sink.ready(&stop).await {
         let delivery = tokio::select! {
             _ = stop.cancelled() => break,
             d = deliveries.recv() => match d { Some(d) => d, None => break },
@@ -73,10 +75,10 @@ pub async fn run(
             _ = stop.cancelled() => { delivery.acker.nack().await; break }
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
-        let (sc, sub, stop) = (sc.clone(), sub.clone(), stop.clone());
+        let (sc, sink, sub, stop) = (sc.clone(), sink.clone(), sub.clone(), stop.clone());
         in_flight.spawn(
             async move {
-                deliver(&sc, &sub, delivery, &stop).await;
+                deliver(&sc, &*sink, &sub, delivery, &stop).await;
                 drop(permit);
             }
             .instrument(tracing::debug_span!("delivery")),
@@ -108,7 +110,13 @@ pub(super) fn event_of(sub: &Subscription, message: &Message) -> Value {
     }
 }
 
-async fn deliver(sc: &Sidecar, sub: &Subscription, delivery: Delivery, stop: &CancellationToken) {
+async fn deliver(
+    sc: &Sidecar,
+    sink: &dyn EventSink,
+    sub: &Subscription,
+    delivery: Delivery,
+    stop: &CancellationToken,
+) {
     let Delivery { message, acker } = delivery;
     let event = event_of(sub, &message);
     let now = time::OffsetDateTime::now_utc();
@@ -129,10 +137,18 @@ async fn deliver(sc: &Sidecar, sub: &Subscription, delivery: Delivery, stop: &Ca
         crate::resiliency::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut attempt = 0;
     while attempt < ATTEMPTS {
-        if !sc.wait_app_healthy(stop).await {
+        if !sink.ready(stop).await {
             break;
         }
-        let outcome = match post(sc, sub, &path, &event, &message, body.clone()).await {
+        let delivery = EventDelivery {
+            path: &path,
+            pubsub: &sub.pubsub,
+            topic: &message.topic,
+            body: body.clone(),
+            metadata: &message.metadata,
+            traceparent: event.get("traceparent").and_then(Value::as_str),
+        };
+        let outcome = match deliver_traced(sink, sub, &event, delivery).await {
             Ok(outcome) => outcome,
             Err(Unreachable) => {
                 // The app is down (crashed, restarting): not the message's fault, so it costs
@@ -185,31 +201,22 @@ async fn deliver(sc: &Sidecar, sub: &Subscription, delivery: Delivery, stop: &Ca
     }
 }
 
-async fn post(
-    sc: &Sidecar,
+/// One delivery attempt as a consumer span: it joins the publisher's trace through the
+/// CloudEvent's context, and the app (or stream) sees it as its parent.
+async fn deliver_traced(
+    sink: &dyn EventSink,
     sub: &Subscription,
-    path: &str,
     event: &Value,
-    message: &Message,
-    body: Bytes,
+    mut delivery: EventDelivery<'_>,
 ) -> Result<Outcome, Unreachable> {
-    let Some(app) = sc.app() else {
-        return Err(Unreachable);
-    };
-    // The consumer span joins the publisher's trace through the CloudEvent's context, and the
-    // app sees the consumer span as its parent.
     let text = |key: &str| event.get(key).and_then(Value::as_str);
     let parent = crate::traces::context::from_traceparent(text("traceparent"), text("tracestate"));
-    let cx = crate::traces::spans::delivery(&parent, &sub.pubsub, &sub.topic, path);
+    let cx = crate::traces::spans::delivery(&parent, &sub.pubsub, &sub.topic, delivery.path);
     let traceparent = crate::traces::context::traceparent(&cx).map(|(tp, _)| tp);
-    let delivery = EventDelivery {
-        path,
-        pubsub: &sub.pubsub,
-        body,
-        metadata: &message.metadata,
-        traceparent: traceparent.as_deref().or(text("traceparent")),
-    };
-    let outcome = app.deliver_event(delivery).await;
+    if let Some(tp) = traceparent.as_deref() {
+        delivery.traceparent = Some(tp);
+    }
+    let outcome = sink.deliver(delivery).await;
     let status = match &outcome {
         Ok(Outcome::Success) => Ok(()),
         Ok(Outcome::Drop) => Err("the app dropped the event"),

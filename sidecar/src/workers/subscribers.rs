@@ -10,6 +10,7 @@ use super::changes::{Changes, changes, instance_id};
 use crate::blocks::Sidecar;
 use crate::components::pubsub::PubSub;
 use crate::pubsub::delivery;
+use crate::pubsub::sink::AppSink;
 use crate::pubsub::subscriptions::{Subscription, SubscriptionJson};
 use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
@@ -146,9 +147,13 @@ impl Subscribers {
                     crate::pubsub::bulk::run(sc, sub, bulk, deliveries, stop.clone(), in_flight)
                         .instrument(span),
                 ),
-                None => tokio::spawn(
-                    delivery::run(sc, sub, deliveries, stop.clone(), in_flight).instrument(span),
-                ),
+                None => {
+                    let sink = Arc::new(AppSink(sc.clone()));
+                    tokio::spawn(
+                        delivery::run(sc, sink, sub, deliveries, stop.clone(), in_flight)
+                            .instrument(span),
+                    )
+                }
             };
             workers.push(Worker {
                 wanted: json,

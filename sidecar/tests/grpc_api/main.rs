@@ -10,6 +10,7 @@ mod errors;
 mod invoke;
 mod proxy;
 mod state;
+mod subscribe_stream;
 
 use dapr::dapr::proto::runtime::v1::dapr_client::DaprClient;
 use std::path::{Path, PathBuf};

@@ -2,22 +2,12 @@
 //! hosting `Counter` behind one sidecar, and its `ActorProxy` calling it through another: both
 //! sidecars share the embedded SQLite actor state store in one data directory.
 
-use super::{BIN, assert_passed, isolate, run_script, sdk_env};
+use super::{BIN, Killed, assert_passed, isolate, run_script, sdk_env};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use tandem_sidecar::testing::free_port;
 use tandem_sidecar::testing::sidecar::SidecarBuilder;
-
-/// A process killed when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_actor_host_and_proxy() {

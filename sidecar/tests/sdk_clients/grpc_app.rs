@@ -4,41 +4,26 @@
 //! input-binding events (`bindings.cron`), and probed for health (`AppCallbackHealthCheck`), all
 //! through the sidecar's gRPC app channel.
 
-use super::{BIN, isolate, sdk_env};
+use super::{BIN, Killed, isolate, resources, sdk_env};
 use dapr::dapr::proto::common::v1 as common;
 use dapr::dapr::proto::runtime::v1 as rt;
 use dapr::dapr::proto::runtime::v1::dapr_client::DaprClient;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tandem_crds::Component;
 use tandem_sidecar::testing::free_port;
 use tandem_sidecar::testing::sidecar::{Sidecar, SidecarBuilder};
 
-/// A process killed when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn write_resources(dir: &Path) -> std::path::PathBuf {
-    let res = dir.join("resources");
-    std::fs::create_dir_all(&res).expect("resources dir");
-    std::fs::write(
-        res.join("pubsub.yaml"),
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  type: pubsub.in-memory\n  version: v1\n",
+    resources(
+        dir,
+        &[
+            Component::test("pubsub", "pubsub.in-memory"),
+            Component::test("ticks", "bindings.cron").with_metadata("schedule", "@every 1s"),
+        ],
     )
-    .expect("write pubsub.yaml");
-    std::fs::write(
-        res.join("ticks.yaml"),
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: ticks\nspec:\n  type: bindings.cron\n  version: v1\n  metadata:\n  - name: schedule\n    value: \"@every 1s\"\n",
-    )
-    .expect("write ticks.yaml");
-    res
 }
 
 async fn seen(http: &reqwest::Client, sc: &Sidecar) -> Value {

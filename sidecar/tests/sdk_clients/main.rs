@@ -7,12 +7,16 @@
 //! which exports `TANDEM_SDK_JS_DIR` and `TANDEM_SDK_PYTHON`. Without them these tests fail.
 
 mod actors;
+#[path = "../common/mod.rs"]
+mod common;
 mod grpc_app;
+mod stream_subscription;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tandem_crds::Component;
 use tandem_sidecar::testing::echo_app::EchoApp;
 use tandem_sidecar::testing::free_port;
 use tandem_sidecar::testing::sidecar::{Sidecar, SidecarBuilder};
@@ -32,19 +36,32 @@ fn sdk_env(name: &str) -> PathBuf {
 }
 
 fn write_components(dir: &Path) -> PathBuf {
-    let resources = dir.join("resources");
-    std::fs::create_dir_all(&resources).expect("create resources dir");
-    std::fs::write(
-        resources.join("statestore.yaml"),
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: statestore\nspec:\n  type: state.in-memory\n  version: v1\n  metadata: []\n",
+    resources(
+        dir,
+        &[
+            Component::test("statestore", "state.in-memory"),
+            Component::test("envsecrets", "secretstores.local.env"),
+        ],
     )
-    .expect("write statestore.yaml");
-    std::fs::write(
-        resources.join("envsecrets.yaml"),
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: envsecrets\nspec:\n  type: secretstores.local.env\n  version: v1\n  metadata: []\n",
-    )
-    .expect("write envsecrets.yaml");
-    resources
+}
+
+/// Writes `components` into `dir/resources`, one file each.
+fn resources(dir: &Path, components: &[Component]) -> PathBuf {
+    let res = dir.join("resources");
+    for (i, component) in components.iter().enumerate() {
+        common::write_component(&res, &format!("c{i}.yaml"), &common::manifest(component));
+    }
+    res
+}
+
+/// A process killed when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Removes the variables through which a developer's own Dapr setup could redirect the SDKs.

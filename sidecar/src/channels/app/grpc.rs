@@ -8,7 +8,7 @@
 
 use super::grpc_mapping::{
     binding_request, bulk_outcomes, bulk_request, http_status, invoke_request, invoke_response,
-    topic_request,
+    topic_outcome, topic_request,
 };
 use super::health::ProbeResult;
 use super::{AppChannel, AppError, BulkEventDelivery, EventDelivery, Outcome, Unreachable};
@@ -162,17 +162,7 @@ impl AppChannel for GrpcAppChannel {
             .on_topic_event(self.request(message, metadata))
             .await
         {
-            Ok(answer) => Ok(
-                match rt::topic_event_response::TopicEventResponseStatus::try_from(
-                    answer.into_inner().status,
-                ) {
-                    Ok(rt::topic_event_response::TopicEventResponseStatus::Success) => {
-                        Outcome::Success
-                    }
-                    Ok(rt::topic_event_response::TopicEventResponseStatus::Drop) => Outcome::Drop,
-                    _ => Outcome::Retry,
-                },
-            ),
+            Ok(answer) => Ok(topic_outcome(answer.into_inner().status)),
             Err(status) if never_reached(&status) => Err(Unreachable),
             // daprd: UNIMPLEMENTED is final (dropped), any other error is retried.
             Err(status) if status.code() == tonic::Code::Unimplemented => {

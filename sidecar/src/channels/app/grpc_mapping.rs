@@ -231,6 +231,16 @@ fn cloud_event_request(cloud_event: &Value) -> rt::TopicEventCeRequest {
     }
 }
 
+/// What a `TopicEventResponse` status means for the message: an unknown status is retried.
+pub fn topic_outcome(status: i32) -> Outcome {
+    use rt::topic_event_response::TopicEventResponseStatus as S;
+    match S::try_from(status) {
+        Ok(S::Success) => Outcome::Success,
+        Ok(S::Drop) => Outcome::Drop,
+        Ok(S::Retry) | Err(_) => Outcome::Retry,
+    }
+}
+
 /// A pub/sub event (a serialised CloudEvent) as `OnTopicEvent`'s request.
 pub fn topic_request(event: &EventDelivery<'_>) -> rt::TopicEventRequest {
     let cloud_event: Value = serde_json::from_slice(&event.body).unwrap_or(Value::Null);
@@ -246,7 +256,9 @@ pub fn topic_request(event: &EventDelivery<'_>) -> rt::TopicEventRequest {
         } else {
             event.body.to_vec()
         },
-        topic: text(&cloud_event, "topic"),
+        // daprd: the topic the message came on, not the CloudEvent's (a dead-lettered event
+        // keeps its original topic attribute).
+        topic: event.topic.to_owned(),
         pubsub_name: event.pubsub.to_owned(),
         path: event.path.to_owned(),
         extensions: ce.extensions,

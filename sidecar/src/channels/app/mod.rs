@@ -4,7 +4,7 @@
 
 pub mod bulk;
 pub mod grpc;
-mod grpc_mapping;
+pub(crate) mod grpc_mapping;
 pub mod health;
 pub mod http;
 
@@ -39,6 +39,8 @@ pub struct EventDelivery<'a> {
     /// The route the subscription chose for the event.
     pub path: &'a str,
     pub pubsub: &'a str,
+    /// The topic the message came on (for a wildcard subscription, the concrete one).
+    pub topic: &'a str,
     /// The CloudEvent, serialised.
     pub body: Bytes,
     /// The message's metadata, sent as headers.

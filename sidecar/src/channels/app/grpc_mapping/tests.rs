@@ -82,6 +82,7 @@ fn delivery(body: &Value) -> rt::TopicEventRequest {
     topic_request(&EventDelivery {
         path: "orders",
         pubsub: "pubsub",
+        topic: "orders",
         body: Bytes::from(body.to_string()),
         metadata: &metadata,
         traceparent: None,
