@@ -149,6 +149,16 @@ pub fn grpc_api_span(path: &str) -> Named {
     }
 }
 
+/// Renames the current server span `CallLocal/<app>/<method>` (the gRPC front end learns the
+/// target only from the message).
+pub fn name_invocation(app_id: &str, method: &str) {
+    let cx = Context::current();
+    let span = cx.span();
+    let (name, attributes) = invocation(app_id, method);
+    span.update_name(name);
+    span.set_attributes(attributes);
+}
+
 async fn traced(req: Request, next: Next, named: Named, parent: Context, grpc: bool) -> Response {
     let cx = spans::start(&parent, named.name, SpanKind::Server, named.attributes);
     let mut response = next.run(req).with_context(cx.clone()).await;

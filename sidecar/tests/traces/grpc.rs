@@ -77,3 +77,50 @@ async fn grpc_trace_bin_names_the_parent_of_a_grpc_api_call() {
         "the answer names the server span"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grpc_invoke_service_is_named_after_the_call() {
+    let receiver = Receiver::otlp();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), "tracing", &otlp_grpc(&receiver, "1"));
+    let app = TracedApp::start().await;
+    let a = sidecar(dir.path(), "grpc-a", &cfg, None).start();
+    let b = sidecar(dir.path(), "grpc-b", &cfg, Some(app.port)).start();
+    b.wait_ready(WAIT);
+    let channel = tonic::transport::Endpoint::from_shared(a.grpc_endpoint())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut request = tonic::Request::new(rt::InvokeServiceRequest {
+        id: "grpc-b".into(),
+        message: Some(dapr::dapr::proto::common::v1::InvokeRequest {
+            method: "orders".into(),
+            http_extension: Some(dapr::dapr::proto::common::v1::HttpExtension {
+                verb: 2, // POST
+                querystring: String::new(),
+            }),
+            ..Default::default()
+        }),
+    });
+    request
+        .metadata_mut()
+        .insert("traceparent", ROOT.parse().expect("ascii"));
+    DaprClient::new(channel)
+        .invoke_service(request)
+        .await
+        .expect("InvokeService");
+    let spans = receiver
+        .wait_for(WAIT, |s| in_trace(s, TRACE).len() >= 3)
+        .await;
+    let trace = in_trace(&spans, TRACE);
+    let server = find(&trace, "grpc-a", SERVER);
+    assert_eq!(str_of(server, "name"), "CallLocal/grpc-b/orders");
+    assert_eq!(attr(server, "rpc.method"), "InvokeService");
+    let client_span = find(&trace, "grpc-a", CLIENT);
+    let callee = find(&trace, "grpc-b", SERVER);
+    assert_eq!(
+        str_of(callee, "parentSpanId"),
+        str_of(client_span, "spanId")
+    );
+}
