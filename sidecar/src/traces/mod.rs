@@ -108,3 +108,51 @@ pub async fn shutdown(grace: Duration) {
         Err(_) => tracing::warn!(?grace, "spans still unexported after the grace period"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::Context;
+    use opentelemetry::trace::{SpanKind, TraceContextExt};
+
+    fn rate(sampling_rate: f64) -> TraceSettings {
+        TraceSettings {
+            sampling_rate,
+            stdout: false,
+            zipkin: None,
+            otlp: None,
+        }
+    }
+
+    fn new_root_is_sampled() -> bool {
+        let cx = spans::start(&Context::new(), "root", SpanKind::Server, Vec::new());
+        let sampled = cx.span().span_context().is_sampled();
+        cx.span().end();
+        sampled
+    }
+
+    /// What the operator's changed Configuration does in Kubernetes mode (`apply_spec`).
+    #[tokio::test]
+    async fn changed_settings_apply_to_the_next_span() {
+        let registry = prometheus::Registry::new();
+        install(&rate(1.0), "live", &registry).expect("installed");
+        assert!(new_root_is_sampled());
+        apply(&rate(0.0)).expect("applied");
+        assert!(!new_root_is_sampled(), "rate 0 samples nothing");
+        let spec = tandem_crds::configuration::Tracing {
+            sampling_rate: Some("1".into()),
+            ..Default::default()
+        };
+        apply_spec(Some(&spec));
+        assert!(new_root_is_sampled());
+        let bad = tandem_crds::configuration::Tracing {
+            sampling_rate: Some("7".into()),
+            ..Default::default()
+        };
+        apply_spec(Some(&bad));
+        assert!(
+            new_root_is_sampled(),
+            "a bad spec keeps the current tracing"
+        );
+    }
+}
