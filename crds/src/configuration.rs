@@ -96,14 +96,42 @@ pub struct Tracing {
     /// Also write spans to the sidecar's stdout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdout: Option<bool>,
-    /// The Zipkin exporter (`endpointAddress`).
+    /// The Zipkin exporter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form_object")]
-    pub zipkin: Option<serde_json::Value>,
-    /// The OpenTelemetry exporter (`endpointAddress`, `protocol`, `isSecure`, …).
+    pub zipkin: Option<ZipkinSpec>,
+    /// The OpenTelemetry (OTLP) exporter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form_object")]
-    pub otel: Option<serde_json::Value>,
+    pub otel: Option<OtelSpec>,
+}
+
+/// `spec.tracing.zipkin`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ZipkinSpec {
+    /// The collector's span endpoint, e.g. `http://zipkin.default.svc.cluster.local:9411/api/v2/spans`.
+    #[serde(default)]
+    pub endpoint_address: String,
+}
+
+/// `spec.tracing.otel`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OtelSpec {
+    /// The collector's address: `host:port` (gRPC) or a URL (HTTP).
+    #[serde(default)]
+    pub endpoint_address: String,
+    /// `grpc` or `http`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// TLS to the collector; true when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_secure: Option<bool>,
+    /// Extra headers sent with each export, as `key=value`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
+    /// How long one export may take, a duration such as `10s` or `500ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 /// `spec.secrets`: per-store access rules for the secrets API.

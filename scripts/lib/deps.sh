@@ -54,3 +54,18 @@ ensure_sdk_clients() {
   export TANDEM_SDK_JS_DIR="$root/sidecar/tests/sdk/js"
   export TANDEM_SDK_PYTHON="$sdk/venv/bin/python"
 }
+
+# A real OTLP receiver for sidecar/tests/traces: PyPI's oteltest (its otelsink serves OTLP gRPC and
+# HTTP) in a venv under target/otel-sink (ignored by git). The tests start it on free ports through
+# sidecar/tests/traces/otlp_receiver.py, which records what it received.
+ensure_otel_sink() {
+  local venv="$root/target/otel-sink/venv" version="0.49.0"
+  local py="$venv/bin/python"
+  if [ ! -x "$py" ] || ! "$py" -c "import sys, importlib.metadata as m, oteltest.sink; sys.exit(m.version('oteltest') != '$version')" 2>/dev/null; then
+    command -v python3 >/dev/null || apt_install python3
+    rm -rf "$venv"
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q --disable-pip-version-check "oteltest==$version"
+  fi
+  export TANDEM_OTEL_PYTHON="$py"
+}

@@ -111,6 +111,8 @@ pub struct Prepared {
     pub plan: Plan,
     pub prebuilt: HashMap<String, Arc<dyn SecretStore>>,
     pub config: ConfigurationSpec,
+    /// What `spec.tracing` and the `OTEL_EXPORTER_OTLP_*` variables ask for.
+    pub traces: crate::traces::settings::TraceSettings,
     pub env: Env,
     /// Standalone mode: where the components came from, to follow changes.
     pub standalone: Option<PlanContext>,
@@ -166,6 +168,8 @@ pub fn prepare(
         (None, None) => ConfigurationSpec::default(),
     };
     let env = Env::read(from_operator.is_some())?;
+    let traces = crate::traces::settings::trace_settings(config.tracing.as_ref(), &non_empty_env)
+        .map_err(|e| e.to_string())?;
     let ctx = PlanContext {
         app_id: args.app_id.clone(),
         namespace: env.namespace.clone(),
@@ -199,6 +203,7 @@ pub fn prepare(
         plan,
         prebuilt,
         config,
+        traces,
         env,
         standalone,
         kubernetes,

@@ -163,9 +163,9 @@ pub async fn follow(
     while updates.changed().await.is_ok() {
         let resources = updates.borrow_and_update().clone();
         if resources.configuration != loaded.configuration {
-            // Secret scopes and features apply to the next request; the tracing sampling rate
-            // stays as it was at start.
+            // Secret scopes, features and tracing apply to the next request.
             let spec = resources.configuration.as_ref().map(|c| c.spec.clone());
+            crate::traces::apply_spec(spec.as_ref().and_then(|s| s.tracing.as_ref()));
             sidecar.replace_config(spec.unwrap_or_default());
             tracing::info!("configuration from the operator applied");
             loaded.configuration = resources.configuration.clone();

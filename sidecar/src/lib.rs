@@ -20,6 +20,7 @@
 //! - invocation: `blocks::invoke` (both sides), `channels::peer` (other sidecars), `resolve`
 //! - metadata and health: `blocks::metadata`, `blocks::health`
 //! - actors: `actors` (placement, turns, state, reminders, timers), `http_api::actors`
+//! - tracing: `traces` (settings, export, server spans, propagation)
 
 pub(crate) mod actors;
 pub(crate) mod blocks;
@@ -44,6 +45,7 @@ pub(crate) mod swap;
 pub(crate) mod telemetry;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub(crate) mod traces;
 pub(crate) mod workers;
 
 pub use lifecycle::run;

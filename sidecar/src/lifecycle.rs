@@ -233,6 +233,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         plan,
         prebuilt,
         config,
+        traces,
         env,
         standalone,
         kubernetes,
@@ -276,6 +277,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         internal_address: SocketAddr::new(env.internal_ip, args.dapr_internal_grpc_port)
             .to_string(),
     }));
+    crate::traces::install(&traces, &args.app_id, sc.metrics().registry())?;
     let workers = Workers::new(&sc);
     let stop_accepting = CancellationToken::new();
     let servers = spawn_servers(&sc, listeners, &stop_accepting);
@@ -315,6 +317,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         );
     }
     sc.registry().close().await;
+    crate::traces::shutdown(grace).await;
     drop(registration);
     tracing::info!("stopped");
     let code = *exit.lock().unwrap_or_else(|p| p.into_inner());

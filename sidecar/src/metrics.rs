@@ -245,6 +245,11 @@ impl Metrics {
             .inc();
     }
 
+    /// The registry, for metrics kept by other modules (the trace export counters).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn actors(&self) -> &crate::actors::metrics::ActorMetrics {
         &self.actors
     }

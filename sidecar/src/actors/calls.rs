@@ -118,6 +118,11 @@ where
                     HeaderName::from_static(FORWARDED),
                     HeaderValue::from_static("1"),
                 );
+                // The host's server span is a child of this call's span.
+                crate::traces::context::inject_http(
+                    &opentelemetry::Context::current(),
+                    &mut headers,
+                );
                 let response = sc
                     .peers()
                     .send_to(
@@ -290,6 +295,8 @@ pub async fn invoke_here(
         .is_some_and(|c| c.reentrancy.is_some());
     let mut headers = request.headers;
     headers.remove(FORWARDED);
+    // The app's parent is this sidecar's span for the call.
+    crate::traces::context::inject_http(&opentelemetry::Context::current(), &mut headers);
     let reentrancy_id = match headers.get(REENTRANCY_ID).and_then(|v| v.to_str().ok()) {
         Some(id) => Some(id.to_owned()),
         None if reentrant => Some(uuid::Uuid::new_v4().to_string()),

@@ -42,9 +42,13 @@ impl Sidecar {
 /// trace context (a child of the caller's `traceparent`, and its `tracestate` and `baggage`).
 pub fn to_invoke_request(req: OutputRequest, trace: &TraceContext) -> InvokeRequest {
     let mut metadata = req.metadata;
-    metadata
-        .entry("traceparent".to_owned())
-        .or_insert_with(|| child_traceparent(trace.traceparent.as_deref()));
+    metadata.entry("traceparent".to_owned()).or_insert_with(|| {
+        // The request's span when there is one (its id is exported), else a child of
+        // what the caller sent.
+        crate::traces::context::traceparent(&opentelemetry::Context::current())
+            .map(|(tp, _)| tp)
+            .unwrap_or_else(|| child_traceparent(trace.traceparent.as_deref()))
+    });
     for (name, value) in [
         ("tracestate", &trace.tracestate),
         ("baggage", &trace.baggage),

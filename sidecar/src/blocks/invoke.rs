@@ -20,6 +20,7 @@ use axum::body::Body;
 use headers::{CallIdentity, outbound_headers};
 use http::{Request, Response, Uri};
 use method::normalize_method;
+use opentelemetry::context::FutureExt;
 use tandem_crds::annotations::headers as dapr;
 use target::parse_target;
 
@@ -69,6 +70,31 @@ impl InvokeBlock<'_> {
             Some(q) => format!("/{method}?{q}"),
             None => format!("/{method}"),
         };
+        // The client span: its id is the one the callee's sidecar sees as its parent.
+        let cx = crate::traces::spans::invocation_client(
+            &opentelemetry::Context::current(),
+            &target.app_id,
+            &method,
+            sc.app_id(),
+        );
+        let result = self
+            .send(target, path_and_query, request)
+            .with_context(cx.clone())
+            .await;
+        match &result {
+            Ok(response) => crate::traces::spans::finish_http(&cx, response.status().as_u16()),
+            Err(e) => crate::traces::spans::finish(&cx, Err(&e.message)),
+        }
+        result
+    }
+
+    async fn send(
+        &self,
+        target: target::Target,
+        path_and_query: String,
+        request: Request<Body>,
+    ) -> Result<Response<Body>, BlockError> {
+        let sc = self.sidecar;
         let (mut parts, body) = request.into_parts();
         outbound_headers(
             &mut parts.headers,
@@ -117,7 +143,7 @@ impl InvokeBlock<'_> {
 
     /// The callee side, on the internal port: a call meant for this app reaches it with the
     /// app's own token (added by the app channel); any other is refused.
-    pub async fn serve(&self, req: Request<Body>) -> Result<Response<Body>, BlockError> {
+    pub async fn serve(&self, mut req: Request<Body>) -> Result<Response<Body>, BlockError> {
         let sc = self.sidecar;
         let callee = req
             .headers()
@@ -143,6 +169,8 @@ impl InvokeBlock<'_> {
                 format!("app {} has no app port to invoke", sc.app_id()),
             )
         })?;
+        // The app's parent is this sidecar's server span.
+        crate::traces::context::inject_http(&opentelemetry::Context::current(), req.headers_mut());
         app.invoke(req).await.map_err(|e| {
             BlockError::new(
                 Code::DirectInvoke,

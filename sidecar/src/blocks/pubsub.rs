@@ -53,6 +53,27 @@ struct Target<'a> {
     topic: &'a str,
 }
 
+/// A producer span under the request's span (or under the publish's own `traceparent` when the
+/// request has none); the CloudEvent carries the producer span's context, so the subscriber's
+/// work joins this trace.
+fn traced(pubsub: &str, topic: &str, mut publish: Publish) -> (opentelemetry::Context, Publish) {
+    use opentelemetry::trace::TraceContextExt;
+    let current = opentelemetry::Context::current();
+    let parent = match current.span().span_context().is_valid() {
+        true => current,
+        false => crate::traces::context::from_traceparent(
+            publish.traceparent.as_deref(),
+            publish.tracestate.as_deref(),
+        ),
+    };
+    let cx = crate::traces::spans::publish(&parent, pubsub, topic);
+    if let Some((traceparent, tracestate)) = crate::traces::context::traceparent(&cx) {
+        publish.traceparent = Some(traceparent);
+        publish.tracestate = tracestate.or(publish.tracestate);
+    }
+    (cx, publish)
+}
+
 /// `/v1.0/publish/{pubsub}` with no topic: Dapr's error.
 pub fn topic_empty(pubsub: &str) -> BlockError {
     BlockError::new(
@@ -143,8 +164,13 @@ impl PubSubBlock<'_> {
             return Err(topic_empty(pubsub));
         }
         let to = Target { pubsub, topic };
-        let data = self.message_data(&to, &publish)?;
-        Self::send(&broker, &to, data, publish.metadata).await
+        let (cx, publish) = traced(pubsub, topic, publish);
+        let outcome = match self.message_data(&to, &publish) {
+            Ok(data) => Self::send(&broker, &to, data, publish.metadata).await,
+            Err(e) => Err(e),
+        };
+        crate::traces::spans::finish(&cx, outcome.as_ref().map(|_| ()).map_err(|e| &e.message));
+        outcome
     }
 
     /// Publishes every entry (ids must be present and unique); returns those that failed.
@@ -170,10 +196,12 @@ impl PubSubBlock<'_> {
         let to = Target { pubsub, topic };
         let mut failed = Vec::new();
         for BulkEntry { entry_id, publish } in entries {
+            let (cx, publish) = traced(pubsub, topic, publish);
             let outcome = match self.message_data(&to, &publish) {
                 Ok(data) => Self::send(&broker, &to, data, publish.metadata).await,
                 Err(e) => Err(e),
             };
+            crate::traces::spans::finish(&cx, outcome.as_ref().map(|_| ()).map_err(|e| &e.message));
             if let Err(e) = outcome {
                 failed.push(FailedEntry {
                     entry_id,

@@ -171,6 +171,10 @@ pub async fn invoke(
 ) -> Result<Response<common::InvokeResponse>, Status> {
     let (metadata, _, req) = request.into_parts();
     let target = req.id.clone();
+    if let Some(message) = &req.message {
+        // daprd names the server span of InvokeService after the call, not the RPC.
+        crate::traces::server::name_invocation(&target, &message.method);
+    }
     let invocation = invocation(req.id, metadata, req.message.unwrap_or_default())?;
     let answer = sc.invoke().call(invocation).await?;
     let (parts, body) = answer.into_parts();

@@ -115,6 +115,8 @@ pub fn router(sc: Shared) -> axum::Router {
         .layer(middleware::from_fn(deadline::enforce_deadline))
         // The token before any service decodes a message (and before a deadline is armed).
         .layer(middleware::from_fn_with_state(sc, auth::require_token))
+        // The server span sees every answer, refused ones included.
+        .layer(middleware::from_fn(crate::traces::server::grpc_api))
         // Outermost: nothing below may take the connection down.
         .layer(CatchPanicLayer::custom(
             panic_to_status as fn(_) -> Response,

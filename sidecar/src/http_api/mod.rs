@@ -184,6 +184,8 @@ pub fn api_router(sc: Shared) -> Router {
         ))
         // Metrics see every answer, 401 and 413 included.
         .layer(middleware::from_fn_with_state(sc.clone(), record_metrics))
+        // The server span covers every answer too, and its context reaches every block.
+        .layer(middleware::from_fn(crate::traces::server::http_api))
         .layer(outermost())
         .with_state(sc)
 }
@@ -203,6 +205,8 @@ pub fn internal_router(sc: Shared) -> Router {
     let actor_routes = actors::routes().with_state(sc.clone());
     Router::new()
         .fallback(move |state, req| internal::serve(state, actor_routes.clone(), req))
+        // The callee side's server span, a child of the caller sidecar's client span.
+        .layer(middleware::from_fn(crate::traces::server::internal))
         .layer(outermost())
         .with_state(sc)
 }

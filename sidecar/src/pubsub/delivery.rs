@@ -148,7 +148,7 @@ async fn deliver(
             metadata: &message.metadata,
             traceparent: event.get("traceparent").and_then(Value::as_str),
         };
-        let outcome = match sink.deliver(delivery).await {
+        let outcome = match deliver_traced(sink, sub, &event, delivery).await {
             Ok(outcome) => outcome,
             Err(Unreachable) => {
                 // The app is down (crashed, restarting): not the message's fault, so it costs
@@ -199,6 +199,33 @@ async fn deliver(
         // Not lost: the broker delivers it again later.
         acker.nack().await;
     }
+}
+
+/// One delivery attempt as a consumer span: it joins the publisher's trace through the
+/// CloudEvent's context, and the app (or stream) sees it as its parent.
+async fn deliver_traced(
+    sink: &dyn EventSink,
+    sub: &Subscription,
+    event: &Value,
+    mut delivery: EventDelivery<'_>,
+) -> Result<Outcome, Unreachable> {
+    let text = |key: &str| event.get(key).and_then(Value::as_str);
+    let parent = crate::traces::context::from_traceparent(text("traceparent"), text("tracestate"));
+    let cx = crate::traces::spans::delivery(&parent, &sub.pubsub, &sub.topic, delivery.path);
+    let traceparent = crate::traces::context::traceparent(&cx).map(|(tp, _)| tp);
+    if let Some(tp) = traceparent.as_deref() {
+        delivery.traceparent = Some(tp);
+    }
+    let outcome = sink.deliver(delivery).await;
+    let status = match &outcome {
+        Ok(Outcome::Success) => Ok(()),
+        Ok(Outcome::Drop) => Err("the app dropped the event"),
+        Ok(Outcome::Retry) => Err("the app asked for a retry"),
+        Ok(Outcome::NoRoute) => Err("the app has no such route"),
+        Err(Unreachable) => Err("the app is unreachable"),
+    };
+    crate::traces::spans::finish(&cx, status);
+    outcome
 }
 
 pub(super) async fn dead_letter_or_drop(sc: &Sidecar, sub: &Subscription, message: &Message) {

@@ -114,7 +114,13 @@ async fn publish_and_bulk_publish_reach_the_subscriber() {
     assert_eq!(event["data"], json!({"id": 1}));
     assert_eq!(event["datacontenttype"], "application/json");
     assert_eq!(event["source"], "grpc-pub");
-    assert_eq!(event["traceparent"], traceparent);
+    // The publish's producer span: the caller's trace, a new span id (the one exported).
+    let carried = event["traceparent"].as_str().expect("traceparent");
+    assert!(
+        carried.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && carried.ends_with("-01"),
+        "{carried}"
+    );
+    assert_ne!(carried, traceparent);
 
     let entry = |id: &str, n: u32| rt::BulkPublishRequestEntry {
         entry_id: id.into(),

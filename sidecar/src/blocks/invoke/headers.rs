@@ -2,6 +2,7 @@
 
 use crate::channels::hop_by_hop::strip_hop_by_hop;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::trace::TraceContextExt;
 use tandem_crds::annotations::headers as dapr;
 
 /// Headers a client may not set itself, because the sidecars vouch for them.
@@ -49,12 +50,19 @@ fn stamp_identity(headers: &mut HeaderMap, id: &CallIdentity<'_>) {
         insert(headers, dapr::CALLER_NAMESPACE, ns);
     }
     insert(headers, dapr::CALLEE_APP_ID, id.callee_app_id);
-    let parent = headers
-        .get(dapr::TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let trace = super::trace::child_traceparent(parent.as_deref());
-    insert(headers, dapr::TRACEPARENT, &trace);
+    // The hop's context is the current span's (the caller's client span, or the front end's
+    // server span); without one (a unit test), a child of what the client sent.
+    let cx = opentelemetry::Context::current();
+    if cx.span().span_context().is_valid() {
+        crate::traces::context::inject_http(&cx, headers);
+    } else {
+        let parent = headers
+            .get(dapr::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let trace = super::trace::child_traceparent(parent.as_deref());
+        insert(headers, dapr::TRACEPARENT, &trace);
+    }
 }
 
 fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {

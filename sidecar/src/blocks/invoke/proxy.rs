@@ -41,6 +41,7 @@ impl InvokeBlock<'_> {
             },
         );
         parts.headers.remove(http::header::HOST);
+        crate::traces::context::inject_grpc(&opentelemetry::Context::current(), &mut parts.headers);
         let own_namespace =
             target.namespace.is_none() || target.namespace.as_deref() == sc.namespace();
         if target.app_id == sc.app_id() && own_namespace {
@@ -89,6 +90,10 @@ impl InvokeBlock<'_> {
             sc.metrics().invocation_received(caller);
         }
         request.headers_mut().remove(PROXIED);
+        crate::traces::context::inject_grpc(
+            &opentelemetry::Context::current(),
+            request.headers_mut(),
+        );
         self.to_app(request).await
     }
 

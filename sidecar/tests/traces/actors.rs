@@ -1,0 +1,37 @@
+//! An actor call through the HTTP API is one server span with daprd's name for it.
+
+use super::*;
+use std::sync::Arc;
+use tandem_sidecar::testing::actor_app::{ActorApp, ActorLog};
+
+const ACTORS: &str =
+    r#"{"entities":["Counter"],"actorIdleTimeout":"1h","drainOngoingCallTimeout":"5s"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_actor_call_is_traced_with_its_type_and_method() {
+    let receiver = Receiver::otlp();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), "tracing", &otlp_grpc(&receiver, "1"));
+    let app = ActorApp::start("h1", ACTORS, Arc::new(ActorLog::default())).await;
+    let sc = sidecar(dir.path(), "counter", &cfg, Some(app.port)).start();
+    app.set_sidecar(&sc.url(""));
+    sc.wait_ready(WAIT);
+
+    let response = client()
+        .post(sc.url("/v1.0/actors/Counter/a/method/echo"))
+        .header("traceparent", ROOT)
+        .body("hi")
+        .send()
+        .await
+        .expect("actor call");
+    assert_eq!(response.status().as_u16(), 200);
+    let spans = receiver
+        .wait_for(WAIT, |s| !in_trace(s, TRACE).is_empty())
+        .await;
+    let trace = in_trace(&spans, TRACE);
+    let span = find(&trace, "counter", SERVER);
+    assert_eq!(str_of(span, "name"), "CallActor/Counter/echo");
+    assert_eq!(str_of(span, "parentSpanId"), "b7ad6b7169203331");
+    assert_eq!(attr(span, "dapr.actor"), "Counter.a");
+    assert_eq!(span["status"], STATUS_OK);
+}
