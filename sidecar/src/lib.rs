@@ -20,6 +20,7 @@
 //! - invocation: `blocks::invoke` (both sides), `channels::peer` (other sidecars), `resolve`
 //! - metadata and health: `blocks::metadata`, `blocks::health`
 //! - actors: `actors` (placement, turns, state, reminders, timers), `http_api::actors`
+//! - identity, mTLS between sidecars, access control: `security`
 
 pub(crate) mod actors;
 pub(crate) mod blocks;
@@ -39,6 +40,7 @@ pub mod pubsub;
 pub(crate) mod reload;
 pub(crate) mod resiliency;
 pub mod resolve;
+pub mod security;
 pub(crate) mod server;
 pub(crate) mod swap;
 pub(crate) mod telemetry;

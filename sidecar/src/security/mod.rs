@@ -1,0 +1,155 @@
+//! Zero trust between sidecars. With `--enable-mtls`, each sidecar holds a SPIFFE identity
+//! (`spiffe://<trust-domain>/ns/<namespace>/<app-id>`, [`identity`]) signed by a CA (standalone:
+//! [`ca`], a local CA in the data directory), renewed at half-life. The internal port then
+//! speaks only mTLS ([`tls`], served by `server::serve_with`): a caller must present a
+//! certificate of this trust domain, and the caller's identity travels with each request as a
+//! [`PeerIdentity`] that overwrites the caller headers before anything reads them. The peer
+//! channel dials with the same identity and accepts only the exact app it meant to reach.
+//!
+//! On the callee, every invocation passes [`Security::authorize`]: the access-control policy
+//! ([`acl`], a pure decision) over the caller's identity: the certificate's with mTLS, the
+//! caller headers' without (as daprd, which then trusts what the caller's sidecar wrote).
+
+pub mod acl;
+pub mod ca;
+pub mod identity;
+pub mod metrics;
+pub mod refusal;
+pub mod spiffe;
+pub mod tls;
+
+use crate::blocks::error::{BlockError, Code};
+use acl::{Acl, AclError, Operation};
+use http::{HeaderMap, HeaderValue};
+use identity::Workload;
+use metrics::SecurityMetrics;
+use spiffe::SpiffeId;
+use std::sync::{Arc, Mutex};
+use tandem_crds::ConfigurationSpec;
+use tandem_crds::annotations::headers as dapr_headers;
+
+/// Dapr's namespace for a sidecar started without `NAMESPACE`.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The caller of a request on the internal port, as its verified certificate names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerIdentity(pub SpiffeId);
+
+/// The security state of one sidecar: its identity (when mTLS is on) and the access-control
+/// policy compiled from the Configuration of the moment.
+pub struct Security {
+    workload: Option<Arc<Workload>>,
+    metrics: SecurityMetrics,
+    /// The last Configuration seen and its compiled policy (recompiled when it is replaced).
+    acl: Mutex<Option<(Arc<ConfigurationSpec>, Option<Arc<Acl>>)>>,
+}
+
+/// The trust domain a Configuration gives this app.
+pub fn trust_domain(config: &ConfigurationSpec) -> String {
+    config
+        .access_control
+        .as_ref()
+        .and_then(|v| v.get("trustDomain"))
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or(acl::DEFAULT_TRUST_DOMAIN)
+        .to_owned()
+}
+
+/// Checks a Configuration's access-control spec (at start, before any port is bound).
+pub fn validate(config: &ConfigurationSpec) -> Result<(), AclError> {
+    Acl::compile(config.access_control.as_ref()).map(|_| ())
+}
+
+/// Overwrites the caller headers with the identity the certificate proved; a request without
+/// one loses them (nothing on the internal port may vouch for itself).
+pub fn stamp_caller(headers: &mut HeaderMap, peer: Option<&PeerIdentity>) {
+    headers.remove(dapr_headers::CALLER_APP_ID);
+    headers.remove(dapr_headers::CALLER_NAMESPACE);
+    let Some(PeerIdentity(id)) = peer else { return };
+    for (name, value) in [
+        (dapr_headers::CALLER_APP_ID, &id.app_id),
+        (dapr_headers::CALLER_NAMESPACE, &id.namespace),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+impl Security {
+    pub fn new(workload: Option<Arc<Workload>>, metrics: SecurityMetrics) -> Security {
+        Security {
+            workload,
+            metrics,
+            acl: Mutex::new(None),
+        }
+    }
+
+    pub fn workload(&self) -> Option<&Arc<Workload>> {
+        self.workload.as_ref()
+    }
+
+    pub fn mtls(&self) -> bool {
+        self.workload.is_some()
+    }
+
+    fn policy(&self, config: &Arc<ConfigurationSpec>) -> Result<Option<Arc<Acl>>, AclError> {
+        let mut cached = self.acl.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seen, policy)) = cached.as_ref()
+            && Arc::ptr_eq(seen, config)
+        {
+            return Ok(policy.clone());
+        }
+        let policy = Acl::compile(config.access_control.as_ref())?.map(Arc::new);
+        *cached = Some((config.clone(), policy.clone()));
+        Ok(policy)
+    }
+
+    /// Whether the caller of a request on the internal port may invoke `op`. With mTLS the
+    /// caller is `peer` (and a request without one is refused); without, the caller headers.
+    pub fn authorize(
+        &self,
+        config: &Arc<ConfigurationSpec>,
+        peer: Option<&PeerIdentity>,
+        headers: &HeaderMap,
+        op: Operation<'_>,
+    ) -> Result<(), BlockError> {
+        let denied = |message: String| BlockError::new(Code::InvokePermissionDenied, message);
+        if self.mtls() && peer.is_none() {
+            return Err(denied(
+                "the caller presented no verified identity".to_owned(),
+            ));
+        }
+        let policy = self
+            .policy(config)
+            .map_err(|e| denied(format!("the access-control policy is invalid: {e}")))?;
+        let Some(policy) = policy else { return Ok(()) };
+        let caller = match peer {
+            Some(PeerIdentity(id)) => Some(id.clone()),
+            None => header(headers, dapr_headers::CALLER_APP_ID).map(|app| {
+                let ns =
+                    header(headers, dapr_headers::CALLER_NAMESPACE).unwrap_or(DEFAULT_NAMESPACE);
+                SpiffeId::new(policy.trust_domain(), ns, app)
+            }),
+        };
+        let (allowed, decided) = policy.decide(caller.as_ref(), op);
+        let shown = caller.unwrap_or_else(|| SpiffeId::new(policy.trust_domain(), "", ""));
+        self.metrics.acl(decided.as_str(), allowed, &shown);
+        match allowed {
+            true => Ok(()),
+            false => Err(denied(format!(
+                "access control policy has denied access to id: {shown} operation: {} verb: {}",
+                op.path,
+                op.verb.unwrap_or("NONE")
+            ))),
+        }
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+}
