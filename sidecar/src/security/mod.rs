@@ -153,3 +153,45 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .and_then(|v| v.to_str().ok())
         .filter(|s| !s.is_empty())
 }
+
+/// What mTLS needs to start.
+pub struct MtlsStart<'a> {
+    pub enabled: bool,
+    pub ttl: std::time::Duration,
+    pub data_dir: &'a std::path::Path,
+    pub app_id: &'a str,
+    pub namespace: Option<&'a str>,
+    pub config: &'a ConfigurationSpec,
+}
+
+/// The workload identity when mTLS is on: the local CA in `<data-dir>/mtls` and a first SVID
+/// for `spiffe://<trust domain>/ns/<namespace>/<app id>`.
+pub fn start_mtls(
+    start: MtlsStart<'_>,
+    metrics: &SecurityMetrics,
+) -> Result<Option<Arc<Workload>>, String> {
+    let MtlsStart {
+        enabled,
+        ttl,
+        data_dir,
+        app_id,
+        namespace,
+        config,
+    } = start;
+    if !enabled {
+        return Ok(None);
+    }
+    if app_id.is_empty() {
+        return Err("--enable-mtls needs an --app-id (it is the SPIFFE identity)".to_owned());
+    }
+    let id = SpiffeId::new(
+        &trust_domain(config),
+        namespace.unwrap_or(DEFAULT_NAMESPACE),
+        app_id,
+    );
+    let dir = data_dir.join("mtls");
+    let workload =
+        Workload::start(id, &dir, ttl, metrics.clone()).map_err(|e| format!("mTLS: {e}"))?;
+    tracing::info!(id = %workload.id(), ca = %dir.display(), ?ttl, "mTLS on: workload certificate issued");
+    Ok(Some(workload))
+}
