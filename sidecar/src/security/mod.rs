@@ -11,6 +11,7 @@
 //! caller headers' without (as daprd, which then trusts what the caller's sidecar wrote).
 
 pub mod acl;
+pub mod api_access;
 pub mod ca;
 pub mod identity;
 pub mod metrics;
@@ -20,6 +21,7 @@ pub mod tls;
 
 use crate::blocks::error::{BlockError, Code};
 use acl::{Acl, AclError, Operation};
+use api_access::ApiAccess;
 use http::{HeaderMap, HeaderValue};
 use identity::Workload;
 use metrics::SecurityMetrics;
@@ -40,8 +42,34 @@ pub struct PeerIdentity(pub SpiffeId);
 pub struct Security {
     workload: Option<Arc<Workload>>,
     metrics: SecurityMetrics,
-    /// The last Configuration seen and its compiled policy (recompiled when it is replaced).
-    acl: Mutex<Option<(Arc<ConfigurationSpec>, Option<Arc<Acl>>)>>,
+    /// The last Configuration seen and its compiled policies (recompiled when it is replaced).
+    acl: Compiled<Acl>,
+    api: Compiled<ApiAccess>,
+}
+
+/// A policy compiled from the Configuration of the moment.
+struct Compiled<T>(Mutex<Option<(Arc<ConfigurationSpec>, Option<Arc<T>>)>>);
+
+impl<T> Compiled<T> {
+    fn new() -> Self {
+        Compiled(Mutex::new(None))
+    }
+
+    fn get<E>(
+        &self,
+        config: &Arc<ConfigurationSpec>,
+        compile: impl FnOnce(&ConfigurationSpec) -> Result<Option<T>, E>,
+    ) -> Result<Option<Arc<T>>, E> {
+        let mut cached = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seen, policy)) = cached.as_ref()
+            && Arc::ptr_eq(seen, config)
+        {
+            return Ok(policy.clone());
+        }
+        let policy = compile(config)?.map(Arc::new);
+        *cached = Some((config.clone(), policy.clone()));
+        Ok(policy)
+    }
 }
 
 /// The trust domain a Configuration gives this app.
@@ -56,9 +84,11 @@ pub fn trust_domain(config: &ConfigurationSpec) -> String {
         .to_owned()
 }
 
-/// Checks a Configuration's access-control spec (at start, before any port is bound).
-pub fn validate(config: &ConfigurationSpec) -> Result<(), AclError> {
-    Acl::compile(config.access_control.as_ref()).map(|_| ())
+/// Checks a Configuration's access-control and API specs (at start, before any port is bound).
+pub fn validate(config: &ConfigurationSpec) -> Result<(), String> {
+    Acl::compile(config.access_control.as_ref()).map_err(|e| e.to_string())?;
+    ApiAccess::compile(config.api.as_ref())?;
+    Ok(())
 }
 
 /// Overwrites the caller headers with the identity the certificate proved; a request without
@@ -82,7 +112,8 @@ impl Security {
         Security {
             workload,
             metrics,
-            acl: Mutex::new(None),
+            acl: Compiled::new(),
+            api: Compiled::new(),
         }
     }
 
@@ -95,15 +126,17 @@ impl Security {
     }
 
     fn policy(&self, config: &Arc<ConfigurationSpec>) -> Result<Option<Arc<Acl>>, AclError> {
-        let mut cached = self.acl.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((seen, policy)) = cached.as_ref()
-            && Arc::ptr_eq(seen, config)
-        {
-            return Ok(policy.clone());
-        }
-        let policy = Acl::compile(config.access_control.as_ref())?.map(Arc::new);
-        *cached = Some((config.clone(), policy.clone()));
-        Ok(policy)
+        self.acl
+            .get(config, |c| Acl::compile(c.access_control.as_ref()))
+    }
+
+    /// `spec.api` of the Configuration of the moment, compiled (an error for a spec that does
+    /// not compile: the front ends then refuse the API, the safe side).
+    pub fn api_access(
+        &self,
+        config: &Arc<ConfigurationSpec>,
+    ) -> Result<Option<Arc<ApiAccess>>, String> {
+        self.api.get(config, |c| ApiAccess::compile(c.api.as_ref()))
     }
 
     /// Whether the caller of a request on the internal port may invoke `op`. With mTLS the

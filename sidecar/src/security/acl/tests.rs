@@ -142,7 +142,8 @@ fn scenario_wildcards() {
         ("op2", "GET", false),
         ("op2/x/y/z", "DELETE", false),
         ("op2/public", "GET", true),
-        ("op2/public", "POST", false),
+        // The most specific rule decides; a verb it does not list falls to the app default.
+        ("op2/public", "POST", true),
         ("op3/abc", "GET", false),
         ("op3/bcd", "GET", true),
         ("elsewhere", "GET", true),
