@@ -142,10 +142,12 @@ async fn plaintext_to_the_internal_port_never_reaches_the_app() {
     let warnings = b
         .log()
         .lines()
-        .filter(|l| l.contains("mTLS peer refused") && l.contains("not_tls"))
+        .filter(|l| l.contains("WARN") && l.contains("mTLS peer refused") && l.contains("not_tls"))
         .count();
     assert_eq!(
-        warnings, 1,
-        "one warning per reason, not one per connection"
+        warnings,
+        1,
+        "one warning per reason, not one per connection:\n{}",
+        b.log()
     );
 }

@@ -59,7 +59,11 @@ async fn renewal_under_load_fails_no_call() {
         "{} of {calls} calls failed: {failures:?}",
         failures.len()
     );
-    assert_eq!(app.seen().len(), calls as usize);
+    assert_eq!(
+        app.seen().len(),
+        calls as usize + 1,
+        "every call and the probe"
+    );
     assert_eq!(
         metric(
             &a,
@@ -81,5 +85,6 @@ async fn renewal_under_load_fails_no_call() {
     .server_cert
     .expect("b's certificate");
     assert_ne!(first, later, "a new handshake gets the renewed certificate");
+    assert_eq!(app.seen().len(), calls as usize + 2);
     eprintln!("renewal: {calls} calls, 0 failed");
 }
