@@ -254,6 +254,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
     let workload = crate::security::start_mtls(
         crate::security::MtlsStart {
             enabled: args.mtls.enable_mtls,
+            kubernetes: kubernetes.is_some(),
             ttl: args.mtls.mtls_cert_ttl,
             data_dir: &args.data_dir(),
             app_id: &args.app_id,

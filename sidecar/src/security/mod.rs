@@ -48,7 +48,10 @@ pub struct Security {
 }
 
 /// A policy compiled from the Configuration of the moment.
-struct Compiled<T>(Mutex<Option<(Arc<ConfigurationSpec>, Option<Arc<T>>)>>);
+struct Compiled<T>(Mutex<Option<CompiledFrom<T>>>);
+
+/// The Configuration a policy was compiled from, and the policy (`None`: nothing to enforce).
+type CompiledFrom<T> = (Arc<ConfigurationSpec>, Option<Arc<T>>);
 
 impl<T> Compiled<T> {
     fn new() -> Self {
@@ -190,6 +193,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// What mTLS needs to start.
 pub struct MtlsStart<'a> {
     pub enabled: bool,
+    /// Kubernetes mode needs a control-plane CA, which Tandem does not have yet.
+    pub kubernetes: bool,
     pub ttl: std::time::Duration,
     pub data_dir: &'a std::path::Path,
     pub app_id: &'a str,
@@ -205,6 +210,7 @@ pub fn start_mtls(
 ) -> Result<Option<Arc<Workload>>, String> {
     let MtlsStart {
         enabled,
+        kubernetes,
         ttl,
         data_dir,
         app_id,
@@ -213,6 +219,10 @@ pub fn start_mtls(
     } = start;
     if !enabled {
         return Ok(None);
+    }
+    if kubernetes {
+        // A local CA per pod would make every pod distrust every other: refuse instead.
+        return Err("--enable-mtls is standalone-only for now: Kubernetes mode needs the control-plane CA, which is not implemented yet".to_owned());
     }
     if app_id.is_empty() {
         return Err("--enable-mtls needs an --app-id (it is the SPIFFE identity)".to_owned());
