@@ -54,6 +54,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
 pub struct LocalCa {
     dir: PathBuf,
     key: KeyPair,
+    cert: CertificateDer<'static>,
 }
 
 impl LocalCa {
@@ -71,6 +72,19 @@ impl LocalCa {
             let contents = format!("{}{}", cert.pem(), key.serialize_pem());
             create_exclusive(&ca_path, contents.as_bytes())?;
         }
+        let bundle_path = dir.join(BUNDLE_FILE);
+        if !bundle_path.exists() {
+            let pem = std::fs::read_to_string(&ca_path).map_err(io_error(&ca_path))?;
+            let cert_end = pem.find("-----BEGIN PRIVATE KEY-----").unwrap_or(pem.len());
+            create_exclusive(&bundle_path, &pem.as_bytes()[..cert_end])?;
+        }
+        LocalCa::open(dir)
+    }
+
+    /// The CA in `dir` as it is (renewals: a missing CA is an error, never a new CA nobody
+    /// trusts).
+    pub fn open(dir: &Path) -> Result<LocalCa, CaError> {
+        let ca_path = dir.join(CA_FILE);
         let pem = std::fs::read_to_string(&ca_path).map_err(io_error(&ca_path))?;
         let key = private_key_block(&pem)
             .and_then(|block| KeyPair::from_pem(block).ok())
@@ -78,15 +92,23 @@ impl LocalCa {
                 path: ca_path.clone(),
                 what: "holds no readable private key".to_owned(),
             })?;
-        let bundle_path = dir.join(BUNDLE_FILE);
-        if !bundle_path.exists() {
-            let cert_end = pem.find("-----BEGIN PRIVATE KEY-----").unwrap_or(pem.len());
-            create_exclusive(&bundle_path, &pem.as_bytes()[..cert_end])?;
-        }
+        let cert = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .next()
+            .and_then(Result::ok)
+            .ok_or_else(|| CaError::Content {
+                path: ca_path.clone(),
+                what: "holds no readable certificate".to_owned(),
+            })?;
         Ok(LocalCa {
             dir: dir.to_owned(),
             key,
+            cert,
         })
+    }
+
+    /// The CA's own certificate (it must be in the trust bundle before it signs anything).
+    pub fn certificate(&self) -> &CertificateDer<'static> {
+        &self.cert
     }
 
     pub fn dir(&self) -> &Path {

@@ -11,7 +11,7 @@ use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::sign::CertifiedKey;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
@@ -43,7 +43,9 @@ pub struct Material {
 /// The identity of this sidecar, renewed while it runs.
 pub struct Workload {
     id: SpiffeId,
-    ca: LocalCa,
+    /// The CA's directory: the CA and the bundle are read again at every issuance, so a
+    /// rotated CA or bundle takes effect at the next renewal.
+    ca_dir: PathBuf,
     ttl: Duration,
     current: Swap<Material>,
     metrics: SecurityMetrics,
@@ -63,12 +65,12 @@ impl Workload {
     ) -> Result<Arc<Workload>, IdentityError> {
         let first = LocalCa::ensure(ca_dir)
             .map_err(IdentityError::from)
-            .and_then(|ca| issue(&ca, &id, ttl).map(|m| (ca, m)));
+            .and_then(|_| issue(ca_dir, &id, ttl));
         metrics.mtls_init(first.is_ok());
-        let (ca, material) = first?;
+        let material = first?;
         Ok(Arc::new(Workload {
             id,
-            ca,
+            ca_dir: ca_dir.to_owned(),
             ttl,
             current: Swap::new(material),
             metrics,
@@ -101,7 +103,8 @@ impl Workload {
                 () = tokio::time::sleep(wait) => {}
             }
             let me = self.clone();
-            let renewed = tokio::task::spawn_blocking(move || issue(&me.ca, &me.id, me.ttl)).await;
+            let renewed =
+                tokio::task::spawn_blocking(move || issue(&me.ca_dir, &me.id, me.ttl)).await;
             match renewed {
                 Ok(Ok(material)) => {
                     at = renewal_time(&material);
@@ -133,10 +136,18 @@ pub fn renewal_time(material: &Material) -> SystemTime {
     material.issued + life / 2
 }
 
-/// A fresh key, an SVID for it, and the trust bundle as it is on disk now.
-fn issue(ca: &LocalCa, id: &SpiffeId, ttl: Duration) -> Result<Material, IdentityError> {
+/// A fresh key, an SVID for it from the CA, and the trust bundle, as they are on disk now.
+fn issue(ca_dir: &Path, id: &SpiffeId, ttl: Duration) -> Result<Material, IdentityError> {
+    let ca = LocalCa::open(ca_dir)?;
     let provider = provider();
     let roots = read_bundle(&ca.dir().join(BUNDLE_FILE))?;
+    if !roots.contains(ca.certificate()) {
+        // Peers would refuse certificates of a CA they do not trust yet.
+        return Err(IdentityError::Bundle(format!(
+            "the CA in {} is not in {BUNDLE_FILE}: add its certificate to the bundle first",
+            ca_dir.display()
+        )));
+    }
     let mut store = RootCertStore::empty();
     for root in roots {
         store
@@ -183,5 +194,28 @@ mod tests {
             .duration_since(m.issued)
             .expect("after issue");
         assert_eq!(half, Duration::from_secs(50));
+    }
+
+    #[test]
+    fn a_ca_missing_from_the_bundle_signs_nothing() {
+        let (ours, other) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        LocalCa::ensure(ours.path()).expect("CA");
+        LocalCa::ensure(other.path()).expect("another CA");
+        std::fs::copy(
+            other.path().join(BUNDLE_FILE),
+            ours.path().join(BUNDLE_FILE),
+        )
+        .expect("replace the bundle");
+        let metrics = SecurityMetrics::new(&prometheus::Registry::new()).expect("metrics");
+        let id = SpiffeId::new("public", "default", "a");
+        let refused = Workload::start(id, ours.path(), Duration::from_secs(100), metrics);
+        assert!(
+            matches!(refused, Err(IdentityError::Bundle(ref m)) if m.contains("not in")),
+            "{:?}",
+            refused.err()
+        );
     }
 }

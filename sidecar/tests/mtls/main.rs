@@ -3,6 +3,7 @@
 //! from the certificate, access-control policies, and certificate renewal under load.
 
 mod acl;
+mod api_access;
 mod identity;
 mod refusals;
 mod renewal;
