@@ -4,6 +4,7 @@
 
 mod acl;
 mod api_access;
+mod grpc_proxy;
 mod identity;
 mod refusals;
 mod renewal;
