@@ -1,7 +1,6 @@
-//! The typed shape of a Configuration's `spec.accessControl` (which apps may invoke which of this
-//! app's operations) and `spec.api` (which sidecar APIs the app may call), as Dapr documents
-//! them. `ConfigurationSpec` still keeps both as free-form objects so existing manifests load
-//! unchanged; readers parse them with [`AccessControlSpec::from_value`] and [`ApiSpec::from_value`].
+//! The security sections of a Configuration, as Dapr documents them: `spec.accessControl` (which
+//! apps may invoke which of this app's operations), `spec.api` (which sidecar APIs the app may
+//! call) and `spec.mtls` (certificate lifetimes).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -55,12 +54,6 @@ pub struct OperationRule {
     pub action: String,
 }
 
-impl AccessControlSpec {
-    pub fn from_value(value: &serde_json::Value) -> Result<AccessControlSpec, serde_json::Error> {
-        AccessControlSpec::deserialize(value)
-    }
-}
-
 /// `spec.api`: API allow and deny lists.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -82,13 +75,33 @@ pub struct ApiRule {
     /// The version: `v1.0`, `v1.0-alpha1` (HTTP) or `v1`, `v1alpha1` (gRPC).
     #[serde(default)]
     pub version: String,
-    /// `http`, `grpc`, or empty for both.
+    /// `http` (also when left out) or `grpc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
 }
 
-impl ApiSpec {
-    pub fn from_value(value: &serde_json::Value) -> Result<ApiSpec, serde_json::Error> {
-        ApiSpec::deserialize(value)
-    }
+/// `spec.mtls` (Dapr's Sentry settings; Tandem's standalone sidecar reads its TTL from
+/// `--mtls-cert-ttl` for now).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MtlsSpec {
+    /// Whether sidecars talk mTLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// How long a workload certificate lives (a Go duration, default `24h`).
+    #[serde(
+        default,
+        rename = "workloadCertTTL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub workload_cert_ttl: Option<String>,
+    /// How much clock difference certificates tolerate (a Go duration, default `15m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_clock_skew: Option<String>,
+    /// The CA's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentry_address: Option<String>,
+    /// The control plane's trust domain (default `cluster.local`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane_trust_domain: Option<String>,
 }

@@ -7,7 +7,7 @@ use super::{Context, Labelled, Scope, Validate};
 use crate::conditions::{Reason, Verdict};
 use crate::error::Result;
 use kube::runtime::{Controller, watcher};
-use serde_json::Value;
+use tandem_crds::configuration::AccessControlSpec;
 use tandem_crds::{Configuration, Status};
 
 /// The verdict on one Configuration.
@@ -69,27 +69,28 @@ fn is_action(value: &str) -> bool {
     value.eq_ignore_ascii_case("allow") || value.eq_ignore_ascii_case("deny")
 }
 
-/// What is wrong with `spec.accessControl` (a free-form object in the schema).
-fn access_control_problems(access: &Value) -> Vec<String> {
+/// What is wrong with `spec.accessControl`.
+fn access_control_problems(access: &AccessControlSpec) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut check = |path: String, value: Option<&Value>| match value {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if is_action(s) => {}
-        Some(other) => problems.push(format!("{path} {other} must be \"allow\" or \"deny\"")),
+    let mut check = |path: String, value: Option<&str>| match value {
+        None => {}
+        Some(s) if is_action(s) => {}
+        Some(other) => problems.push(format!("{path} {other:?} must be \"allow\" or \"deny\"")),
     };
     check(
         "spec.accessControl.defaultAction".into(),
-        access.get("defaultAction"),
+        access.default_action.as_deref(),
     );
-    let policies = access.get("policies").and_then(Value::as_array);
-    for (i, policy) in policies.into_iter().flatten().enumerate() {
+    for (i, policy) in access.policies.iter().enumerate() {
         let path = format!("spec.accessControl.policies[{i}]");
-        check(format!("{path}.defaultAction"), policy.get("defaultAction"));
-        let operations = policy.get("operations").and_then(Value::as_array);
-        for (j, operation) in operations.into_iter().flatten().enumerate() {
+        check(
+            format!("{path}.defaultAction"),
+            policy.default_action.as_deref(),
+        );
+        for (j, operation) in policy.operations.iter().enumerate() {
             check(
                 format!("{path}.operations[{j}].action"),
-                operation.get("action"),
+                Some(operation.action.as_str()),
             );
         }
     }
@@ -121,7 +122,7 @@ impl Validate for Configuration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn configuration(spec: Value) -> Configuration {
         serde_json::from_value(json!({
@@ -174,10 +175,6 @@ mod tests {
                 Reason::InvalidAccessControl,
             ),
             (access("deny", "deny", "yes"), Reason::InvalidAccessControl),
-            (
-                json!({"accessControl": {"defaultAction": 1}}),
-                Reason::InvalidAccessControl,
-            ),
             (scope("deny"), Reason::Valid),
             (scope("open"), Reason::InvalidSecretScope),
         ];

@@ -19,8 +19,6 @@ pub const DEFAULT_TRUST_DOMAIN: &str = "public";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AclError {
-    #[error("spec.accessControl cannot be read: {0}")]
-    Shape(String),
     #[error("spec.accessControl: policy {0:?} needs an appId, a trustDomain and a namespace")]
     Incomplete(String),
     #[error("spec.accessControl: {0:?} is not allow or deny")]
@@ -94,11 +92,9 @@ fn segments(path: &str) -> Vec<String> {
 }
 
 impl Acl {
-    /// Checks a Configuration's `accessControl` value; `None` when there is nothing to enforce.
-    pub fn compile(value: Option<&serde_json::Value>) -> Result<Option<Acl>, AclError> {
-        let Some(value) = value else { return Ok(None) };
-        let spec =
-            AccessControlSpec::from_value(value).map_err(|e| AclError::Shape(e.to_string()))?;
+    /// Checks a Configuration's `accessControl`; `None` when there is nothing to enforce.
+    pub fn compile(spec: Option<&AccessControlSpec>) -> Result<Option<Acl>, AclError> {
+        let Some(spec) = spec else { return Ok(None) };
         let empty = |s: &Option<String>| s.as_deref().unwrap_or("").is_empty();
         if empty(&spec.default_action) && empty(&spec.trust_domain) && spec.policies.is_empty() {
             return Ok(None);
@@ -144,6 +140,7 @@ impl Acl {
             default_allow,
             trust_domain: spec
                 .trust_domain
+                .clone()
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| DEFAULT_TRUST_DOMAIN.to_owned()),
             policies,

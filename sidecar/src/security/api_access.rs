@@ -107,11 +107,9 @@ const GRPC_GROUPS: &[(&str, &str, &[&str])] = &[
 const GRPC_PREFIX: &str = "/dapr.proto.runtime.v1.Dapr/";
 
 impl ApiAccess {
-    /// Checks a Configuration's `api` value; `None` when it restricts nothing.
-    pub fn compile(value: Option<&serde_json::Value>) -> Result<Option<ApiAccess>, String> {
-        let Some(value) = value else { return Ok(None) };
-        let spec =
-            ApiSpec::from_value(value).map_err(|e| format!("spec.api cannot be read: {e}"))?;
+    /// Checks a Configuration's `api`; `None` when it restricts nothing.
+    pub fn compile(spec: Option<&ApiSpec>) -> Result<Option<ApiAccess>, String> {
+        let Some(spec) = spec else { return Ok(None) };
         let mut access = ApiAccess::default();
         let mut add = |rules: &[ApiRule], allowed: bool| -> Result<(), String> {
             for rule in rules {
@@ -178,8 +176,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn access(spec: serde_json::Value) -> ApiAccess {
-        ApiAccess::compile(Some(&spec))
+    fn spec(value: serde_json::Value) -> ApiSpec {
+        serde_json::from_value(value).expect("the shape of spec.api")
+    }
+
+    fn access(value: serde_json::Value) -> ApiAccess {
+        ApiAccess::compile(Some(&spec(value)))
             .expect("valid")
             .expect("restricts")
     }
@@ -187,11 +189,11 @@ mod tests {
     #[test]
     fn nothing_to_restrict() {
         assert_eq!(ApiAccess::compile(None), Ok(None));
-        assert_eq!(ApiAccess::compile(Some(&json!({}))), Ok(None));
+        assert_eq!(ApiAccess::compile(Some(&spec(json!({})))), Ok(None));
         assert!(
-            ApiAccess::compile(Some(
-                &json!({"denied": [{"name": "state", "version": "v1", "protocol": "ftp"}]})
-            ))
+            ApiAccess::compile(Some(&spec(
+                json!({"denied": [{"name": "state", "version": "v1", "protocol": "ftp"}]})
+            )))
             .is_err()
         );
     }

@@ -80,8 +80,7 @@ pub fn trust_domain(config: &ConfigurationSpec) -> String {
     config
         .access_control
         .as_ref()
-        .and_then(|v| v.get("trustDomain"))
-        .and_then(|v| v.as_str())
+        .and_then(|a| a.trust_domain.as_deref())
         .filter(|s| !s.is_empty())
         .unwrap_or(acl::DEFAULT_TRUST_DOMAIN)
         .to_owned()

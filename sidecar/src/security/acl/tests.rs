@@ -5,8 +5,12 @@ fn id(app: &str) -> SpiffeId {
     SpiffeId::new("public", "default", app)
 }
 
-fn acl(spec: serde_json::Value) -> Acl {
-    Acl::compile(Some(&spec))
+fn spec(value: serde_json::Value) -> AccessControlSpec {
+    serde_json::from_value(value).expect("the shape of spec.accessControl")
+}
+
+fn acl(value: serde_json::Value) -> Acl {
+    Acl::compile(Some(&spec(value)))
         .expect("a valid spec")
         .expect("something to enforce")
 }
@@ -25,7 +29,7 @@ fn grpc(path: &str) -> Operation<'_> {
 #[test]
 fn no_spec_or_empty_spec_enforces_nothing() {
     assert!(Acl::compile(None).expect("ok").is_none());
-    assert!(Acl::compile(Some(&json!({}))).expect("ok").is_none());
+    assert!(Acl::compile(Some(&spec(json!({})))).expect("ok").is_none());
 }
 
 #[test]
@@ -45,13 +49,13 @@ fn policies_without_a_global_default_deny() {
 
 #[test]
 fn incomplete_policies_are_refused() {
-    for spec in [
+    for value in [
         json!({"policies": [{"appId": "a", "namespace": "default"}]}),
         json!({"policies": [{"appId": "a", "trustDomain": "public"}]}),
         json!({"policies": [{"trustDomain": "public", "namespace": "default"}]}),
         json!({"defaultAction": "maybe"}),
     ] {
-        assert!(Acl::compile(Some(&spec)).is_err(), "{spec}");
+        assert!(Acl::compile(Some(&spec(value.clone()))).is_err(), "{value}");
     }
 }
 
