@@ -3,6 +3,7 @@
 //! from the certificate, access-control policies, and certificate renewal under load.
 
 mod acl;
+mod actors;
 mod api_access;
 mod grpc_proxy;
 mod identity;
