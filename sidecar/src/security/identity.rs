@@ -51,6 +51,13 @@ pub struct Workload {
     metrics: SecurityMetrics,
 }
 
+impl std::fmt::Debug for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Workload({})", self.id)
+    }
+}
+
+/// ring, the provider every Tandem process installs.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

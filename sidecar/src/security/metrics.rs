@@ -1,6 +1,6 @@
-//! `dapr_runtime_mtls_*` and `dapr_runtime_acl_*`: Dapr's names for certificate issuance and
-//! rotation and for access-control outcomes, plus Tandem's count of refused peers by reason
-//! (bounded: the reasons are a fixed list).
+//! `dapr_runtime_mtls_*` and `dapr_runtime_acl_{app,global}_policy_action_{allowed,blocked}_total`:
+//! Dapr's names for certificate issuance and rotation and for access-control outcomes, plus
+//! Tandem's count of refused peers by reason (bounded: the reasons are a fixed list).
 
 use super::refusal::Reason;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
@@ -14,7 +14,8 @@ pub struct SecurityMetrics {
     rotated: IntCounter,
     rotated_fail: IntCounter,
     refused: IntCounterVec,
-    acl: IntCounterVec,
+    /// app allowed, app blocked, global allowed, global blocked.
+    acl: Vec<IntCounterVec>,
     /// One warning per refusal reason, not one per connection of a flood.
     logged: Arc<[AtomicBool; Reason::ALL.len()]>,
 }
@@ -35,20 +36,27 @@ impl SecurityMetrics {
             &["side", "reason"],
         )?;
         registry.register(Box::new(refused.clone()))?;
-        let acl = IntCounterVec::new(
-            Opts::new(
-                "dapr_runtime_acl_policy_action_total",
-                "Access-control decisions (Dapr splits these into dapr_runtime_acl_{app,global}_policy_action_{allowed,blocked}_total)",
-            ),
-            &[
-                "policy",
-                "action",
-                "src_app_id",
-                "trust_domain",
-                "namespace",
-            ],
-        )?;
-        registry.register(Box::new(acl.clone()))?;
+        // Dapr's four names; `src_app_id` because every series already carries this app's own
+        // `app_id`.
+        let acl = [
+            ("app", true),
+            ("app", false),
+            ("global", true),
+            ("global", false),
+        ]
+        .map(|(policy, allowed)| {
+            let action = if allowed { "allowed" } else { "blocked" };
+            let name = format!("dapr_runtime_acl_{policy}_policy_action_{action}_total");
+            let help = format!("Invocations {action} by the {policy} access-control policy");
+            IntCounterVec::new(
+                Opts::new(name, help),
+                &["src_app_id", "trust_domain", "namespace"],
+            )
+        });
+        let acl = acl.into_iter().collect::<Result<Vec<_>, _>>()?;
+        for counter in &acl {
+            registry.register(Box::new(counter.clone()))?;
+        }
         Ok(SecurityMetrics {
             init: counter(
                 registry,
@@ -105,15 +113,16 @@ impl SecurityMetrics {
 
     /// One access-control outcome; `policy` is `app` or `global`, as in Dapr's metric names.
     pub fn acl(&self, policy: &str, allowed: bool, caller: &super::spiffe::SpiffeId) {
-        let action = if allowed { "allowed" } else { "blocked" };
-        self.acl
-            .with_label_values(&[
-                policy,
-                action,
-                &caller.app_id,
-                &caller.trust_domain,
-                &caller.namespace,
-            ])
-            .inc();
+        let index = match (policy, allowed) {
+            ("app", true) => 0,
+            ("app", false) => 1,
+            (_, true) => 2,
+            (_, false) => 3,
+        };
+        if let Some(counter) = self.acl.get(index) {
+            counter
+                .with_label_values(&[&caller.app_id, &caller.trust_domain, &caller.namespace])
+                .inc();
+        }
     }
 }

@@ -21,12 +21,6 @@ use std::sync::Arc;
 #[derive(Debug)]
 struct Svid(Arc<Workload>);
 
-impl std::fmt::Debug for Workload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Workload({})", self.id())
-    }
-}
-
 impl ResolvesServerCert for Svid {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.0.material().key.clone())

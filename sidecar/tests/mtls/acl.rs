@@ -83,11 +83,13 @@ async fn run_cases(dir: &Path, mtls: bool) {
         expected_hits,
         "denied calls reached the app"
     );
-    let acl = "dapr_runtime_acl_policy_action_total";
-    let allowed = metric(&b, acl, &[("action", "allowed")]).await;
-    let blocked = metric(&b, acl, &[("action", "blocked")]).await;
-    assert_eq!((allowed, blocked), (3.0, 4.0));
-    let global_blocks = metric(&b, acl, &[("policy", "global"), ("src_app_id", "c")]).await;
+    assert_eq!(acl_outcomes(&b).await, (3.0, 4.0));
+    let global_blocks = metric(
+        &b,
+        "dapr_runtime_acl_global_policy_action_blocked_total",
+        &[("src_app_id", "c")],
+    )
+    .await;
     assert_eq!(
         global_blocks, 1.0,
         "c has no policy: the global default decided"

@@ -126,7 +126,5 @@ async fn proxied_grpc_goes_over_mtls_and_obeys_the_policy() {
         .expect_err("c has no policy");
     assert_eq!(invoke.code(), tonic::Code::PermissionDenied, "{invoke:?}");
 
-    let acl = "dapr_runtime_acl_policy_action_total";
-    assert_eq!(metric(&g, acl, &[("action", "allowed")]).await, 1.0);
-    assert_eq!(metric(&g, acl, &[("action", "blocked")]).await, 3.0);
+    assert_eq!(acl_outcomes(&g).await, (1.0, 3.0));
 }

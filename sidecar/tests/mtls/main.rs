@@ -56,6 +56,19 @@ pub async fn metric(sidecar: &Sidecar, name: &str, labels: &[(&str, &str)]) -> f
         .sum()
 }
 
+/// Access-control outcomes counted by a sidecar: (allowed, blocked), app and global policies
+/// together (Dapr's four `dapr_runtime_acl_*_total` counters).
+pub async fn acl_outcomes(sidecar: &Sidecar) -> (f64, f64) {
+    let mut counts = [0.0; 2];
+    for (i, action) in ["allowed", "blocked"].into_iter().enumerate() {
+        for policy in ["app", "global"] {
+            let name = format!("dapr_runtime_acl_{policy}_policy_action_{action}_total");
+            counts[i] += metric(sidecar, &name, &[]).await;
+        }
+    }
+    (counts[0], counts[1])
+}
+
 /// Polls `metric` until it reaches `at_least`, or panics after `timeout`.
 pub async fn wait_metric(
     sidecar: &Sidecar,

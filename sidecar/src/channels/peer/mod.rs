@@ -107,7 +107,6 @@ impl Peers {
             (None, Some(body))
         };
         let replayable = buffered.is_some() || body.as_ref().is_some_and(|b| b.is_end_stream());
-        let transport = self.transport(&app_id, namespace.as_deref())?;
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -119,6 +118,8 @@ impl Peers {
                     ResolveError::NotFound(_) => PeerError::NotFound,
                     other => PeerError::Resolve(other),
                 })?;
+            // Only after the app resolved: no client is kept for an app id that does not exist.
+            let transport = self.transport(&app_id, namespace.as_deref())?;
             let uri = Uri::builder()
                 .scheme(transport.scheme())
                 .authority(addr.to_string())
