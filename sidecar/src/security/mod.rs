@@ -237,3 +237,85 @@ pub fn start_mtls(
     tracing::info!(id = %workload.id(), ca = %dir.display(), ?ttl, "mTLS on: workload certificate issued");
     Ok(Some(workload))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_crds::access_control::AccessControlSpec;
+
+    fn config(access: serde_json::Value) -> Arc<ConfigurationSpec> {
+        let access: AccessControlSpec = serde_json::from_value(access).expect("accessControl");
+        Arc::new(ConfigurationSpec {
+            access_control: Some(access),
+            ..ConfigurationSpec::default()
+        })
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn metrics() -> SecurityMetrics {
+        SecurityMetrics::new(&prometheus::Registry::new()).expect("metrics")
+    }
+
+    const OP: Operation<'static> = Operation {
+        path: "orders",
+        verb: Some("GET"),
+    };
+
+    #[test]
+    fn the_certificate_overwrites_the_caller_headers() {
+        let mut h = headers(&[
+            ("dapr-caller-app-id", "trusted-admin"),
+            ("dapr-caller-namespace", "kube-system"),
+        ]);
+        let peer = PeerIdentity(SpiffeId::new("public", "default", "c"));
+        stamp_caller(&mut h, Some(&peer));
+        assert_eq!(h["dapr-caller-app-id"], "c");
+        assert_eq!(h["dapr-caller-namespace"], "default");
+        stamp_caller(&mut h, None);
+        assert!(h.get("dapr-caller-app-id").is_none() && h.get("dapr-caller-namespace").is_none());
+    }
+
+    #[test]
+    fn without_mtls_the_policy_reads_the_caller_header() {
+        let security = Security::new(None, metrics());
+        let only_a = config(serde_json::json!({"defaultAction": "deny", "policies": [
+            {"appId": "a", "defaultAction": "allow", "trustDomain": "public", "namespace": "default"}]}));
+        let from = |app: &'static str| headers(&[("dapr-caller-app-id", app)]);
+        assert!(security.authorize(&only_a, None, &from("a"), OP).is_ok());
+        let denied = security.authorize(&only_a, None, &from("b"), OP);
+        assert_eq!(
+            denied.map_err(|e| e.code),
+            Err(Code::InvokePermissionDenied)
+        );
+        let nobody = security.authorize(&only_a, None, &HeaderMap::new(), OP);
+        assert!(nobody.is_err(), "no caller: the global default (deny)");
+        let open = Arc::new(ConfigurationSpec::default());
+        assert!(security.authorize(&open, None, &from("b"), OP).is_ok());
+    }
+
+    #[test]
+    fn with_mtls_a_request_without_a_verified_peer_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let id = SpiffeId::new("public", "default", "b");
+        let workload = Workload::start(
+            id,
+            dir.path(),
+            std::time::Duration::from_secs(60),
+            metrics(),
+        )
+        .expect("identity");
+        let security = Security::new(Some(workload), metrics());
+        let open = Arc::new(ConfigurationSpec::default());
+        let forged = headers(&[("dapr-caller-app-id", "a")]);
+        assert!(security.authorize(&open, None, &forged, OP).is_err());
+        let peer = PeerIdentity(SpiffeId::new("public", "default", "a"));
+        assert!(security.authorize(&open, Some(&peer), &forged, OP).is_ok());
+    }
+}
