@@ -1,8 +1,12 @@
 //! `Configuration` (`dapr.io/v1alpha1`): tracing, metrics, access control, secret scopes, API
 //! allow/deny lists and features for the sidecars that name it with `--config`. Fields Tandem does
 //! not act on yet are still read (and kept by the apiserver as free-form objects), so an existing
-//! manifest loads unchanged. Its root object is plain metadata/spec/status, so it is derived.
+//! manifest loads unchanged; the security sections (`accessControl`, `api`, `mtls`) are typed in
+//! [`crate::access_control`]. Its root object is plain metadata/spec/status, so it is derived.
 
+pub use crate::access_control::{
+    AccessControlSpec, ApiRule, ApiSpec, AppPolicy, MtlsSpec, OperationRule,
+};
 use crate::crd::free_form_object;
 use crate::status::Status;
 use kube::CustomResource;
@@ -35,15 +39,13 @@ pub struct ConfigurationSpec {
     pub metric: Option<serde_json::Value>,
     /// mTLS settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form_object")]
-    pub mtls: Option<serde_json::Value>,
+    pub mtls: Option<MtlsSpec>,
     /// Which secrets each secret store lets the app read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretsSpec>,
     /// Which apps may invoke this app's operations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form_object")]
-    pub access_control: Option<serde_json::Value>,
+    pub access_control: Option<AccessControlSpec>,
     /// Middleware on the sidecar's HTTP API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "free_form_object")]
@@ -61,8 +63,7 @@ pub struct ConfigurationSpec {
     pub features: Vec<Feature>,
     /// Allow and deny lists of sidecar APIs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form_object")]
-    pub api: Option<serde_json::Value>,
+    pub api: Option<ApiSpec>,
     /// Component types the sidecar refuses to load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "free_form_object")]

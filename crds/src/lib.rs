@@ -9,6 +9,7 @@
 #[macro_use]
 mod resource;
 
+pub mod access_control;
 pub mod annotations;
 pub mod catalogue;
 pub mod cluster_dns;

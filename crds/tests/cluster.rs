@@ -243,7 +243,7 @@ async fn kubectl_applied_configuration_reads_back_through_the_api() {
     let want: Configuration = parse(CONFIGURATION);
     assert_eq!(read.spec, want.spec);
     let access = read.spec.access_control.expect("accessControl kept");
-    assert_eq!(access["policies"][0]["operations"][0]["httpVerb"][1], "GET");
+    assert_eq!(access.policies[0].operations[0].http_verb[1], "GET");
     assert_eq!(
         read.spec.metric,
         Some(serde_json::json!({"enabled": true})),

@@ -40,6 +40,8 @@ pub enum Reason {
     InvalidAccessControl,
     /// Configuration: a secret scope's `defaultAccess` is not `allow` or `deny`.
     InvalidSecretScope,
+    /// Configuration: a `spec.api` rule has no name or a protocol other than `http`/`grpc`.
+    InvalidApi,
 }
 
 impl Reason {
@@ -60,6 +62,7 @@ impl Reason {
             Reason::InvalidSamplingRate => "InvalidSamplingRate",
             Reason::InvalidAccessControl => "InvalidAccessControl",
             Reason::InvalidSecretScope => "InvalidSecretScope",
+            Reason::InvalidApi => "InvalidApi",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the flag and the value, and exit code 64 (EX_USAGE).
 
 pub mod app_health;
+pub mod mtls;
 
 use app_health::AppHealthArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -184,6 +185,8 @@ pub struct SidecarArgs {
     pub dns_server: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub app_health: AppHealthArgs,
+    #[command(flatten)]
+    pub mtls: mtls::MtlsArgs,
 }
 
 /// Parses sizes as daprd does: a number of bytes, or with a `Ki/Mi/Gi` or `K/M/G(B)` suffix.

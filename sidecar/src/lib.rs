@@ -21,6 +21,7 @@
 //! - metadata and health: `blocks::metadata`, `blocks::health`
 //! - actors: `actors` (placement, turns, state, reminders, timers), `http_api::actors`
 //! - tracing: `traces` (settings, export, server spans, propagation)
+//! - identity, mTLS between sidecars, access control: `security`
 
 pub(crate) mod actors;
 pub(crate) mod blocks;
@@ -40,6 +41,7 @@ pub mod pubsub;
 pub(crate) mod reload;
 pub(crate) mod resiliency;
 pub mod resolve;
+pub mod security;
 pub(crate) mod server;
 pub(crate) mod swap;
 pub(crate) mod telemetry;

@@ -132,7 +132,12 @@ fn peers(
 }
 
 /// Servers on every listener; `stop` ends their accepting.
-fn spawn_servers(sc: &Arc<Sidecar>, listeners: Listeners, stop: &CancellationToken) -> TaskTracker {
+fn spawn_servers(
+    sc: &Arc<Sidecar>,
+    listeners: Listeners,
+    internal_tls: Option<crate::security::tls::Acceptor>,
+    stop: &CancellationToken,
+) -> TaskTracker {
     let servers = TaskTracker::new();
     let spawn = |listener: TcpListener, router: axum::Router, name: &'static str| {
         servers.spawn(
@@ -151,10 +156,15 @@ fn spawn_servers(sc: &Arc<Sidecar>, listeners: Listeners, stop: &CancellationTok
         http_api::public_router(sc.clone()),
         "public",
     );
-    spawn(
-        listeners.internal,
-        http_api::internal_router(sc.clone()),
-        "internal",
+    // The internal port speaks mTLS only, when it is on.
+    servers.spawn(
+        crate::server::serve_with(
+            listeners.internal,
+            http_api::internal_router(sc.clone()),
+            stop.clone(),
+            internal_tls,
+        )
+        .instrument(tracing::info_span!("server", name = "internal")),
     );
     if let Some(listener) = listeners.metrics {
         spawn(listener, http_api::metrics_router(sc.clone()), "metrics");
@@ -238,8 +248,34 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         standalone,
         kubernetes,
     } = p;
+    if let Err(e) = crate::security::validate(&config) {
+        return Ok(usage_error(e));
+    }
+    let metrics = Metrics::new(&args.app_id).map_err(|e| format!("metrics: {e}"))?;
+    let workload = crate::security::start_mtls(
+        crate::security::MtlsStart {
+            enabled: args.mtls.enable_mtls,
+            kubernetes: kubernetes.is_some(),
+            ttl: args.mtls.mtls_cert_ttl,
+            data_dir: &args.data_dir(),
+            app_id: &args.app_id,
+            namespace: env.namespace.as_deref(),
+            config: &config,
+        },
+        metrics.security(),
+    )?;
     let listeners = Listeners::bind(&args, env.internal_ip).await?;
     let (resolver, registration) = peers(&args, env.namespace.as_deref(), kubernetes.as_ref())?;
+    let (peers, internal_tls) = match &workload {
+        None => (Peers::new(resolver), None),
+        Some(w) => {
+            let clients = crate::channels::peer::tls::MtlsClients::new(w.clone())
+                .map_err(|e| format!("mTLS client: {e}"))?;
+            let acceptor =
+                crate::security::tls::Acceptor::new(w).map_err(|e| format!("mTLS server: {e}"))?;
+            (Peers::with_mtls(resolver, clients), Some(acceptor))
+        }
+    };
     let app = match args.app_port {
         None => None,
         Some(port) => Some(match args.app_protocol {
@@ -269,8 +305,9 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
             channel_address: args.app_channel_address.clone(),
         },
         app_health_check: args.app_health.check(),
-        peers: Peers::new(resolver),
-        metrics: Metrics::new(&args.app_id).map_err(|e| format!("metrics: {e}"))?,
+        peers,
+        security: crate::security::Security::new(workload.clone(), metrics.security().clone()),
+        metrics,
         max_body_size: args.max_body_size,
         api_token: env.api_token,
         shutdown: CancellationToken::new(),
@@ -280,7 +317,13 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
     crate::traces::install(&traces, &args.app_id, sc.metrics().registry())?;
     let workers = Workers::new(&sc);
     let stop_accepting = CancellationToken::new();
-    let servers = spawn_servers(&sc, listeners, &stop_accepting);
+    let servers = spawn_servers(&sc, listeners, internal_tls, &stop_accepting);
+    if let Some(w) = workload {
+        tokio::spawn(
+            w.renew(sc.shutdown().clone())
+                .instrument(tracing::info_span!("mtls_renewal")),
+        );
+    }
     tracing::info!(app_id = %args.app_id, http = args.dapr_http_port, grpc = args.dapr_grpc_port, internal = args.dapr_internal_grpc_port, "tandem sidecar started");
 
     let grace = Duration::from_secs(args.dapr_graceful_shutdown_seconds);

@@ -31,6 +31,7 @@ pub struct Metrics {
     health_probe_latency: HistogramVec,
     output_bindings: IntCounterVec,
     actors: crate::actors::metrics::ActorMetrics,
+    security: crate::security::metrics::SecurityMetrics,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -149,8 +150,10 @@ impl Metrics {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
         let actors = crate::actors::metrics::ActorMetrics::new(&registry, LATENCY_BUCKETS_MS)?;
+        let security = crate::security::metrics::SecurityMetrics::new(&registry)?;
         Ok(Metrics {
             actors,
+            security,
             registry,
             http_requests,
             http_latency,
@@ -252,6 +255,10 @@ impl Metrics {
 
     pub fn actors(&self) -> &crate::actors::metrics::ActorMetrics {
         &self.actors
+    }
+
+    pub fn security(&self) -> &crate::security::metrics::SecurityMetrics {
+        &self.security
     }
 
     /// The Prometheus text exposition.

@@ -38,6 +38,17 @@ fn builder() -> auto::Builder<TokioExecutor> {
 
 /// Serves until `stop` fires, then waits for open connections to finish their requests.
 pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) {
+    serve_with(listener, router, stop, None).await;
+}
+
+/// As [`serve`]; with `mtls`, every connection is a TLS handshake first (a client that fails it
+/// is counted and dropped) and its requests carry the client's verified identity.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    stop: CancellationToken,
+    mtls: Option<crate::security::tls::Acceptor>,
+) {
     let builder = builder();
     let graceful = GracefulShutdown::new();
     loop {
@@ -54,6 +65,29 @@ pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToke
             },
         };
         let _ = stream.set_nodelay(true);
+        if let Some(mtls) = &mtls {
+            // The handshake runs in the connection's task, so a slow client holds no one up.
+            let (mtls, router, builder) = (mtls.clone(), router.clone(), builder.clone());
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let Some((tls, identity)) = mtls.accept(stream).await else {
+                    return;
+                };
+                let service = router.map_request(move |req: http::Request<Incoming>| {
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut().insert(identity.clone());
+                    req
+                });
+                let connection = builder.serve_connection_with_upgrades(
+                    TokioIo::new(tls),
+                    TowerToHyperService::new(service),
+                );
+                if let Err(e) = watcher.watch(connection.into_owned()).await {
+                    tracing::debug!(%peer, error = %e, "connection closed with an error");
+                }
+            });
+            continue;
+        }
         let service = router
             .clone()
             .map_request(|req: http::Request<Incoming>| req.map(axum::body::Body::new));

@@ -226,18 +226,29 @@ fn configuration_schema_keeps_free_form_sections_and_both_metric_keys() {
     let spec = schema
         .pointer("/openAPIV3Schema/properties/spec/properties")
         .expect("spec properties");
-    for key in [
-        "metric",
-        "metrics",
-        "accessControl",
-        "mtls",
-        "nameResolution",
-    ] {
+    for key in ["metric", "metrics", "nameResolution"] {
         assert_eq!(
             spec.pointer(&format!("/{key}/x-kubernetes-preserve-unknown-fields")),
             Some(&Value::Bool(true)),
             "{key}"
         );
+    }
+    // The security sections are typed: the apiserver refuses a malformed policy at apply time.
+    for (pointer, want) in [
+        (
+            "/accessControl/properties/policies/items/properties/operations/items/required",
+            serde_json::json!(["action", "name"]),
+        ),
+        (
+            "/api/properties/denied/items/properties/version/type",
+            serde_json::json!("string"),
+        ),
+        (
+            "/mtls/properties/workloadCertTTL/type",
+            serde_json::json!("string"),
+        ),
+    ] {
+        assert_eq!(spec.pointer(pointer), Some(&want), "{pointer}");
     }
     assert_eq!(
         spec.pointer("/secrets/properties/scopes/items/properties/storeName/type"),

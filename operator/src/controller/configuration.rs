@@ -1,13 +1,15 @@
 //! Configuration rules: `tracing.samplingRate` is a number in [0, 1], every access-control action
-//! (`defaultAction` at the top, per policy, and per operation `action`) is `allow` or `deny`, and
-//! so is every secret scope's `defaultAccess`. Every problem is reported, the first one's reason
-//! on the condition.
+//! (`defaultAction` at the top, per policy, and per operation `action`) is `allow` or `deny`,
+//! every access-control policy names its `appId`, `trustDomain` and `namespace` (the sidecar
+//! refuses to start otherwise, as daprd), every secret scope's `defaultAccess` is `allow` or
+//! `deny`, and every `spec.api` rule has a name and an `http`/`grpc` protocol. Every problem is
+//! reported, the first one's reason on the condition.
 
 use super::{Context, Labelled, Scope, Validate};
 use crate::conditions::{Reason, Verdict};
 use crate::error::Result;
 use kube::runtime::{Controller, watcher};
-use serde_json::Value;
+use tandem_crds::configuration::AccessControlSpec;
 use tandem_crds::{Configuration, Status};
 
 /// The verdict on one Configuration.
@@ -33,6 +35,24 @@ pub fn configuration_verdict(configuration: &Configuration) -> Verdict {
         let found = access_control_problems(access);
         problems.extend(found.into_iter().map(|m| (Reason::InvalidAccessControl, m)));
     }
+    if let Some(api) = &spec.api {
+        let rules = [("allowed", &api.allowed), ("denied", &api.denied)];
+        for (list, rules) in rules {
+            for (i, rule) in rules.iter().enumerate() {
+                let protocol = rule.protocol.as_deref().unwrap_or("http");
+                if rule.name.is_empty() || !matches!(protocol, "http" | "grpc" | "") {
+                    problems.push((
+                        Reason::InvalidApi,
+                        format!(
+                            "spec.api.{list}[{i}] needs a name and the protocol http or grpc \
+                             (name {:?}, protocol {protocol:?})",
+                            rule.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
     let scopes = spec.secrets.iter().flat_map(|s| s.scopes.iter());
     for (i, scope) in scopes.enumerate() {
         if let Some(access) = scope.default_access.as_deref()
@@ -49,7 +69,9 @@ pub fn configuration_verdict(configuration: &Configuration) -> Verdict {
         }
     }
     match problems.first() {
-        None => Verdict::valid("tracing, access control and secret scopes are well-formed"),
+        None => {
+            Verdict::valid("tracing, access control, API lists and secret scopes are well-formed")
+        }
         Some((reason, _)) => {
             let messages: Vec<_> = problems.iter().map(|(_, m)| m.as_str()).collect();
             Verdict::invalid(*reason, messages.join("; "))
@@ -69,28 +91,43 @@ fn is_action(value: &str) -> bool {
     value.eq_ignore_ascii_case("allow") || value.eq_ignore_ascii_case("deny")
 }
 
-/// What is wrong with `spec.accessControl` (a free-form object in the schema).
-fn access_control_problems(access: &Value) -> Vec<String> {
+/// What is wrong with `spec.accessControl`.
+fn access_control_problems(access: &AccessControlSpec) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut check = |path: String, value: Option<&Value>| match value {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if is_action(s) => {}
-        Some(other) => problems.push(format!("{path} {other} must be \"allow\" or \"deny\"")),
-    };
-    check(
-        "spec.accessControl.defaultAction".into(),
-        access.get("defaultAction"),
-    );
-    let policies = access.get("policies").and_then(Value::as_array);
-    for (i, policy) in policies.into_iter().flatten().enumerate() {
+    let mut actions = vec![(
+        "spec.accessControl.defaultAction".to_owned(),
+        access.default_action.as_deref(),
+    )];
+    for (i, policy) in access.policies.iter().enumerate() {
         let path = format!("spec.accessControl.policies[{i}]");
-        check(format!("{path}.defaultAction"), policy.get("defaultAction"));
-        let operations = policy.get("operations").and_then(Value::as_array);
-        for (j, operation) in operations.into_iter().flatten().enumerate() {
-            check(
+        let missing: Vec<&str> = [
+            ("appId", Some(policy.app_id.as_str())),
+            ("trustDomain", policy.trust_domain.as_deref()),
+            ("namespace", policy.namespace.as_deref()),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_none_or(str::is_empty))
+        .map(|(k, _)| k)
+        .collect();
+        if !missing.is_empty() {
+            problems.push(format!("{path} needs {}", missing.join(", ")));
+        }
+        actions.push((
+            format!("{path}.defaultAction"),
+            policy.default_action.as_deref(),
+        ));
+        for (j, operation) in policy.operations.iter().enumerate() {
+            actions.push((
                 format!("{path}.operations[{j}].action"),
-                operation.get("action"),
-            );
+                Some(operation.action.as_str()),
+            ));
+        }
+    }
+    for (path, action) in actions {
+        if let Some(action) = action
+            && !is_action(action)
+        {
+            problems.push(format!("{path} {action:?} must be \"allow\" or \"deny\""));
         }
     }
     problems
@@ -121,7 +158,7 @@ impl Validate for Configuration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn configuration(spec: Value) -> Configuration {
         serde_json::from_value(json!({
@@ -149,6 +186,7 @@ mod tests {
             json!({"accessControl": {
                 "defaultAction": default,
                 "policies": [{"appId": "a", "defaultAction": policy,
+                              "trustDomain": "public", "namespace": "prod",
                               "operations": [{"name": "/x", "action": op}]}],
             }})
         };
@@ -175,8 +213,16 @@ mod tests {
             ),
             (access("deny", "deny", "yes"), Reason::InvalidAccessControl),
             (
-                json!({"accessControl": {"defaultAction": 1}}),
+                json!({"accessControl": {"policies": [{"appId": "a", "trustDomain": "public"}]}}),
                 Reason::InvalidAccessControl,
+            ),
+            (
+                json!({"api": {"denied": [{"name": "state", "version": "v1", "protocol": "grpc"}]}}),
+                Reason::Valid,
+            ),
+            (
+                json!({"api": {"allowed": [{"name": "state", "version": "v1", "protocol": "ftp"}]}}),
+                Reason::InvalidApi,
             ),
             (scope("deny"), Reason::Valid),
             (scope("open"), Reason::InvalidSecretScope),

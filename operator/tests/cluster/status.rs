@@ -258,7 +258,7 @@ spec:
   tracing: {samplingRate: "2"}
   accessControl:
     defaultAction: deny
-    policies: [{appId: checkout, defaultAction: allow, operations: [{name: /orders, action: allow}]}]
+    policies: [{appId: checkout, trustDomain: public, namespace: default, defaultAction: allow, operations: [{name: /orders, action: allow}]}]
   secrets: {scopes: [{storeName: kubernetes, defaultAccess: deny}]}
 "#;
     env.kubectl_apply(config).await.expect("apply");

@@ -87,6 +87,8 @@ pub enum Code {
     DirectInvoke,
     DirectInvokeNoAppId,
     DirectInvokeBadMethod,
+    /// An access-control policy (or the caller's missing identity) refused an invocation.
+    InvokePermissionDenied,
     // Health.
     HealthAppIdNotMatch,
     HealthNotReady,
@@ -255,6 +257,9 @@ impl Code {
             Code::DirectInvoke => ("ERR_DIRECT_INVOKE", 500, G::Internal, None),
             Code::DirectInvokeNoAppId => ("ERR_DIRECT_INVOKE", 404, G::NotFound, None),
             Code::DirectInvokeBadMethod => ("ERR_DIRECT_INVOKE", 400, G::InvalidArgument, None),
+            Code::InvokePermissionDenied => {
+                ("ERR_PERMISSION_DENIED", 403, G::PermissionDenied, None)
+            }
 
             Code::HealthAppIdNotMatch => ("ERR_HEALTH_APPID_NOT_MATCH", 500, G::Internal, None),
             Code::HealthNotReady => ("ERR_HEALTH_NOT_READY", 500, G::Unavailable, None),

@@ -16,6 +16,8 @@ pub mod trace;
 use super::Sidecar;
 use super::error::{BlockError, Code};
 use crate::channels::peer::PeerCall;
+use crate::security::PeerIdentity;
+use crate::security::acl::Operation;
 use axum::body::Body;
 use headers::{CallIdentity, outbound_headers};
 use http::{Request, Response, Uri};
@@ -143,7 +145,7 @@ impl InvokeBlock<'_> {
 
     /// The callee side, on the internal port: a call meant for this app reaches it with the
     /// app's own token (added by the app channel); any other is refused.
-    pub async fn serve(&self, mut req: Request<Body>) -> Result<Response<Body>, BlockError> {
+    pub async fn serve(&self, req: Request<Body>) -> Result<Response<Body>, BlockError> {
         let sc = self.sidecar;
         let callee = req
             .headers()
@@ -156,6 +158,26 @@ impl InvokeBlock<'_> {
                 format!("this sidecar serves app {:?}, not {callee:?}", sc.app_id()),
             ));
         }
+        // The access-control policy and the app see the same, normalised method.
+        let method = normalize_method(req.uri().path()).map_err(|e| {
+            BlockError::new(Code::DirectInvokeBadMethod, format!("invalid method: {e}"))
+        })?;
+        let peer = req.extensions().get::<PeerIdentity>().cloned();
+        let operation = Operation {
+            path: &method,
+            verb: Some(req.method().as_str()),
+        };
+        sc.security()
+            .authorize(&sc.config(), peer.as_ref(), req.headers(), operation)?;
+        let (mut parts, body) = req.into_parts();
+        let path_and_query = match parts.uri.query() {
+            Some(q) => format!("/{method}?{q}"),
+            None => format!("/{method}"),
+        };
+        parts.uri = path_and_query
+            .parse::<Uri>()
+            .map_err(|e| invoke_error(sc.app_id(), e))?;
+        let mut req = Request::from_parts(parts, body);
         if let Some(caller) = req
             .headers()
             .get(dapr::CALLER_APP_ID)

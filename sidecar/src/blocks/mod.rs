@@ -55,6 +55,8 @@ pub struct SidecarParts {
     pub app_health_check: Option<AppHealthCheck>,
     pub peers: Peers,
     pub metrics: Metrics,
+    /// The workload identity (mTLS) and access control.
+    pub security: crate::security::Security,
     pub max_body_size: u64,
     /// `DAPR_API_TOKEN`: what apps must present.
     pub api_token: Option<String>,
@@ -76,6 +78,7 @@ pub struct Sidecar {
     app_health: watch::Sender<bool>,
     peers: Peers,
     metrics: Metrics,
+    security: crate::security::Security,
     max_body_size: u64,
     api_token: Option<String>,
     /// Values set with `PUT /v1.0/metadata/{key}`.
@@ -100,6 +103,7 @@ impl Sidecar {
             app_health_check,
             peers,
             metrics,
+            security,
             max_body_size,
             api_token,
             shutdown,
@@ -119,6 +123,7 @@ impl Sidecar {
             app_health: watch::Sender::new(!probed),
             peers,
             metrics,
+            security,
             max_body_size,
             api_token,
             extended: Mutex::default(),
@@ -132,6 +137,7 @@ impl Sidecar {
     /// A sidecar without ports, app or peers, over `registry` (in-process handler tests).
     #[cfg(any(test, feature = "test-util"))]
     pub fn for_tests(app_id: &str, registry: Registry) -> Result<Sidecar, prometheus::Error> {
+        let metrics = Metrics::new(app_id)?;
         Ok(Sidecar::new(SidecarParts {
             app_id: app_id.to_owned(),
             namespace: None,
@@ -148,7 +154,8 @@ impl Sidecar {
                 std::env::temp_dir().join("tandem-for-tests-registry"),
                 None,
             ))),
-            metrics: Metrics::new(app_id)?,
+            security: crate::security::Security::new(None, metrics.security().clone()),
+            metrics,
             max_body_size: 4 << 20,
             api_token: None,
             shutdown: CancellationToken::new(),
@@ -231,6 +238,10 @@ impl Sidecar {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    pub fn security(&self) -> &crate::security::Security {
+        &self.security
     }
 
     pub fn max_body_size(&self) -> u64 {

@@ -10,6 +10,7 @@
 //! publishes (see `build.rs`).
 
 pub mod actors;
+pub mod api_access;
 pub mod auth;
 pub mod bindings;
 pub mod deadline;
@@ -113,6 +114,8 @@ pub fn router(sc: Shared) -> axum::Router {
         .layer(middleware::from_fn_with_state(sc.clone(), proxy::by_app_id))
         // The call's deadline bounds everything the services do.
         .layer(middleware::from_fn(deadline::enforce_deadline))
+        // Dapr methods the Configuration's spec.api leaves out answer UNIMPLEMENTED.
+        .layer(middleware::from_fn_with_state(sc.clone(), api_access::gate))
         // The token before any service decodes a message (and before a deadline is armed).
         .layer(middleware::from_fn_with_state(sc, auth::require_token))
         // The server span sees every answer, refused ones included.

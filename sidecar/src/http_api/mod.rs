@@ -3,6 +3,7 @@
 //! One ordered stack per server; the comment on each layer says why it sits where it does.
 
 pub mod actors;
+pub mod api_access;
 pub mod auth;
 pub mod bindings;
 pub mod body;
@@ -177,6 +178,8 @@ pub fn api_router(sc: Shared) -> Router {
         .method_not_allowed_fallback(invoke::invoke)
         // Innermost: limit the body before any handler reads it.
         .layer(middleware::from_fn_with_state(sc.clone(), body::limit_body))
+        // APIs the Configuration's spec.api leaves out are not there (after the token, as daprd).
+        .layer(middleware::from_fn_with_state(sc.clone(), api_access::gate))
         // Then the token: after the limit is installed, before anything does work.
         .layer(middleware::from_fn_with_state(
             sc.clone(),

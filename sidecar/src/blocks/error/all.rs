@@ -49,6 +49,7 @@ impl Code {
         Code::DirectInvoke,
         Code::DirectInvokeNoAppId,
         Code::DirectInvokeBadMethod,
+        Code::InvokePermissionDenied,
         Code::HealthAppIdNotMatch,
         Code::HealthNotReady,
         Code::OutboundHealthNotReady,

@@ -10,6 +10,8 @@ use super::target::parse_target;
 use super::{InvokeBlock, invoke_error};
 use crate::blocks::error::{BlockError, Code};
 use crate::channels::peer::PeerCall;
+use crate::security::PeerIdentity;
+use crate::security::acl::Operation;
 use axum::body::Body;
 use http::{HeaderName, HeaderValue, Method, Request, Response};
 use tandem_crds::annotations::headers as dapr;
@@ -82,6 +84,14 @@ impl InvokeBlock<'_> {
                 format!("this sidecar serves app {:?}, not {callee:?}", sc.app_id()),
             ));
         }
+        // gRPC methods are matched as they are, with no verb (Dapr's rules for gRPC).
+        let peer = request.extensions().get::<PeerIdentity>().cloned();
+        let operation = Operation {
+            path: request.uri().path(),
+            verb: None,
+        };
+        sc.security()
+            .authorize(&sc.config(), peer.as_ref(), request.headers(), operation)?;
         if let Some(caller) = request
             .headers()
             .get(dapr::CALLER_APP_ID)

@@ -1,9 +1,11 @@
 //! The peer channel: calls to other sidecars' internal ports over h2c. [`Peers::call`] resolves
 //! the target, sends the call, and sends it again to another address when the peer certainly
 //! did not process it (a refused connection, a GOAWAY, a refused stream) and the body can be
-//! replayed. A TLS connector and the identity check plug in here, at one place.
+//! replayed. With mTLS ([`tls`]) every call goes over TLS to a peer whose SPIFFE ID is exactly
+//! the target app's.
 
 pub mod errors;
+pub mod tls;
 
 use crate::resolve::{ResolveError, Resolver};
 use axum::body::Body;
@@ -11,10 +13,8 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Response, Uri};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::Arc;
-use std::time::Duration;
+use tls::{MtlsClients, Transport};
 
 /// Bodies up to this size are buffered so that a refused connection can be retried elsewhere.
 pub const REPLAYABLE_BODY: u64 = 64 * 1024;
@@ -46,30 +46,42 @@ pub enum PeerError {
     Body(axum::Error),
     #[error("{}", errors::describe(.0))]
     Send(hyper_util::client::legacy::Error),
+    #[error("the mTLS client cannot be built: {0}")]
+    Tls(rustls::Error),
 }
 
-/// The h2c client for sidecar-to-sidecar calls (one multiplexed connection per peer) and the
+/// The clients for sidecar-to-sidecar calls (one multiplexed connection per peer) and the
 /// resolver that finds peers.
 #[derive(Clone)]
 pub struct Peers {
     resolver: Arc<dyn Resolver>,
-    client: Client<HttpConnector, Body>,
+    plain: Transport,
+    mtls: Option<Arc<MtlsClients>>,
 }
 
 impl Peers {
+    /// Peers over h2c.
     pub fn new(resolver: Arc<dyn Resolver>) -> Peers {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(3)));
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .http2_only(true)
-            .http2_max_header_list_size(crate::server::H2_MAX_HEADER_LIST)
-            .http2_keep_alive_interval(Some(Duration::from_secs(30)))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
-        Peers { resolver, client }
+        Peers {
+            resolver,
+            plain: Transport::plain(),
+            mtls: None,
+        }
+    }
+
+    /// Peers over mTLS.
+    pub fn with_mtls(resolver: Arc<dyn Resolver>, mtls: MtlsClients) -> Peers {
+        Peers {
+            mtls: Some(Arc::new(mtls)),
+            ..Peers::new(resolver)
+        }
+    }
+
+    fn transport(&self, app_id: &str, namespace: Option<&str>) -> Result<Transport, PeerError> {
+        match &self.mtls {
+            None => Ok(self.plain.clone()),
+            Some(m) => m.for_app(app_id, namespace).map_err(PeerError::Tls),
+        }
     }
 
     /// Sends `call` to one instance of the app. A body that is small and of known length is
@@ -106,8 +118,10 @@ impl Peers {
                     ResolveError::NotFound(_) => PeerError::NotFound,
                     other => PeerError::Resolve(other),
                 })?;
+            // Only after the app resolved: no client is kept for an app id that does not exist.
+            let transport = self.transport(&app_id, namespace.as_deref())?;
             let uri = Uri::builder()
-                .scheme("http")
+                .scheme(transport.scheme())
                 .authority(addr.to_string())
                 .path_and_query(path_and_query.as_str())
                 .build()
@@ -120,7 +134,7 @@ impl Peers {
             *outbound.method_mut() = method.clone();
             *outbound.uri_mut() = uri;
             *outbound.headers_mut() = headers.clone();
-            match self.client.request(outbound).await {
+            match transport.request(outbound).await {
                 Ok(response) => {
                     let (mut parts, body) = response.into_parts();
                     super::hop_by_hop::strip_hop_by_hop(&mut parts.headers);
@@ -150,8 +164,12 @@ impl Peers {
         headers: HeaderMap,
         body: Bytes,
     ) -> Result<Response<Body>, PeerError> {
+        let transport = match &self.mtls {
+            None => self.plain.clone(),
+            Some(m) => m.any(),
+        };
         let uri = Uri::builder()
-            .scheme("http")
+            .scheme(transport.scheme())
             .authority(address)
             .path_and_query(path_and_query)
             .build()
@@ -163,11 +181,7 @@ impl Peers {
         outbound.headers_mut().remove(http::header::HOST);
         outbound.headers_mut().remove(http::header::CONTENT_LENGTH);
         super::hop_by_hop::strip_hop_by_hop(outbound.headers_mut());
-        let response = self
-            .client
-            .request(outbound)
-            .await
-            .map_err(PeerError::Send)?;
+        let response = transport.request(outbound).await.map_err(PeerError::Send)?;
         let (mut parts, body) = response.into_parts();
         super::hop_by_hop::strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, Body::new(body)))
