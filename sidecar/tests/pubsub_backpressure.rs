@@ -45,13 +45,6 @@ fn redis_pubsub(dir: &Path, redis: &RedisServer) -> std::path::PathBuf {
     res
 }
 
-/// The sidecar's resident set in KiB (`VmRSS` of /proc/<pid>/status).
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Samples the RSS every 20 ms into `peak` until `done`.
 fn sample_rss(
     pid: u32,
@@ -60,7 +53,7 @@ fn sample_rss(
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         while !done.load(Ordering::Relaxed) {
-            if let Some(kib) = rss_kib(pid) {
+            if let Some(kib) = common::rss_kib(pid) {
                 peak.fetch_max(kib, Ordering::Relaxed);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -144,7 +137,7 @@ async fn a_held_app_slows_the_broker_read_instead_of_growing_memory() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let idle_kib = rss_kib(pid).expect("the sidecar's VmRSS");
+    let idle_kib = common::rss_kib(pid).expect("the sidecar's VmRSS");
 
     let peak = Arc::new(AtomicU64::new(idle_kib));
     let done = Arc::new(AtomicBool::new(false));

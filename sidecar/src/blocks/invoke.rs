@@ -147,28 +147,16 @@ impl InvokeBlock<'_> {
     /// app's own token (added by the app channel); any other is refused.
     pub async fn serve(&self, req: Request<Body>) -> Result<Response<Body>, BlockError> {
         let sc = self.sidecar;
-        let callee = req
-            .headers()
-            .get(dapr::CALLEE_APP_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if callee != sc.app_id() {
-            return Err(BlockError::new(
-                Code::DirectInvoke,
-                format!("this sidecar serves app {:?}, not {callee:?}", sc.app_id()),
-            ));
-        }
+        self.check_callee(&req)?;
         // The access-control policy and the app see the same, normalised method.
         let method = normalize_method(req.uri().path()).map_err(|e| {
             BlockError::new(Code::DirectInvokeBadMethod, format!("invalid method: {e}"))
         })?;
-        let peer = req.extensions().get::<PeerIdentity>().cloned();
         let operation = Operation {
             path: &method,
             verb: Some(req.method().as_str()),
         };
-        sc.security()
-            .authorize(&sc.config(), peer.as_ref(), req.headers(), operation)?;
+        self.admit(&req, operation)?;
         let (mut parts, body) = req.into_parts();
         let path_and_query = match parts.uri.query() {
             Some(q) => format!("/{method}?{q}"),
@@ -178,13 +166,6 @@ impl InvokeBlock<'_> {
             .parse::<Uri>()
             .map_err(|e| invoke_error(sc.app_id(), e))?;
         let mut req = Request::from_parts(parts, body);
-        if let Some(caller) = req
-            .headers()
-            .get(dapr::CALLER_APP_ID)
-            .and_then(|v| v.to_str().ok())
-        {
-            sc.metrics().invocation_received(caller);
-        }
         let app = sc.app().ok_or_else(|| {
             BlockError::new(
                 Code::DirectInvoke,
@@ -199,5 +180,40 @@ impl InvokeBlock<'_> {
                 format!("failed to invoke app {}: {e}", sc.app_id()),
             )
         })
+    }
+
+    /// A call on the internal port must be meant for this sidecar's app.
+    fn check_callee(&self, req: &Request<Body>) -> Result<(), BlockError> {
+        let app_id = self.sidecar.app_id();
+        let callee = req
+            .headers()
+            .get(dapr::CALLEE_APP_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if callee != app_id {
+            return Err(BlockError::new(
+                Code::DirectInvoke,
+                format!("this sidecar serves app {app_id:?}, not {callee:?}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The callee's gate after [`Self::check_callee`]: the access-control policy allows
+    /// `operation` for the caller (its certificate over mTLS, else its header), and the call is
+    /// counted by caller.
+    fn admit(&self, req: &Request<Body>, operation: Operation<'_>) -> Result<(), BlockError> {
+        let sc = self.sidecar;
+        let peer = req.extensions().get::<PeerIdentity>();
+        sc.security()
+            .authorize(&sc.config(), peer, req.headers(), operation)?;
+        if let Some(caller) = req
+            .headers()
+            .get(dapr::CALLER_APP_ID)
+            .and_then(|v| v.to_str().ok())
+        {
+            sc.metrics().invocation_received(caller);
+        }
+        Ok(())
     }
 }

@@ -36,15 +36,6 @@ fn assert_alive(s: &mut Sidecar, after: &str) {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 /// `fuzz`, the sidecar under test (no app), and `echo` in front of an echo app.
 async fn start(dir: &std::path::Path) -> (Sidecar, Sidecar, EchoApp) {
     let resources = dir.join("resources");
@@ -92,7 +83,7 @@ async fn malformed_requests_get_json_4xx_and_the_sidecar_survives() {
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut s, e, app) = start(dir.path()).await;
-    let baseline_kib = rss_kib(s.pid());
+    let baseline_kib = common::rss_kib(s.pid()).expect("the sidecar's VmRSS");
     let mut rng = StdRng::seed_from_u64(SEED);
     let mut absent = Absent(Vec::new());
 
@@ -138,7 +129,7 @@ async fn malformed_requests_get_json_4xx_and_the_sidecar_survives() {
         .expect("outbound")
         .status()
         .as_u16();
-    let final_kib = rss_kib(s.pid());
+    let final_kib = common::rss_kib(s.pid()).expect("the sidecar's VmRSS");
     let phases = report::Phases {
         api,
         proto,

@@ -21,6 +21,13 @@ pub async fn json_of(r: reqwest::Response) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
+/// A process's resident set in KiB (`VmRSS` of /proc/<pid>/status); `None` once it is gone.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 pub fn write_component(dir: &Path, file: &str, yaml: &str) {
     std::fs::create_dir_all(dir).expect("resources dir");
     std::fs::write(dir.join(file), yaml).expect("write component");

@@ -40,15 +40,6 @@ enum Ending {
     Silent,
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 fn grpc_status(headers: &http::HeaderMap) -> Option<u32> {
     headers
         .get("grpc-status")
@@ -157,7 +148,7 @@ async fn ten_thousand_bad_grpc_calls_get_statuses_and_nothing_breaks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut s = start(dir.path()).await;
     let port = s.grpc_port;
-    let baseline_kib = rss_kib(s.pid());
+    let baseline_kib = common::rss_kib(s.pid()).expect("the sidecar's VmRSS");
     let mut rng = StdRng::seed_from_u64(SEED);
     let calls: Vec<Call> = (0..CALLS).map(|_| generate::call(&mut rng)).collect();
 
@@ -212,7 +203,7 @@ async fn ten_thousand_bad_grpc_calls_get_statuses_and_nothing_breaks() {
         .expect("GetMetadata after the fuzzing")
         .into_inner();
     assert_eq!(metadata.id, "grpc-fuzz");
-    let final_kib = rss_kib(s.pid());
+    let final_kib = common::rss_kib(s.pid()).expect("the sidecar's VmRSS");
     let log = s.log();
 
     println!("T3 gRPC: {CALLS} bad calls in {:?}", started.elapsed());

@@ -6,6 +6,21 @@ use tandem_sidecar::testing::echo_app::EchoApp;
 
 const ROTATED: &str = "dapr_runtime_mtls_workload_cert_rotated_total";
 
+/// The certificate app `b` serves on its internal port to a new handshake (made with a valid
+/// client certificate signed by the CA in `data`).
+async fn served_certificate(data: &std::path::Path, port: u16) -> CertificateDer<'static> {
+    let probe = valid_cert(data, &SpiffeId::new("public", "default", "probe"));
+    raw_request(
+        port,
+        true,
+        Some(probe),
+        "GET /x HTTP/1.1\r\ndapr-callee-app-id: b",
+    )
+    .await
+    .server_cert
+    .expect("b's certificate")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn renewal_under_load_fails_no_call() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -15,16 +30,7 @@ async fn renewal_under_load_fails_no_call() {
     let b = short("b").app_port(app.port).start();
     let a = short("a").start();
     b.wait_ready(Duration::from_secs(30));
-    let probe = valid_cert(&data, &SpiffeId::new("public", "default", "probe"));
-    let first = raw_request(
-        b.internal_port,
-        true,
-        Some(probe),
-        "GET /x HTTP/1.1\r\ndapr-callee-app-id: b",
-    )
-    .await
-    .server_cert
-    .expect("b's certificate");
+    let first = served_certificate(&data, b.internal_port).await;
 
     let http = client();
     let (mut calls, mut failures) = (0u32, Vec::new());
@@ -74,16 +80,7 @@ async fn renewal_under_load_fails_no_call() {
         0.0
     );
 
-    let probe = valid_cert(&data, &SpiffeId::new("public", "default", "probe"));
-    let later = raw_request(
-        b.internal_port,
-        true,
-        Some(probe),
-        "GET /x HTTP/1.1\r\ndapr-callee-app-id: b",
-    )
-    .await
-    .server_cert
-    .expect("b's certificate");
+    let later = served_certificate(&data, b.internal_port).await;
     assert_ne!(first, later, "a new handshake gets the renewed certificate");
     assert_eq!(app.seen().len(), calls as usize + 2);
     eprintln!("renewal: {calls} calls, 0 failed");
@@ -170,18 +167,7 @@ async fn trust_anchor_rotation_fails_no_call() {
         "{} of {calls} calls failed: {failures:?}",
         failures.len()
     );
-    let b_cert = raw_request(
-        b.internal_port,
-        true,
-        Some(valid_cert(
-            &data,
-            &SpiffeId::new("public", "default", "probe"),
-        )),
-        "GET /x HTTP/1.1\r\ndapr-callee-app-id: b",
-    )
-    .await
-    .server_cert
-    .expect("b's certificate");
+    let b_cert = served_certificate(&data, b.internal_port).await;
     let mut only_new = rustls::RootCertStore::empty();
     only_new.add(new_ca.certificate().clone()).expect("root");
     let parsed = rustls::server::ParsedCertificate::try_from(&b_cert).expect("parse");

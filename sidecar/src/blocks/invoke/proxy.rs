@@ -10,11 +10,9 @@ use super::target::parse_target;
 use super::{InvokeBlock, invoke_error};
 use crate::blocks::error::{BlockError, Code};
 use crate::channels::peer::PeerCall;
-use crate::security::PeerIdentity;
 use crate::security::acl::Operation;
 use axum::body::Body;
 use http::{HeaderName, HeaderValue, Method, Request, Response};
-use tandem_crds::annotations::headers as dapr;
 
 /// Marks a proxied gRPC call on the internal port.
 pub const PROXIED: &str = "tandem-grpc-proxy";
@@ -72,33 +70,16 @@ impl InvokeBlock<'_> {
         &self,
         mut request: Request<Body>,
     ) -> Result<Response<Body>, BlockError> {
-        let sc = self.sidecar;
-        let callee = request
-            .headers()
-            .get(dapr::CALLEE_APP_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if callee != sc.app_id() {
-            return Err(BlockError::new(
-                Code::DirectInvoke,
-                format!("this sidecar serves app {:?}, not {callee:?}", sc.app_id()),
-            ));
-        }
+        self.check_callee(&request)?;
         // gRPC methods are matched as they are, with no verb (Dapr's rules for gRPC).
-        let peer = request.extensions().get::<PeerIdentity>().cloned();
-        let operation = Operation {
-            path: request.uri().path(),
-            verb: None,
-        };
-        sc.security()
-            .authorize(&sc.config(), peer.as_ref(), request.headers(), operation)?;
-        if let Some(caller) = request
-            .headers()
-            .get(dapr::CALLER_APP_ID)
-            .and_then(|v| v.to_str().ok())
-        {
-            sc.metrics().invocation_received(caller);
-        }
+        let path = request.uri().path().to_owned();
+        self.admit(
+            &request,
+            Operation {
+                path: &path,
+                verb: None,
+            },
+        )?;
         request.headers_mut().remove(PROXIED);
         crate::traces::context::inject_grpc(
             &opentelemetry::Context::current(),
