@@ -266,33 +266,8 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
     )?;
     let listeners = Listeners::bind(&args, env.internal_ip).await?;
     let (resolver, registration) = peers(&args, env.namespace.as_deref(), kubernetes.as_ref())?;
-    let (peers, internal_tls) = match &workload {
-        None => (Peers::new(resolver), None),
-        Some(w) => {
-            let clients = crate::channels::peer::tls::MtlsClients::new(w.clone())
-                .map_err(|e| format!("mTLS client: {e}"))?;
-            let acceptor =
-                crate::security::tls::Acceptor::new(w).map_err(|e| format!("mTLS server: {e}"))?;
-            (Peers::with_mtls(resolver, clients), Some(acceptor))
-        }
-    };
-    let app = match args.app_port {
-        None => None,
-        Some(port) => Some(match args.app_protocol {
-            AppProtocol::Grpc => Arc::new(GrpcAppChannel::new(
-                &args.app_channel_address,
-                port,
-                env.app_token,
-                args.max_body_size,
-            )?) as Arc<dyn AppChannel>,
-            _ => Arc::new(HttpAppChannel::new(
-                &args.app_channel_address,
-                port,
-                &args.app_id,
-                env.app_token,
-            )),
-        }),
-    };
+    let (peers, internal_tls) = peer_channel(resolver, workload.as_ref())?;
+    let app = app_channel(&args, env.app_token)?;
     let sc = Arc::new(Sidecar::new(SidecarParts {
         app_id: args.app_id.clone(),
         namespace: env.namespace,
@@ -337,11 +312,65 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         None => None,
     };
     let app_exit = crate::child::wait_for_shutdown(child, sc.shutdown(), grace).await;
+    drain(&sc, &workers, servers, stop_accepting, grace).await;
+    drop(registration);
+    tracing::info!("stopped");
+    let code = *exit.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(app_exit.unwrap_or(code))
+}
 
-    // Actors first, while the API still serves the turns in progress: drain, deactivate, hand
-    // the shards off. Then stop accepting, and let in-flight requests and deliveries finish
-    // within the grace period.
-    if tokio::time::timeout(grace, crate::actors::stop(&sc))
+/// The peer channel (over mTLS when this sidecar has a workload identity) and, with mTLS, the
+/// acceptor for the internal port.
+fn peer_channel(
+    resolver: Arc<dyn Resolver>,
+    workload: Option<&Arc<crate::security::identity::Workload>>,
+) -> Result<(Peers, Option<crate::security::tls::Acceptor>), String> {
+    let Some(w) = workload else {
+        return Ok((Peers::new(resolver), None));
+    };
+    let clients = crate::channels::peer::tls::MtlsClients::new(w.clone())
+        .map_err(|e| format!("mTLS client: {e}"))?;
+    let acceptor =
+        crate::security::tls::Acceptor::new(w).map_err(|e| format!("mTLS server: {e}"))?;
+    Ok((Peers::with_mtls(resolver, clients), Some(acceptor)))
+}
+
+/// The channel to the app, when it has a port: gRPC or HTTP as `--app-protocol` says.
+fn app_channel(
+    args: &SidecarArgs,
+    app_token: Option<http::HeaderValue>,
+) -> Result<Option<Arc<dyn AppChannel>>, String> {
+    let Some(port) = args.app_port else {
+        return Ok(None);
+    };
+    let channel: Arc<dyn AppChannel> = match args.app_protocol {
+        AppProtocol::Grpc => Arc::new(GrpcAppChannel::new(
+            &args.app_channel_address,
+            port,
+            app_token,
+            args.max_body_size,
+        )?),
+        _ => Arc::new(HttpAppChannel::new(
+            &args.app_channel_address,
+            port,
+            &args.app_id,
+            app_token,
+        )),
+    };
+    Ok(Some(channel))
+}
+
+/// Shutdown after the signal: actors first, while the API still serves the turns in progress
+/// (drain, deactivate, hand the shards off); then stop accepting and let in-flight requests and
+/// deliveries finish within the grace period; then close components and flush traces.
+async fn drain(
+    sc: &Arc<Sidecar>,
+    workers: &Workers,
+    servers: TaskTracker,
+    stop_accepting: CancellationToken,
+    grace: Duration,
+) {
+    if tokio::time::timeout(grace, crate::actors::stop(sc))
         .await
         .is_err()
     {
@@ -361,8 +390,4 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
     }
     sc.registry().close().await;
     crate::traces::shutdown(grace).await;
-    drop(registration);
-    tracing::info!("stopped");
-    let code = *exit.lock().unwrap_or_else(|p| p.into_inner());
-    Ok(app_exit.unwrap_or(code))
 }

@@ -6,10 +6,13 @@
 //! among themselves; in Kubernetes the replicas of an app share their actor state store.
 
 pub mod records;
+mod store_io;
+
+use store_io::{encode, move_fence, write_lease};
+pub use store_io::{read_leases, scan_all};
 
 use super::keys::{self, SHARDS};
 use crate::components::state::{Concurrency, SetRequest, StateStore, StoreError, StoreResult};
-use bytes::Bytes;
 use records::{HostRecord, LeaseRecord, SeenLease, Step};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -53,126 +56,6 @@ type SeenLeases = (u64, BTreeMap<u32, SeenLease>);
 pub struct Placement {
     owned: Mutex<HashMap<(String, u32), Owned>>,
     seen: Mutex<HashMap<String, SeenLeases>>,
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Bytes {
-    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
-}
-
-/// Reads every record under `prefix` (all pages).
-pub async fn scan_all(
-    store: &dyn StateStore,
-    prefix: &str,
-) -> StoreResult<Vec<(String, crate::components::state::StoredItem)>> {
-    let (mut all, mut cursor) = (Vec::new(), None);
-    loop {
-        let page = store.scan_prefix(prefix, cursor, 500).await?;
-        all.extend(page.items);
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(all),
-        }
-    }
-}
-
-/// Reads the leases of `actor_type`, keyed by shard.
-pub async fn read_leases(
-    store: &dyn StateStore,
-    actor_type: &str,
-) -> StoreResult<BTreeMap<u32, SeenLease>> {
-    let prefix = keys::lease_prefix(actor_type);
-    let mut leases = BTreeMap::new();
-    for (key, item) in scan_all(store, &prefix).await? {
-        let Some(shard) = key
-            .strip_prefix(&prefix)
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Ok(record) = serde_json::from_slice::<LeaseRecord>(&item.data) {
-            leases.insert(
-                shard,
-                SeenLease {
-                    record,
-                    etag: item.etag,
-                },
-            );
-        }
-    }
-    Ok(leases)
-}
-
-async fn write_lease(
-    store: &dyn StateStore,
-    actor_type: &str,
-    shard: u32,
-    record: &LeaseRecord,
-    etag: Option<String>,
-) -> StoreResult<()> {
-    let concurrency = if etag.is_none() {
-        Concurrency::FirstWrite
-    } else {
-        Concurrency::LastWrite
-    };
-    store
-        .set(SetRequest {
-            key: keys::lease_key(actor_type, shard),
-            value: encode(record),
-            etag,
-            concurrency,
-            ttl: None,
-        })
-        .await
-}
-
-/// Moves the shard's fence to `epoch` (never backwards) and returns its ETag.
-async fn move_fence(
-    store: &dyn StateStore,
-    actor_type: &str,
-    shard: u32,
-    epoch: u64,
-) -> StoreResult<String> {
-    let key = keys::fence_key(actor_type, shard);
-    for _ in 0..5 {
-        let current = store.get(&key).await?;
-        let at: u64 = current
-            .as_ref()
-            .and_then(|i| std::str::from_utf8(&i.data).ok()?.parse().ok())
-            .unwrap_or(0);
-        if at > epoch {
-            return Err(StoreError::EtagMismatch(format!(
-                "fence of {actor_type}/{shard} is at {at}, past {epoch}"
-            )));
-        }
-        if at < epoch {
-            let etag = current.and_then(|i| i.etag);
-            let concurrency = if etag.is_none() {
-                Concurrency::FirstWrite
-            } else {
-                Concurrency::LastWrite
-            };
-            let written = store
-                .set(SetRequest {
-                    key: key.clone(),
-                    value: Bytes::from(epoch.to_string()),
-                    etag,
-                    concurrency,
-                    ttl: None,
-                })
-                .await;
-            match written {
-                Ok(()) => {}
-                Err(StoreError::EtagMismatch(_)) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        if let Some(etag) = store.get(&key).await?.and_then(|i| i.etag) {
-            return Ok(etag);
-        }
-    }
-    Err(StoreError::EtagMismatch(format!(
-        "fence of {actor_type}/{shard} kept changing"
-    )))
 }
 
 impl Placement {

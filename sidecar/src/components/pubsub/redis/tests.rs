@@ -1,7 +1,10 @@
 //! The Redis Streams broker against a real `redis-server`.
 
+use super::entries::{Entry, items, parse_claim, parse_entries, parse_read};
 use super::*;
 use crate::testing::RedisServer;
+use ::redis::aio::MultiplexedConnection;
+use bytes::Bytes;
 use std::time::Instant;
 
 fn md(pairs: &[(&str, &str)]) -> Metadata {
