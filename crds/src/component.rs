@@ -33,8 +33,12 @@ pub struct Component {
     /// Kubernetes mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<Auth>,
-    /// App ids allowed to load this component; empty means every app.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// App ids allowed to load this component; empty (or an empty key) means every app.
+    #[serde(
+        default,
+        deserialize_with = "crate::meta::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub scopes: Vec<String>,
     /// Written by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,8 +95,8 @@ pub struct ComponentSpec {
     /// How long initialisation may take, as a Go duration (`5s`, `1m30s`). Default 5 s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_timeout: Option<String>,
-    /// The component's settings.
-    #[serde(default)]
+    /// The component's settings (an empty `metadata:` key is no settings, as in daprd).
+    #[serde(default, deserialize_with = "crate::meta::null_as_default")]
     pub metadata: Vec<MetadataItem>,
 }
 
@@ -232,6 +236,14 @@ scopes:
             "envvar-secret-store"
         );
         assert!(c.in_scope("order") && !c.in_scope("catalog"));
+    }
+
+    #[test]
+    fn empty_metadata_and_scopes_keys_read_as_empty_lists() {
+        let manifest = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: secrets\nspec:\n  type: secretstores.local.env\n  version: v1\n  metadata:\nscopes:\n";
+        let c: Component = serde_norway::from_str(manifest).expect("daprd accepts this manifest");
+        assert!(c.spec.metadata.is_empty());
+        assert!(c.scopes.is_empty());
     }
 
     #[test]

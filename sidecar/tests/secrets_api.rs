@@ -83,3 +83,27 @@ async fn no_secret_stores_is_500_not_configured() {
         "ERR_SECRET_STORES_NOT_CONFIGURED"
     );
 }
+
+/// A manifest with an empty `metadata:` key (the JS SDK's own `secret-envvars.yaml` has one)
+/// loads as a component without settings, as daprd loads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_with_an_empty_metadata_key_loads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let res = dir.path().join("res");
+    write_component(
+        &res,
+        "secret-envvars.yaml",
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: secret-envvars\n  namespace: default\nspec:\n  type: secretstores.local.env\n  version: v1\n  metadata:\n",
+    );
+    let s = SidecarBuilder::new(BIN, "empty-metadata", dir.path())
+        .resources(&res)
+        .env("TANDEM_EMPTY_MD_SECRET", "v-1")
+        .start();
+    let r = client()
+        .get(s.url("/v1.0/secrets/secret-envvars/TANDEM_EMPTY_MD_SECRET"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 200, "{}", s.log());
+    assert_eq!(json_of(r).await, json!({"TANDEM_EMPTY_MD_SECRET": "v-1"}));
+}

@@ -208,7 +208,8 @@ pub fn parse_schedule(
     } else {
         let after = parse_any_duration(ttl)
             .ok_or_else(|| invalid("ttl", ttl, "not an RFC 3339 time, Go or ISO 8601 duration"))?;
-        Some(now + after)
+        // As in daprd, a duration counts from the first due time, not from registration.
+        Some(first + after)
     };
     if let (Some(expires), Some(_)) = (expires, period)
         && expires < first

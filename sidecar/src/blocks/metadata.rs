@@ -5,6 +5,7 @@
 use super::Sidecar;
 use super::error::{BlockError, Code};
 use crate::components::ComponentStatus;
+use crate::pubsub::subscriptions::Subscription;
 use serde_json::{Value, json};
 
 /// Tandem's version, reported as the runtime version.
@@ -21,6 +22,24 @@ impl Sidecar {
     pub fn metadata(&self) -> MetadataBlock<'_> {
         MetadataBlock { sidecar: self }
     }
+}
+
+/// One `subscriptions` entry; `kind` is Dapr's `PubsubSubscriptionType` name.
+fn subscription_entry(s: &Subscription, kind: &str) -> Value {
+    let rules: Vec<Value> = s
+        .routes
+        .rules()
+        .into_iter()
+        .map(|(m, p)| json!({ "match": m, "path": p }))
+        .collect();
+    json!({
+        "pubsubname": s.pubsub,
+        "topic": s.topic,
+        "metadata": s.metadata,
+        "rules": rules,
+        "deadLetterTopic": s.dead_letter_topic.clone().unwrap_or_default(),
+        "type": kind,
+    })
 }
 
 impl MetadataBlock<'_> {
@@ -49,28 +68,19 @@ impl MetadataBlock<'_> {
         (components, failed)
     }
 
+    /// The app's subscriptions, then the open streams', as daprd lists them.
     fn subscriptions(&self) -> Vec<Value> {
-        self.sidecar
+        let listed = self
+            .sidecar
             .subscriptions()
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let streams = self.sidecar.streams().list();
+        listed
             .iter()
-            .map(|s| {
-                let rules: Vec<Value> = s
-                    .routes
-                    .rules()
-                    .into_iter()
-                    .map(|(m, p)| json!({ "match": m, "path": p }))
-                    .collect();
-                json!({
-                    "pubsubname": s.pubsub,
-                    "topic": s.topic,
-                    "metadata": s.metadata,
-                    "rules": rules,
-                    "deadLetterTopic": s.dead_letter_topic.clone().unwrap_or_default(),
-                    "type": "PROGRAMMATIC",
-                })
-            })
+            .map(|s| subscription_entry(s, "PROGRAMMATIC"))
+            .chain(streams.iter().map(|s| subscription_entry(s, "STREAMING")))
             .collect()
     }
 

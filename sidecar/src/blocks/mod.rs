@@ -23,6 +23,7 @@ use crate::channels::app::health::AppHealthCheck;
 use crate::channels::peer::Peers;
 use crate::components::Registry;
 use crate::metrics::Metrics;
+use crate::pubsub::streams::StreamingSubscriptions;
 use crate::pubsub::subscriptions::Subscription;
 use crate::swap::Swap;
 use std::collections::BTreeMap;
@@ -84,6 +85,8 @@ pub struct Sidecar {
     /// Values set with `PUT /v1.0/metadata/{key}`.
     extended: Mutex<BTreeMap<String, String>>,
     subscriptions: SubscriptionList,
+    /// The streaming subscriptions (`SubscribeTopicEventsAlpha1`) open now.
+    streams: StreamingSubscriptions,
     /// Whether the first subscriptions are in place at their brokers (true from the start when
     /// there is no app to deliver to).
     subscribed: AtomicBool,
@@ -128,6 +131,7 @@ impl Sidecar {
             api_token,
             extended: Mutex::default(),
             subscriptions: SubscriptionList::default(),
+            streams: StreamingSubscriptions::default(),
             subscribed,
             shutdown,
             actors: crate::actors::ActorRuntime::new(internal_address, app_less),
@@ -259,6 +263,11 @@ impl Sidecar {
     /// The list the subscription workers keep current.
     pub fn subscriptions(&self) -> &SubscriptionList {
         &self.subscriptions
+    }
+
+    /// The streaming subscriptions open now.
+    pub fn streams(&self) -> &StreamingSubscriptions {
+        &self.streams
     }
 
     /// Called by the subscription workers once the first subscriptions are in place (or were

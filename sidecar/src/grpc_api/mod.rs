@@ -54,21 +54,32 @@ pub fn metadata_text(metadata: &MetadataMap, name: &str) -> Option<String> {
 }
 
 /// tonic refuses an oversized request with OUT_OF_RANGE; daprd (grpc-go) answers
-/// RESOURCE_EXHAUSTED, as the table does for a body over `--max-body-size`.
+/// RESOURCE_EXHAUSTED, as the table does for a body over `--max-body-size`, with grpc-go's
+/// message, which SDKs show (and the JS SDK's tests compare).
 fn message_too_large(limit: u64) -> impl Fn(Response) -> std::future::Ready<Response> + Clone {
     move |mut response: Response| {
-        let oversized = Status::from_header_map(response.headers()).is_some_and(|s| {
-            s.code() == Code::OutOfRange && s.message().starts_with("Error, decoded message length")
-        });
-        if oversized {
+        let oversized = Status::from_header_map(response.headers())
+            .filter(|s| s.code() == Code::OutOfRange)
+            .and_then(|s| decoded_length(s.message()));
+        if let Some(found) = oversized {
             let headers = response.headers_mut();
             for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
                 headers.remove(name);
             }
-            let _ = Status::from(BlockError::body_too_large(limit)).add_header(headers);
+            let refused = BlockError::new(
+                crate::blocks::error::Code::BodyTooLarge,
+                format!("grpc: received message larger than max ({found} vs. {limit})"),
+            );
+            let _ = Status::from(refused).add_header(headers);
         }
         std::future::ready(response)
     }
+}
+
+/// The message length in tonic's "decoded message length too large" refusal.
+fn decoded_length(message: &str) -> Option<u64> {
+    let rest = message.strip_prefix("Error, decoded message length too large: found ")?;
+    rest.split_once(' ')?.0.parse().ok()
 }
 
 /// A panic in an adapter becomes an INTERNAL status, never a dropped connection.
@@ -124,4 +135,20 @@ pub fn router(sc: Shared) -> axum::Router {
         .layer(CatchPanicLayer::custom(
             panic_to_status as fn(_) -> Response,
         ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decoded_length;
+
+    #[test]
+    fn the_length_is_read_from_tonics_refusal() {
+        let tonic = "Error, decoded message length too large: found 11534407 bytes, the limit is: 10485760 bytes";
+        assert_eq!(decoded_length(tonic), Some(11_534_407));
+        assert_eq!(
+            decoded_length("Error, decoded message length too large"),
+            None
+        );
+        assert_eq!(decoded_length("something else: found 12 bytes"), None);
+    }
 }

@@ -11,6 +11,7 @@ use crate::channels::app::grpc_mapping::{topic_outcome, topic_request};
 use crate::channels::app::{EventDelivery, Outcome, Unreachable};
 use crate::pubsub::delivery;
 use crate::pubsub::sink::EventSink;
+use crate::pubsub::streams::StreamListing;
 use crate::pubsub::subscriptions::{Subscription, SubscriptionJson};
 use async_trait::async_trait;
 use dapr::dapr::proto::runtime::v1 as rt;
@@ -79,6 +80,9 @@ pub async fn subscribe(
             sub.topic, sub.pubsub
         )));
     };
+    let sub = Arc::new(sub);
+    // Listed in the metadata from now until the stream closes (the sink drops the listing).
+    let listing = sc.streams().open(sub.clone());
     let (outbox, events) = mpsc::channel(OUTBOX);
     let initial = rt::SubscribeTopicEventsResponseAlpha1 {
         subscribe_topic_events_response_type: Some(Outgoing::InitialResponse(
@@ -92,6 +96,7 @@ pub async fn subscribe(
         outbox,
         waiting: Mutex::default(),
         closed: stop.clone(),
+        listing: Mutex::new(Some(listing)),
     });
     tracing::info!(pubsub = %sub.pubsub, topic = %sub.topic, "streaming subscription started");
     tokio::spawn(read_answers(incoming, sink.clone()));
@@ -99,7 +104,7 @@ pub async fn subscribe(
     tokio::spawn(delivery::run(
         sc.clone(),
         sink,
-        Arc::new(sub),
+        sub,
         deliveries,
         stop,
         in_flight,
@@ -146,6 +151,8 @@ struct StreamSink {
     waiting: Mutex<HashMap<String, VecDeque<oneshot::Sender<Outcome>>>>,
     /// Cancelled when the stream ends: the subscription stops and unsettled events go back.
     closed: CancellationToken,
+    /// This stream's entry in the metadata's subscriptions, dropped when it closes.
+    listing: Mutex<Option<StreamListing>>,
 }
 
 impl StreamSink {
@@ -166,6 +173,12 @@ impl StreamSink {
 
     fn close(&self) {
         self.closed.cancel();
+        drop(
+            self.listing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
         // Dropping the senders wakes every delivery still waiting: they count as unreachable.
         self.waiting
             .lock()

@@ -37,7 +37,14 @@ pub async fn limit_body(State(rt): State<Shared>, req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return BlockError::body_too_large(limit).into_response();
+        // The body is not read, so the connection cannot carry another request: say so, as
+        // daprd does, or a keep-alive client writes its next request into a closed socket.
+        let mut refused = BlockError::body_too_large(limit).into_response();
+        refused.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+        return refused;
     }
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
     let req = req.map(|body| Body::new(Limited::new(body, limit_usize)));

@@ -9,4 +9,5 @@ pub mod cloudevent;
 pub mod delivery;
 pub mod routing;
 pub mod sink;
+pub mod streams;
 pub mod subscriptions;

@@ -3,6 +3,7 @@
 //! themselves with nothing else running).
 
 mod grpc;
+mod ttl;
 
 use serde_json::{Value, json};
 use std::sync::Arc;

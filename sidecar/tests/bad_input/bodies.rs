@@ -152,3 +152,42 @@ pub async fn cut_short(s: &mut Sidecar, rng: &mut StdRng, cut: &mut Tally) -> us
     assert_alive(s, "truncated bodies");
     silent
 }
+
+/// A keep-alive client (no `Connection: close`, as Node's and most SDKs' agents send) whose
+/// declared body is over the limit gets its 413 with `Connection: close`, and the sidecar
+/// closes the connection: the unread body cannot be taken for the next request, and the client
+/// knows not to reuse the socket (else its next request meets a closed socket, `EPIPE`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_declared_body_closes_a_keep_alive_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s =
+        tandem_sidecar::testing::sidecar::SidecarBuilder::new(crate::BIN, "keepalive", dir.path())
+            .start();
+    s.wait_ready(std::time::Duration::from_secs(30));
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", s.http_port))
+        .await
+        .expect("connect");
+    let head = format!(
+        "PUT /v1.0/metadata/big HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\nContent-Length: {}\r\n\r\n",
+        LIMIT + 1
+    );
+    socket.write_all(head.as_bytes()).await.expect("send head");
+    socket
+        .write_all(&[b'x'; 1024])
+        .await
+        .expect("send some body");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        socket.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "the sidecar kept the connection open after its 413"
+    );
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+}

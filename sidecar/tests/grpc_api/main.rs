@@ -1,12 +1,14 @@
 //! The gRPC API (`dapr.proto.runtime.v1.Dapr` on `--dapr-grpc-port`) against real sidecar
 //! processes, driven by the `dapr` crate's generated client (`dapr_client::DaprClient`, the
 //! stubs the Rust SDK uses): every served RPC, their errors (codes and `ErrorInfo`), the API
-//! token, the message size limit, reflection, and state that reads back byte for byte over HTTP.
+//! token, the message size limit, reflection (with the real `grpcurl` too), and state that reads
+//! back byte for byte over HTTP.
 
 mod blocks;
 #[path = "../common/mod.rs"]
 mod common;
 mod errors;
+mod grpcurl;
 mod invoke;
 mod proxy;
 mod state;

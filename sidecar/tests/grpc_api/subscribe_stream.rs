@@ -1,6 +1,8 @@
 //! `SubscribeTopicEventsAlpha1` over a durable broker (Redis Streams): events a streaming
 //! subscriber received but never answered before its stream closed are not lost: they go back
 //! to the broker and reach the next subscriber, and the one it answered is not sent again.
+//! An open stream is listed in the metadata (HTTP and gRPC) with type `STREAMING`, as daprd
+//! lists it, and unlisted when it closes.
 
 use super::{BIN, connect, resources};
 use dapr::dapr::proto::runtime::v1 as rt;
@@ -10,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 use tandem_crds::Component;
 use tandem_sidecar::testing::RedisServer;
-use tandem_sidecar::testing::sidecar::SidecarBuilder;
+use tandem_sidecar::testing::sidecar::{Sidecar, SidecarBuilder};
 use tokio::sync::mpsc;
 use tonic::Streaming;
 
@@ -151,4 +153,98 @@ async fn unanswered_events_outlive_their_stream() {
     assert_eq!(again, held);
     // Settled now: nothing more comes (redelivery runs every 300 ms after a 1 s timeout).
     assert_eq!(next_event(&mut events, Duration::from_secs(3)).await, None);
+}
+
+/// The `STREAMING` entries of `/v1.0/metadata` `subscriptions`.
+async fn streaming_entries(http: &reqwest::Client, sc: &Sidecar) -> Vec<serde_json::Value> {
+    let document: serde_json::Value = http
+        .get(sc.url("/v1.0/metadata"))
+        .send()
+        .await
+        .expect("GET /v1.0/metadata")
+        .json()
+        .await
+        .expect("a JSON document");
+    let subscriptions = document["subscriptions"]
+        .as_array()
+        .expect("a subscriptions list");
+    subscriptions
+        .iter()
+        .filter(|s| s["type"] == "STREAMING")
+        .cloned()
+        .collect()
+}
+
+/// Polls until the metadata lists `count` streaming subscriptions; returns them.
+async fn wait_streaming(
+    http: &reqwest::Client,
+    sc: &Sidecar,
+    count: usize,
+) -> Vec<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let entries = streaming_entries(http, sc).await;
+        if entries.len() == count {
+            return entries;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected {count} streaming subscriptions, the metadata lists {entries:?}\n{}",
+            sc.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_stream_is_listed_as_streaming_until_it_closes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sc = super::everyday_sidecar(dir.path(), "stream-listed");
+    sc.wait_ready(Duration::from_secs(30));
+    let http = tandem_sidecar::http_client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    assert_eq!(
+        streaming_entries(&http, &sc).await,
+        Vec::<serde_json::Value>::new()
+    );
+    let mut client = connect(&sc).await;
+    let (answers, events) = open(&mut client).await;
+
+    let entries = wait_streaming(&http, &sc, 1).await;
+    assert_eq!(entries[0]["pubsubname"], "pubsub");
+    assert_eq!(entries[0]["topic"], "orders");
+    assert_eq!(
+        entries[0]["rules"],
+        serde_json::json!([{"match": "", "path": "/"}])
+    );
+    let typed = client
+        .get_metadata(rt::GetMetadataRequest::default())
+        .await
+        .expect("GetMetadata")
+        .into_inner();
+    let streaming: Vec<&rt::PubsubSubscription> = typed
+        .subscriptions
+        .iter()
+        .filter(|s| s.r#type == rt::PubsubSubscriptionType::Streaming as i32)
+        .collect();
+    assert_eq!(streaming.len(), 1, "{:?}", typed.subscriptions);
+    assert_eq!(
+        (
+            streaming[0].pubsub_name.as_str(),
+            streaming[0].topic.as_str()
+        ),
+        ("pubsub", "orders")
+    );
+
+    // A second stream on the same topic is a second entry.
+    let (second_answers, second_events) = open(&mut client).await;
+    wait_streaming(&http, &sc, 2).await;
+    drop(second_answers);
+    drop(second_events);
+    wait_streaming(&http, &sc, 1).await;
+    drop(answers);
+    drop(events);
+    wait_streaming(&http, &sc, 0).await;
 }

@@ -1,6 +1,7 @@
 //! The Python SDK's actor runtime (`dapr[fastapi]`, `tests/sdk/python/actors.py`)
 //! hosting `Counter` behind one sidecar, and its `ActorProxy` calling it through another: both
-//! sidecars share the embedded SQLite actor state store in one data directory.
+//! sidecars share the embedded SQLite actor state store in one data directory. The same with the
+//! JS SDK (`@dapr/dapr`'s `DaprServer` actors and `ActorProxyBuilder`, `tests/sdk/js/actors.mjs`).
 
 use super::{BIN, Killed, assert_passed, isolate, run_script, sdk_env};
 use std::path::Path;
@@ -74,4 +75,48 @@ async fn python_sdk_actor_host_and_proxy() {
         .map(|a| a.iter().filter_map(|t| t["type"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(types, ["Counter"], "{metadata}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_sdk_actor_host_and_proxy_builder() {
+    let js_dir = sdk_env("TANDEM_SDK_JS_DIR");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let app_port = free_port();
+    let host = SidecarBuilder::new(BIN, "js-actors", &data)
+        .app_port(app_port)
+        .start();
+    let mut app = Command::new("node");
+    isolate(&mut app);
+    app.arg("actors.mjs")
+        .arg("host")
+        .current_dir(&js_dir)
+        .env("APP_PORT", app_port.to_string())
+        .env("DAPR_HTTP_PORT", host.http_port.to_string())
+        .stdin(Stdio::null());
+    let _app = Killed(app.spawn().expect("start the node actor host"));
+    host.wait_ready(Duration::from_secs(60));
+    let caller = SidecarBuilder::new(BIN, "js-actor-client", &data).start();
+    caller.wait_ready(Duration::from_secs(30));
+
+    let mut cmd = Command::new("node");
+    isolate(&mut cmd);
+    cmd.arg("actors.mjs")
+        .arg("client")
+        .current_dir(&js_dir)
+        .env("DAPR_HTTP_PORT", caller.http_port.to_string());
+    let outcome = tokio::task::spawn_blocking(move || run_script(cmd, "node actors.mjs client"))
+        .await
+        .expect("script runner");
+    assert_passed(
+        &outcome,
+        "the @dapr/dapr actor scenario (tests/sdk/js/actors.mjs)",
+        &[&caller, &host],
+    );
+    assert!(
+        outcome
+            .stdout
+            .contains("all @dapr/dapr actor checks passed"),
+        "the scenario did not finish"
+    );
 }

@@ -88,7 +88,8 @@ fn schedules_anchor_at_registration() {
 
     let s = parse_schedule("2s", "1s", "10s", now).expect("test value");
     assert_eq!(s.first, now + S(2));
-    assert_eq!(s.expires, Some(now + S(10)));
+    // A duration TTL counts from the first due time, as in daprd.
+    assert_eq!(s.expires, Some(now + S(12)));
 
     let s = parse_schedule("PT3S", "", "", now).expect("test value");
     assert_eq!(s.first, now + S(3));
@@ -102,7 +103,8 @@ fn schedules_anchor_at_registration() {
         ("later", "", ""),
         ("", "often", ""),
         ("", "", "forever"),
-        ("10s", "1s", "5s"),
+        // An absolute TTL before the first firing.
+        ("10s", "1s", "1970-01-01T00:00:01Z"),
     ] {
         assert!(
             parse_schedule(due, period, ttl, now).is_err(),
@@ -124,6 +126,15 @@ fn next_firing_honours_repetitions_and_ttl() {
     let bounded = parse_schedule("0s", "1s", "2500ms", now).expect("test value");
     assert_eq!(bounded.next(now + S(1), 2), Some(now + S(2)));
     assert_eq!(bounded.next(now + S(2), 3), None);
+
+    // daprd counts a duration TTL from the first due time: due 2s, every 2s, TTL 3s fires at
+    // 2s and 4s (the JS SDK's timer TTL test relies on it).
+    let from_due = parse_schedule("2s", "2s", "3s", now).expect("test value");
+    assert_eq!(from_due.expires, Some(now + S(5)));
+    assert_eq!(from_due.next(now + S(2), 1), Some(now + S(4)));
+    assert_eq!(from_due.next(now + S(4), 2), None);
+    let due_later = parse_schedule("10s", "1s", "5s", now).expect("a TTL after the due time");
+    assert_eq!(due_later.expires, Some(now + S(15)));
 
     let forever = parse_schedule("0s", "1s", "", now).expect("test value");
     assert_eq!(forever.next(now + S(1000), 1000), Some(now + S(1001)));

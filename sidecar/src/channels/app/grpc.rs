@@ -151,6 +151,11 @@ impl AppChannel for GrpcAppChannel {
     async fn deliver_event(&self, event: EventDelivery<'_>) -> Result<Outcome, Unreachable> {
         let message = topic_request(&event);
         let mut metadata = metadata_of(event.metadata);
+        // daprd adds the pubsub's name to the message metadata it sends (`pubsubname`, as the
+        // HTTP channel's header); SDKs hand it to the handler.
+        if let Ok(name) = MetadataValue::try_from(event.pubsub) {
+            metadata.insert("pubsubname", name);
+        }
         if let Some(tp) = event
             .traceparent
             .and_then(|t| MetadataValue::try_from(t).ok())

@@ -128,6 +128,8 @@ try {
     await waitFor(() => received.some((r) => r.data && r.data.orderId === 42), 15000, "order 42");
     const got = received.find((r) => r.data && r.data.orderId === 42);
     assert.deepEqual(got.data, { orderId: 42, item: "tea" });
+    // The handler's headers name the pubsub (HTTP headers, or gRPC metadata for a gRPC app).
+    assert.equal(got.headers["pubsubname"], "pubsub", JSON.stringify(got.headers));
   });
 
   await check("a raw-payload subscription gets the body as published", async () => {
