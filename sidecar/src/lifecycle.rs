@@ -73,7 +73,12 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
 }
 
 impl Listeners {
-    async fn bind(args: &SidecarArgs, internal_ip: IpAddr) -> Result<Listeners, String> {
+    /// `metrics`: whether the metrics port opens (`--enable-metrics` and `spec.metric.enabled`).
+    async fn bind(
+        args: &SidecarArgs,
+        internal_ip: IpAddr,
+        metrics: bool,
+    ) -> Result<Listeners, String> {
         let (mut api, mut grpc) = (Vec::new(), Vec::new());
         for ip in args
             .listen_addresses()
@@ -89,7 +94,7 @@ impl Listeners {
         let public = bind(everywhere(args.dapr_public_port), "--dapr-public-port").await?;
         let internal_addr = SocketAddr::new(internal_ip, args.dapr_internal_grpc_port);
         let internal = bind(internal_addr, "--dapr-internal-grpc-port").await?;
-        let metrics = match args.enable_metrics {
+        let metrics = match metrics {
             true => Some(bind(everywhere(args.metrics_port), "--metrics-port").await?),
             false => None,
         };
@@ -186,7 +191,11 @@ fn spawn_background(
     let (init_sc, exit) = (sc.clone(), exit.clone());
     tokio::spawn(
         async move {
-            if let Err(message) = init_sc.registry().init_all().await {
+            if let Err(message) = init_sc
+                .registry()
+                .init_all_counted(Some(init_sc.metrics().components()))
+                .await
+            {
                 tracing::error!(%message, "fatal: a component failed to initialise");
                 eprintln!("tandem-sidecar: {message}");
                 *exit.lock().unwrap_or_else(|p| p.into_inner()) = ExitCode::FAILURE;
@@ -244,6 +253,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         prebuilt,
         config,
         traces,
+        metrics,
         env,
         standalone,
         kubernetes,
@@ -251,7 +261,9 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
     if let Err(e) = crate::security::validate(&config) {
         return Ok(usage_error(e));
     }
-    let metrics = Metrics::new(&args.app_id).map_err(|e| format!("metrics: {e}"))?;
+    let serve_metrics = args.enable_metrics && metrics.enabled;
+    let metrics = Metrics::with_settings(&args.app_id, env.namespace.as_deref(), metrics)
+        .map_err(|e| format!("metrics: {e}"))?;
     let workload = crate::security::start_mtls(
         crate::security::MtlsStart {
             enabled: args.mtls.enable_mtls,
@@ -264,16 +276,17 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         },
         metrics.security(),
     )?;
-    let listeners = Listeners::bind(&args, env.internal_ip).await?;
+    let listeners = Listeners::bind(&args, env.internal_ip, serve_metrics).await?;
     let (resolver, registration) = peers(&args, env.namespace.as_deref(), kubernetes.as_ref())?;
     let (peers, internal_tls) = match &workload {
-        None => (Peers::new(resolver), None),
+        None => (Peers::new(resolver).measured(metrics.http().clone()), None),
         Some(w) => {
             let clients = crate::channels::peer::tls::MtlsClients::new(w.clone())
                 .map_err(|e| format!("mTLS client: {e}"))?;
             let acceptor =
                 crate::security::tls::Acceptor::new(w).map_err(|e| format!("mTLS server: {e}"))?;
-            (Peers::with_mtls(resolver, clients), Some(acceptor))
+            let peers = Peers::with_mtls(resolver, clients).measured(metrics.http().clone());
+            (peers, Some(acceptor))
         }
     };
     let app = match args.app_port {
@@ -284,12 +297,14 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
                 port,
                 env.app_token,
                 args.max_body_size,
+                metrics.grpc().clone(),
             )?) as Arc<dyn AppChannel>,
             _ => Arc::new(HttpAppChannel::new(
                 &args.app_channel_address,
                 port,
                 &args.app_id,
                 env.app_token,
+                metrics.http().clone(),
             )),
         }),
     };
