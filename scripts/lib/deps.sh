@@ -69,3 +69,9 @@ ensure_otel_sink() {
   fi
   export TANDEM_OTEL_PYTHON="$py"
 }
+
+# promtool (Debian's prometheus package), for the metrics tests: `promtool check metrics` on a
+# scrape. Tests find it on PATH or through TANDEM_PROMTOOL.
+ensure_promtool() {
+  command -v promtool >/dev/null || apt_install prometheus
+}
