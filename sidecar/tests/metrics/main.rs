@@ -63,6 +63,25 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
+/// Every `dapr_*` series name with its label names (`le` left out), one per line, sorted.
+fn label_sets(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| l.starts_with("dapr_"))
+        .filter_map(|l| {
+            let series = l.rsplit_once(' ')?.0;
+            let (name, rest) = series.split_once('{').unwrap_or((series, "}"));
+            let mut labels: Vec<&str> = rest
+                .trim_end_matches('}')
+                .split(',')
+                .filter_map(|p| p.split_once('=').map(|(k, _)| k))
+                .filter(|k| *k != "le")
+                .collect();
+            labels.sort_unstable();
+            Some(format!("{name}{{{}}}", labels.join(",")))
+        })
+        .collect()
+}
+
 /// `promtool check metrics` on the scrape: 0 is clean, 3 is lint only (Dapr's counter names
 /// have no `_total`); anything else is a format error.
 fn promtool_accepts(text: &str) {
@@ -214,6 +233,15 @@ async fn traffic_is_counted_with_dapr_names_and_labels() {
         Some(1.0),
         "{text}"
     );
+    // Exactly the series this traffic makes, by name and label names.
+    let golden: std::collections::BTreeSet<String> = include_str!("golden.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    let exposed = label_sets(&text);
+    let exposed_text: Vec<&str> = exposed.iter().map(String::as_str).collect();
+    assert_eq!(exposed, golden, "exposed:\n{}", exposed_text.join("\n"));
     // Low cardinality by default: no key, store or raw path anywhere in a label.
     assert!(
         !text.contains("k1") && !text.contains("/v1.0/state"),
