@@ -85,3 +85,9 @@ ensure_grpcurl() {
   fi
   export TANDEM_GRPCURL="$bin"
 }
+
+# promtool (Debian's prometheus package), for the metrics tests: `promtool check metrics` on a
+# scrape. Tests find it on PATH or through TANDEM_PROMTOOL.
+ensure_promtool() {
+  command -v promtool >/dev/null || apt_install prometheus
+}

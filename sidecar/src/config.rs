@@ -113,6 +113,8 @@ pub struct Prepared {
     pub config: ConfigurationSpec,
     /// What `spec.tracing` and the `OTEL_EXPORTER_OTLP_*` variables ask for.
     pub traces: crate::traces::settings::TraceSettings,
+    /// What `spec.metric` asks for.
+    pub metrics: crate::metrics::settings::MetricSettings,
     pub env: Env,
     /// Standalone mode: where the components came from, to follow changes.
     pub standalone: Option<PlanContext>,
@@ -170,6 +172,8 @@ pub fn prepare(
     let env = Env::read(from_operator.is_some())?;
     let traces = crate::traces::settings::trace_settings(config.tracing.as_ref(), &non_empty_env)
         .map_err(|e| e.to_string())?;
+    let metrics = crate::metrics::settings::metric_settings(config.metric.as_ref())
+        .map_err(|e| e.to_string())?;
     let ctx = PlanContext {
         app_id: args.app_id.clone(),
         namespace: env.namespace.clone(),
@@ -204,6 +208,7 @@ pub fn prepare(
         prebuilt,
         config,
         traces,
+        metrics,
         env,
         standalone,
         kubernetes,

@@ -73,7 +73,12 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
 }
 
 impl Listeners {
-    async fn bind(args: &SidecarArgs, internal_ip: IpAddr) -> Result<Listeners, String> {
+    /// `metrics`: whether the metrics port opens (`--enable-metrics` and `spec.metric.enabled`).
+    async fn bind(
+        args: &SidecarArgs,
+        internal_ip: IpAddr,
+        metrics: bool,
+    ) -> Result<Listeners, String> {
         let (mut api, mut grpc) = (Vec::new(), Vec::new());
         for ip in args
             .listen_addresses()
@@ -89,7 +94,7 @@ impl Listeners {
         let public = bind(everywhere(args.dapr_public_port), "--dapr-public-port").await?;
         let internal_addr = SocketAddr::new(internal_ip, args.dapr_internal_grpc_port);
         let internal = bind(internal_addr, "--dapr-internal-grpc-port").await?;
-        let metrics = match args.enable_metrics {
+        let metrics = match metrics {
             true => Some(bind(everywhere(args.metrics_port), "--metrics-port").await?),
             false => None,
         };
@@ -186,7 +191,11 @@ fn spawn_background(
     let (init_sc, exit) = (sc.clone(), exit.clone());
     tokio::spawn(
         async move {
-            if let Err(message) = init_sc.registry().init_all().await {
+            if let Err(message) = init_sc
+                .registry()
+                .init_all_counted(Some(init_sc.metrics().components()))
+                .await
+            {
                 tracing::error!(%message, "fatal: a component failed to initialise");
                 eprintln!("tandem-sidecar: {message}");
                 *exit.lock().unwrap_or_else(|p| p.into_inner()) = ExitCode::FAILURE;
@@ -244,6 +253,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         prebuilt,
         config,
         traces,
+        metrics,
         env,
         standalone,
         kubernetes,
@@ -251,7 +261,9 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
     if let Err(e) = crate::security::validate(&config) {
         return Ok(usage_error(e));
     }
-    let metrics = Metrics::new(&args.app_id).map_err(|e| format!("metrics: {e}"))?;
+    let serve_metrics = args.enable_metrics && metrics.enabled;
+    let metrics = Metrics::with_settings(&args.app_id, env.namespace.as_deref(), metrics)
+        .map_err(|e| format!("metrics: {e}"))?;
     let workload = crate::security::start_mtls(
         crate::security::MtlsStart {
             enabled: args.mtls.enable_mtls,
@@ -264,10 +276,11 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
         },
         metrics.security(),
     )?;
-    let listeners = Listeners::bind(&args, env.internal_ip).await?;
+    let listeners = Listeners::bind(&args, env.internal_ip, serve_metrics).await?;
     let (resolver, registration) = peers(&args, env.namespace.as_deref(), kubernetes.as_ref())?;
     let (peers, internal_tls) = peer_channel(resolver, workload.as_ref())?;
-    let app = app_channel(&args, env.app_token)?;
+    let peers = peers.measured(metrics.http().clone());
+    let app = app_channel(&args, env.app_token, &metrics)?;
     let sc = Arc::new(Sidecar::new(SidecarParts {
         app_id: args.app_id.clone(),
         namespace: env.namespace,
@@ -339,6 +352,7 @@ fn peer_channel(
 fn app_channel(
     args: &SidecarArgs,
     app_token: Option<http::HeaderValue>,
+    metrics: &Metrics,
 ) -> Result<Option<Arc<dyn AppChannel>>, String> {
     let Some(port) = args.app_port else {
         return Ok(None);
@@ -349,12 +363,14 @@ fn app_channel(
             port,
             app_token,
             args.max_body_size,
+            metrics.grpc().clone(),
         )?),
         _ => Arc::new(HttpAppChannel::new(
             &args.app_channel_address,
             port,
             &args.app_id,
             app_token,
+            metrics.http().clone(),
         )),
     };
     Ok(Some(channel))

@@ -61,7 +61,10 @@ impl Reloader {
     ) -> Result<Applied, ReloadError> {
         let (next, retired) = self.sidecar.registry().next(plan, prebuilt, keep);
         let next = Arc::new(next);
-        if let Err(error) = next.init_all().await {
+        if let Err(error) = next
+            .init_all_counted(Some(self.sidecar.metrics().components()))
+            .await
+        {
             let unused: Vec<_> = next
                 .slots()
                 .iter()

@@ -99,6 +99,7 @@ impl BindingsBlock<'_> {
         let binding = self.output(name)?;
         let request = to_invoke_request(req, trace);
         let operation = request.operation.clone();
+        let started = std::time::Instant::now();
         let result = binding.invoke(request).await;
         // Bounded labels: an operation the binding does not know is counted as "unsupported".
         let op_label = if binding.operations().contains(&operation.as_str()) {
@@ -106,9 +107,12 @@ impl BindingsBlock<'_> {
         } else {
             "unsupported"
         };
-        self.sidecar
-            .metrics()
-            .output_binding(name, op_label, result.is_ok());
+        self.sidecar.metrics().components().output_binding(
+            name,
+            op_label,
+            result.is_ok(),
+            started.elapsed(),
+        );
         result.map_err(|e| {
             let metadata = e.metadata().cloned().unwrap_or_default();
             BlockError::new(

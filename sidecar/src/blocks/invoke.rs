@@ -16,6 +16,7 @@ pub mod trace;
 use super::Sidecar;
 use super::error::{BlockError, Code};
 use crate::channels::peer::PeerCall;
+use crate::metrics::invocation::CallType;
 use crate::security::PeerIdentity;
 use crate::security::acl::Operation;
 use axum::body::Body;
@@ -34,6 +35,15 @@ pub struct Invocation {
     pub method: String,
     /// The request: verb, query, headers and body (its path is ignored).
     pub request: Request<Body>,
+}
+
+/// The calling app, as its sidecar (or, with mTLS, its certificate) named it.
+fn caller_of<B>(req: &Request<B>) -> String {
+    req.headers()
+        .get(dapr::CALLER_APP_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn invoke_error(app_id: &str, err: impl std::fmt::Display) -> BlockError {
@@ -128,7 +138,9 @@ impl InvokeBlock<'_> {
                     invoke_error(&target.app_id, cause)
                 });
         }
-        sc.metrics().invocation_sent(&target.app_id);
+        let invocations = sc.metrics().invocation();
+        invocations.request_sent(&target.app_id, CallType::Unary);
+        let started = std::time::Instant::now();
         let call = PeerCall {
             app_id: target.app_id.clone(),
             namespace: target.namespace,
@@ -137,10 +149,11 @@ impl InvokeBlock<'_> {
             headers: parts.headers,
             body,
         };
-        sc.peers()
-            .call(call)
-            .await
-            .map_err(|e| invoke_error(&target.app_id, e))
+        let answer = sc.peers().call(call).await;
+        let status = answer.as_ref().ok().map(|r| r.status());
+        let status = status.as_ref().map_or("", http::StatusCode::as_str);
+        invocations.response_received(&target.app_id, status, CallType::Unary, started.elapsed());
+        answer.map_err(|e| invoke_error(&target.app_id, e))
     }
 
     /// The callee side, on the internal port: a call meant for this app reaches it with the
@@ -174,12 +187,21 @@ impl InvokeBlock<'_> {
         })?;
         // The app's parent is this sidecar's server span.
         crate::traces::context::inject_http(&opentelemetry::Context::current(), req.headers_mut());
-        app.invoke(req).await.map_err(|e| {
+        let caller = caller_of(&req);
+        let answer = app.invoke(req).await.map_err(|e| {
             BlockError::new(
                 Code::DirectInvoke,
                 format!("failed to invoke app {}: {e}", sc.app_id()),
             )
-        })
+        });
+        let status = match &answer {
+            Ok(response) => response.status(),
+            Err(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        sc.metrics()
+            .invocation()
+            .response_sent(&caller, status.as_str());
+        answer
     }
 
     /// A call on the internal port must be meant for this sidecar's app.
@@ -207,13 +229,7 @@ impl InvokeBlock<'_> {
         let peer = req.extensions().get::<PeerIdentity>();
         sc.security()
             .authorize(&sc.config(), peer, req.headers(), operation)?;
-        if let Some(caller) = req
-            .headers()
-            .get(dapr::CALLER_APP_ID)
-            .and_then(|v| v.to_str().ok())
-        {
-            sc.metrics().invocation_received(caller);
-        }
+        sc.metrics().invocation().request_received(&caller_of(req));
         Ok(())
     }
 }

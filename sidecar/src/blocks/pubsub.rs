@@ -165,10 +165,17 @@ impl PubSubBlock<'_> {
         }
         let to = Target { pubsub, topic };
         let (cx, publish) = traced(pubsub, topic, publish);
+        let started = std::time::Instant::now();
         let outcome = match self.message_data(&to, &publish) {
             Ok(data) => Self::send(&broker, &to, data, publish.metadata).await,
             Err(e) => Err(e),
         };
+        self.sidecar.metrics().components().publish(
+            pubsub,
+            topic,
+            outcome.is_ok(),
+            started.elapsed(),
+        );
         crate::traces::spans::finish(&cx, outcome.as_ref().map(|_| ()).map_err(|e| &e.message));
         outcome
     }
@@ -195,6 +202,7 @@ impl PubSubBlock<'_> {
         }
         let to = Target { pubsub, topic };
         let mut failed = Vec::new();
+        let (started, total) = (std::time::Instant::now(), entries.len());
         for BulkEntry { entry_id, publish } in entries {
             let (cx, publish) = traced(pubsub, topic, publish);
             let outcome = match self.message_data(&to, &publish) {
@@ -209,6 +217,14 @@ impl PubSubBlock<'_> {
                 });
             }
         }
+        let published = u64::try_from(total - failed.len()).unwrap_or(0);
+        self.sidecar.metrics().components().bulk_publish(
+            pubsub,
+            topic,
+            failed.is_empty(),
+            published,
+            started.elapsed(),
+        );
         Ok(failed)
     }
 }

@@ -66,7 +66,13 @@ impl SecretsBlock<'_> {
                 format!("access denied by policy to get {key:?} from {store:?}"),
             ));
         }
-        match secrets.get(key).await {
+        let started = std::time::Instant::now();
+        let answer = secrets.get(key).await;
+        self.sidecar
+            .metrics()
+            .components()
+            .secret(store, "get", answer.is_ok(), started.elapsed());
+        match answer {
             Ok(Some(secret)) => Ok(secret),
             Ok(None) => Err(BlockError::new(
                 Code::SecretGet,
@@ -84,7 +90,15 @@ impl SecretsBlock<'_> {
     /// Every secret of `store` the scopes allow.
     pub async fn bulk(&self, store: &str) -> Result<BTreeMap<String, Secret>, BlockError> {
         let secrets = self.lookup(store)?;
-        let all = secrets.bulk().await.map_err(|e| {
+        let started = std::time::Instant::now();
+        let all = secrets.bulk().await;
+        self.sidecar.metrics().components().secret(
+            store,
+            "bulk_get",
+            all.is_ok(),
+            started.elapsed(),
+        );
+        let all = all.map_err(|e| {
             BlockError::new(
                 Code::SecretGet,
                 format!("failed getting secrets from secret store {store}: {e}"),

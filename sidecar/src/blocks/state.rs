@@ -94,7 +94,8 @@ impl StateBlock<'_> {
     fn record<T, E>(&self, store: &str, op: &str, started: Instant, r: &Result<T, E>) {
         self.sidecar
             .metrics()
-            .state_op(store, op, r.is_ok(), started.elapsed());
+            .components()
+            .state(store, op, r.is_ok(), started.elapsed());
     }
 
     /// Saves every item; all are attempted, the first failure is returned.

@@ -276,12 +276,31 @@ impl Registry {
     /// Initialises every component concurrently. Returns the first fatal failure (a component
     /// without `ignoreErrors` that did not come up within its `initTimeout`).
     pub async fn init_all(&self) -> Result<(), String> {
-        let tasks = self
+        self.init_all_counted(None).await
+    }
+
+    /// [`Self::init_all`], counting each component that started or failed in `metrics`.
+    pub async fn init_all_counted(
+        &self,
+        metrics: Option<&crate::metrics::components::ComponentMetrics>,
+    ) -> Result<(), String> {
+        let pending: Vec<Arc<Slot>> = self
             .slots
             .iter()
             .filter(|s| s.instance.get().is_none())
-            .map(|s| init_slot(s.clone()));
+            .cloned()
+            .collect();
+        let tasks = pending.iter().map(|s| init_slot(s.clone()));
         let results = futures_util::future::join_all(tasks).await;
+        for slot in pending.iter().filter_map(|s| metrics.map(|m| (s, m))) {
+            let (slot, metrics) = slot;
+            let info = &slot.planned.info;
+            match slot.status() {
+                ComponentStatus::Ready => metrics.initialised(&info.type_, &info.name, true),
+                ComponentStatus::Failed(_) => metrics.initialised(&info.type_, &info.name, false),
+                ComponentStatus::Initialising => {}
+            }
+        }
         results
             .into_iter()
             .collect::<Result<Vec<()>, String>>()

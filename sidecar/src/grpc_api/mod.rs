@@ -128,7 +128,15 @@ pub fn router(sc: Shared) -> axum::Router {
         // Dapr methods the Configuration's spec.api leaves out answer UNIMPLEMENTED.
         .layer(middleware::from_fn_with_state(sc.clone(), api_access::gate))
         // The token before any service decodes a message (and before a deadline is armed).
-        .layer(middleware::from_fn_with_state(sc, auth::require_token))
+        .layer(middleware::from_fn_with_state(
+            sc.clone(),
+            auth::require_token,
+        ))
+        // Metrics count every answer too (dapr_grpc_io_server_*), proxied calls included.
+        .layer(middleware::from_fn_with_state(
+            sc.metrics().grpc().clone(),
+            crate::metrics::grpc::record_server,
+        ))
         // The server span sees every answer, refused ones included.
         .layer(middleware::from_fn(crate::traces::server::grpc_api))
         // Outermost: nothing below may take the connection down.

@@ -24,35 +24,15 @@ pub mod state_query;
 use crate::blocks::Sidecar;
 use crate::blocks::error::{BlockError, Code};
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::{self, Next};
+use axum::extract::State;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use std::sync::Arc;
-use std::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
 
 /// What every handler gets.
 pub type Shared = Arc<Sidecar>;
-
-/// Counts and times every request by route template (never the raw path: bounded labels).
-async fn record_metrics(State(sc): State<Shared>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let response = next.run(req).await;
-    let path = route.as_deref().unwrap_or("fallback");
-    sc.metrics().http_request(
-        method.as_str(),
-        path,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
-}
 
 /// The outermost layer of every server: nothing below may take the connection down.
 fn outermost() -> CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'static>) -> Response> {
@@ -186,7 +166,10 @@ pub fn api_router(sc: Shared) -> Router {
             auth::require_token,
         ))
         // Metrics see every answer, 401 and 413 included.
-        .layer(middleware::from_fn_with_state(sc.clone(), record_metrics))
+        .layer(middleware::from_fn_with_state(
+            sc.metrics().http().clone(),
+            crate::metrics::http::record_server,
+        ))
         // The server span covers every answer too, and its context reaches every block.
         .layer(middleware::from_fn(crate::traces::server::http_api))
         .layer(outermost())
@@ -197,7 +180,10 @@ pub fn api_router(sc: Shared) -> Router {
 pub fn public_router(sc: Shared) -> Router {
     health_and_metadata()
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(sc.clone(), record_metrics))
+        .layer(middleware::from_fn_with_state(
+            sc.metrics().http().clone(),
+            crate::metrics::http::record_server,
+        ))
         .layer(outermost())
         .with_state(sc)
 }

@@ -99,7 +99,8 @@ async fn deliver_batch(
         if cloudevent::is_expired(&event, now) {
             tracing::debug!(topic = %sub.topic, "expired message dropped");
             sc.metrics()
-                .pubsub_ingress_bulk_entries(&sub.pubsub, &sub.topic, "drop", 1);
+                .components()
+                .bulk_entries(&sub.pubsub, &sub.topic, "drop", 1);
             delivery.acker.ack().await;
             continue;
         }
@@ -141,6 +142,7 @@ async fn deliver_route(
         if !sc.wait_app_healthy(stop).await {
             break;
         }
+        let started = std::time::Instant::now();
         let outcomes = match post(sc, sub, path, &open).await {
             Ok(outcomes) => outcomes,
             Err(Unreachable) => {
@@ -152,7 +154,12 @@ async fn deliver_route(
             }
         };
         attempt += 1;
-        sc.metrics().pubsub_ingress_bulk(&sub.pubsub, &sub.topic);
+        sc.metrics().components().bulk_delivered(
+            &sub.pubsub,
+            &sub.topic,
+            "",
+            Some(started.elapsed()),
+        );
         let mut still_open = Vec::new();
         for (entry, outcome) in open.into_iter().zip(outcomes) {
             let label = match outcome {
@@ -161,7 +168,8 @@ async fn deliver_route(
                 Outcome::Drop | Outcome::NoRoute => "drop",
             };
             sc.metrics()
-                .pubsub_ingress_bulk_entries(&sub.pubsub, &sub.topic, label, 1);
+                .components()
+                .bulk_entries(&sub.pubsub, &sub.topic, label, 1);
             match outcome {
                 Outcome::Success => entry.delivery.acker.ack().await,
                 Outcome::Drop | Outcome::NoRoute => {

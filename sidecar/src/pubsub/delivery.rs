@@ -122,7 +122,9 @@ async fn deliver(
     let now = time::OffsetDateTime::now_utc();
     if cloudevent::is_expired(&event, now) {
         tracing::debug!(topic = %sub.topic, "expired message dropped");
-        sc.metrics().pubsub_ingress(&sub.pubsub, &sub.topic, "drop");
+        sc.metrics()
+            .components()
+            .delivered(&sub.pubsub, &sub.topic, "drop", None);
         acker.ack().await;
         return;
     }
@@ -148,6 +150,7 @@ async fn deliver(
             metadata: &message.metadata,
             traceparent: event.get("traceparent").and_then(Value::as_str),
         };
+        let started = std::time::Instant::now();
         let outcome = match deliver_traced(sink, sub, &event, delivery).await {
             Ok(outcome) => outcome,
             Err(Unreachable) => {
@@ -160,29 +163,34 @@ async fn deliver(
             }
         };
         attempt += 1;
+        let label = match outcome {
+            Outcome::Success => "success",
+            Outcome::Retry => "retry",
+            Outcome::Drop | Outcome::NoRoute => "drop",
+        };
+        sc.metrics().components().delivered(
+            &sub.pubsub,
+            &sub.topic,
+            label,
+            Some(started.elapsed()),
+        );
         match outcome {
             Outcome::Success => {
-                sc.metrics()
-                    .pubsub_ingress(&sub.pubsub, &sub.topic, "success");
                 acker.ack().await;
                 return;
             }
             Outcome::Drop => {
-                sc.metrics().pubsub_ingress(&sub.pubsub, &sub.topic, "drop");
                 tracing::debug!(topic = %sub.topic, %path, "the app dropped a message");
                 acker.ack().await;
                 return;
             }
             Outcome::NoRoute => {
-                sc.metrics().pubsub_ingress(&sub.pubsub, &sub.topic, "drop");
                 tracing::warn!(topic = %sub.topic, %path, "the app has no such route (404); message dropped");
                 dead_letter_or_drop(sc, sub, &message).await;
                 acker.ack().await;
                 return;
             }
             Outcome::Retry => {
-                sc.metrics()
-                    .pubsub_ingress(&sub.pubsub, &sub.topic, "retry");
                 if attempt == ATTEMPTS || stop.is_cancelled() {
                     break;
                 }

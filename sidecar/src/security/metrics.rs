@@ -36,8 +36,9 @@ impl SecurityMetrics {
             &["side", "reason"],
         )?;
         registry.register(Box::new(refused.clone()))?;
-        // Dapr's four names; `src_app_id` because every series already carries this app's own
-        // `app_id`.
+        // Dapr's four names and its label `trustDomain` (camelCase in daprd's source);
+        // `src_app_id` for the caller because every series already carries this app's own
+        // `app_id` (daprd puts the caller's id there).
         let acl = [
             ("app", true),
             ("app", false),
@@ -50,7 +51,7 @@ impl SecurityMetrics {
             let help = format!("Invocations {action} by the {policy} access-control policy");
             IntCounterVec::new(
                 Opts::new(name, help),
-                &["src_app_id", "trust_domain", "namespace"],
+                &["src_app_id", "trustDomain", "namespace"],
             )
         });
         let acl = acl.into_iter().collect::<Result<Vec<_>, _>>()?;

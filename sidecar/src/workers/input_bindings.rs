@@ -162,9 +162,14 @@ impl Reader {
             if !self.sidecar.wait_app_healthy(stop).await {
                 break;
             }
+            let started = std::time::Instant::now();
             match self.post(&data, &metadata).await {
                 Ok(answer) => {
-                    self.sidecar.metrics().input_binding(&self.name, true);
+                    self.sidecar.metrics().components().input_binding(
+                        &self.name,
+                        true,
+                        Some(started.elapsed()),
+                    );
                     let _ = done.send(Ok(answer));
                     return;
                 }
@@ -177,7 +182,10 @@ impl Reader {
                 break;
             }
         }
-        self.sidecar.metrics().input_binding(&self.name, false);
+        self.sidecar
+            .metrics()
+            .components()
+            .input_binding(&self.name, false, None);
         tracing::warn!(route = %self.route, failure = %last_failure, "the app did not take an input binding event");
         let _ = done.send(Err(last_failure));
     }

@@ -10,9 +10,19 @@ use super::target::parse_target;
 use super::{InvokeBlock, invoke_error};
 use crate::blocks::error::{BlockError, Code};
 use crate::channels::peer::PeerCall;
+use crate::metrics::invocation::CallType;
 use crate::security::acl::Operation;
 use axum::body::Body;
 use http::{HeaderName, HeaderValue, Method, Request, Response};
+
+/// The gRPC code of an answer whose status is in its headers (trailers-only); a streamed answer
+/// carries it in trailers that come later, and counts as OK here.
+fn grpc_code(headers: &http::HeaderMap) -> &str {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("0")
+}
 
 /// Marks a proxied gRPC call on the internal port.
 pub const PROXIED: &str = "tandem-grpc-proxy";
@@ -51,8 +61,11 @@ impl InvokeBlock<'_> {
             HeaderName::from_static(PROXIED),
             HeaderValue::from_static("1"),
         );
-        sc.metrics().invocation_sent(&target.app_id);
-        sc.peers()
+        let invocations = sc.metrics().invocation();
+        invocations.request_sent(&target.app_id, CallType::Unary);
+        let started = std::time::Instant::now();
+        let answer = sc
+            .peers()
             .call(PeerCall {
                 app_id: target.app_id.clone(),
                 namespace: target.namespace,
@@ -61,8 +74,10 @@ impl InvokeBlock<'_> {
                 headers: parts.headers,
                 body,
             })
-            .await
-            .map_err(|e| invoke_error(&target.app_id, e))
+            .await;
+        let status = answer.as_ref().map_or("", |r| grpc_code(r.headers()));
+        invocations.response_received(&target.app_id, status, CallType::Unary, started.elapsed());
+        answer.map_err(|e| invoke_error(&target.app_id, e))
     }
 
     /// The callee's side, on the internal port: a proxied call meant for this app goes to it.
@@ -85,7 +100,17 @@ impl InvokeBlock<'_> {
             &opentelemetry::Context::current(),
             request.headers_mut(),
         );
-        self.to_app(request).await
+        let caller = super::caller_of(&request);
+        let answer = self.to_app(request).await;
+        let status = match &answer {
+            Ok(response) => grpc_code(response.headers()),
+            Err(_) => "13",
+        };
+        self.sidecar
+            .metrics()
+            .invocation()
+            .response_sent(&caller, status);
+        answer
     }
 
     async fn to_app(&self, request: Request<Body>) -> Result<Response<Body>, BlockError> {

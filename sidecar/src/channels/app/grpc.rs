@@ -12,6 +12,7 @@ use super::grpc_mapping::{
 };
 use super::health::ProbeResult;
 use super::{AppChannel, AppError, BulkEventDelivery, EventDelivery, Outcome, Unreachable};
+use crate::metrics::grpc::{GrpcMetrics, MeasuredChannel};
 use crate::pubsub::subscriptions::{BulkSubscribeJson, RoutesJson, RuleJson, SubscriptionJson};
 use async_trait::async_trait;
 use axum::body::Body;
@@ -23,6 +24,7 @@ use dapr::dapr::proto::runtime::v1::app_callback_health_check_client::AppCallbac
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Limited};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tandem_crds::annotations::headers;
@@ -33,7 +35,8 @@ use tonic::transport::{Channel, Endpoint};
 /// The channel to a gRPC app.
 pub struct GrpcAppChannel {
     authority: String,
-    channel: Channel,
+    /// Every call to the app goes through this one measured channel (`dapr_grpc_io_client_*`).
+    channel: MeasuredChannel<Channel>,
     /// `APP_API_TOKEN`: what this sidecar presents to its own app, and only to it.
     app_token: Option<HeaderValue>,
     max_message: usize,
@@ -46,6 +49,7 @@ impl GrpcAppChannel {
         port: u16,
         app_token: Option<HeaderValue>,
         max_message: u64,
+        metrics: Arc<GrpcMetrics>,
     ) -> Result<Self, String> {
         let host = if address.contains(':') {
             format!("[{address}]")
@@ -61,14 +65,14 @@ impl GrpcAppChannel {
             .connect_lazy();
         Ok(GrpcAppChannel {
             authority,
-            channel,
+            channel: MeasuredChannel::new(channel, metrics),
             app_token,
             max_message: usize::try_from(max_message).unwrap_or(usize::MAX),
             ready: AtomicBool::new(false),
         })
     }
 
-    fn client(&self) -> AppCallbackClient<Channel> {
+    fn client(&self) -> AppCallbackClient<MeasuredChannel<Channel>> {
         AppCallbackClient::new(self.channel.clone())
             .max_decoding_message_size(self.max_message)
             .max_encoding_message_size(self.max_message)

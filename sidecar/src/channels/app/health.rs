@@ -97,7 +97,9 @@ pub async fn probe_app(
         }
         let started = Instant::now();
         let result = app.probe_health(&check.path, check.timeout).await;
-        metrics.app_health_probe(&result.label(), started.elapsed());
+        metrics
+            .http()
+            .health_probe(&result.label(), started.elapsed());
         let was = count.healthy();
         let now = count.record(result.is_success());
         if was != now {

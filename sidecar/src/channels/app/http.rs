@@ -5,6 +5,8 @@
 use super::health::ProbeResult;
 use super::{AppChannel, AppError, BulkEventDelivery, EventDelivery, Outcome, Unreachable};
 use crate::channels::hop_by_hop::strip_hop_by_hop;
+use crate::metrics::body::Measured;
+use crate::metrics::http::{ClientDone, HttpMetrics};
 use crate::pubsub::subscriptions::{self, SubscriptionJson};
 use async_trait::async_trait;
 use axum::body::Body;
@@ -89,10 +91,20 @@ pub struct HttpAppChannel {
     app_token: Option<HeaderValue>,
     client: Client<HttpConnector, Body>,
     ready: AtomicBool,
+    metrics: Arc<HttpMetrics>,
 }
 
+/// An answer of the app, its body measured for `dapr_http_client_*` until it has been read.
+type Answer = Response<Measured<Incoming, ClientDone>>;
+
 impl HttpAppChannel {
-    pub fn new(address: &str, port: u16, app_id: &str, app_token: Option<HeaderValue>) -> Self {
+    pub fn new(
+        address: &str,
+        port: u16,
+        app_id: &str,
+        app_token: Option<HeaderValue>,
+        metrics: Arc<HttpMetrics>,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
@@ -112,15 +124,21 @@ impl HttpAppChannel {
             app_token,
             client,
             ready: AtomicBool::new(false),
+            metrics,
         }
     }
 
     /// Sends a request whose URI holds only the path and query; the app's authority and the
-    /// app token are added here.
+    /// app token are added here, and the call is measured (the one place for every call to an
+    /// HTTP app).
     async fn send(
         &self,
         mut req: Request<Body>,
-    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+    ) -> Result<Answer, hyper_util::client::legacy::Error> {
+        let sent = http_body::Body::size_hint(req.body()).exact().unwrap_or(0);
+        let call = self
+            .metrics
+            .client_call(req.method(), req.uri().path(), sent);
         let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
         if let Ok(uri) = Uri::builder()
             .scheme("http")
@@ -131,7 +149,16 @@ impl HttpAppChannel {
             *req.uri_mut() = uri;
         }
         to_app_headers(req.headers_mut(), self.app_token.as_ref());
-        self.client.request(req).await
+        match self.client.request(req).await {
+            Ok(response) => {
+                let status = response.status();
+                Ok(response.map(|body| call.answered(status, body)))
+            }
+            Err(e) => {
+                call.failed();
+                Err(e)
+            }
+        }
     }
 
     /// Sends an event and reads the whole answer (an unreadable body reads as empty); the

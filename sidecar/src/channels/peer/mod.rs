@@ -7,6 +7,7 @@
 pub mod errors;
 pub mod tls;
 
+use crate::metrics::http::HttpMetrics;
 use crate::resolve::{ResolveError, Resolver};
 use axum::body::Body;
 use bytes::Bytes;
@@ -57,6 +58,8 @@ pub struct Peers {
     resolver: Arc<dyn Resolver>,
     plain: Transport,
     mtls: Option<Arc<MtlsClients>>,
+    /// `dapr_http_client_*` for calls to other sidecars.
+    metrics: Option<Arc<HttpMetrics>>,
 }
 
 impl Peers {
@@ -66,6 +69,15 @@ impl Peers {
             resolver,
             plain: Transport::plain(),
             mtls: None,
+            metrics: None,
+        }
+    }
+
+    /// The same peers, with their calls measured.
+    pub fn measured(self, metrics: Arc<HttpMetrics>) -> Peers {
+        Peers {
+            metrics: Some(metrics),
+            ..self
         }
     }
 
@@ -107,6 +119,12 @@ impl Peers {
             (None, Some(body))
         };
         let replayable = buffered.is_some() || body.as_ref().is_some_and(|b| b.is_end_stream());
+        let sent = buffered.as_ref().map_or(0, |b| b.len() as u64);
+        let path = path_and_query.split('?').next().unwrap_or_default();
+        let measured = self
+            .metrics
+            .as_ref()
+            .map(|m| m.client_call(&method, path, sent));
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -138,18 +156,30 @@ impl Peers {
                 Ok(response) => {
                     let (mut parts, body) = response.into_parts();
                     super::hop_by_hop::strip_hop_by_hop(&mut parts.headers);
-                    return Ok(Response::from_parts(parts, Body::new(body)));
+                    let body = match measured {
+                        Some(call) => Body::new(call.answered(parts.status, body)),
+                        None => Body::new(body),
+                    };
+                    return Ok(Response::from_parts(parts, body));
                 }
                 // A peer that refused the connection, or is going away and did not take the
                 // request: another address gets it (when the body can be sent again).
                 Err(e) if e.is_connect() || errors::unprocessed(&e) => {
                     self.resolver.forget(&app_id, addr);
                     if !(replayable && attempts < ATTEMPTS) {
+                        if let Some(call) = measured {
+                            call.failed();
+                        }
                         return Err(PeerError::Send(e));
                     }
                     tracing::debug!(app = %app_id, %addr, error = %errors::describe(&e), "the peer did not take the request; trying again");
                 }
-                Err(e) => return Err(PeerError::Send(e)),
+                Err(e) => {
+                    if let Some(call) = measured {
+                        call.failed();
+                    }
+                    return Err(PeerError::Send(e));
+                }
             }
         }
     }
