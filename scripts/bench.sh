@@ -5,6 +5,8 @@
 #   scripts/bench.sh                  full run: 3 rounds per benchmark (about 15 min on 2 cores)
 #   scripts/bench.sh --quick          1 short round: smoke-tests the script; numbers are rough
 #   scripts/bench.sh --only B1,B7     a subset (B3 and B4 take their numbers from B1, so they run it)
+#   scripts/bench.sh --only B9        actors (actors-bench): activation, warm invoke vs B1's chain,
+#                                     100 000 reminders; its own table in target/bench/b9.md
 #   scripts/bench.sh --soak           adds B4's 10-minute soak at the B1 rate
 #
 # Installs what it needs when missing (oha into target/tools, nginx and Redis from apt), builds
@@ -36,7 +38,7 @@ done
 only="${only^^}"
 selected() { [[ ",$only," == *",$1,"* ]]; }
 for b in ${only//,/ }; do
-  case "$b" in B1 | B2 | B3 | B4 | B5 | B7) ;; *) echo "bench.sh: no benchmark '$b' (have B1 B2 B3 B4 B5 B7)" >&2; exit 64 ;; esac
+  case "$b" in B1 | B2 | B3 | B4 | B5 | B7 | B9) ;; *) echo "bench.sh: no benchmark '$b' (have B1 B2 B3 B4 B5 B7 B9)" >&2; exit 64 ;; esac
 done
 # B3 (CPU per request) and B4's peak are read during B1.
 if selected B3 || selected B4; then selected B1 || only="$only,B1"; fi
@@ -159,7 +161,8 @@ if [ "${TANDEM_BENCH_NO_BUILD:-0}" != 1 ]; then
 fi
 bin="$root/target/release"
 SIDECAR="$bin/tandem-sidecar" ECHO="$bin/bench-echo" COLD="$bin/cold-start" UTIL="$bin/bench-util"
-for b in "$SIDECAR" "$ECHO" "$COLD" "$UTIL"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
+ACTORS="$bin/actors-bench"
+for b in "$SIDECAR" "$ECHO" "$COLD" "$UTIL" "$ACTORS"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
 if [ "$(nproc --all)" -lt 2 ]; then echo "bench.sh needs 2 CPUs (load generator on 0, the rest on 1)" >&2; exit 1; fi
 
 read -r -a port < <("$UTIL" free-ports 24)
@@ -637,8 +640,27 @@ if selected B7; then
 fi
 
 # ---------------------------------------------------------------------------------------------
+# B9: actors (actors-bench, one run; it interleaves its own warm rounds). The bench process (load
+# and the in-process actor app) on CPU 0, every sidecar on CPU 1, the embedded SQLite store.
+if selected B9; then
+  la=$(wait_quiet)
+  say "B9 actors (loadavg $la)"
+  if ((quick)); then b9_args=(--ids 500 --rounds 1 --warm-secs 2 --reminders 5000 --reminder-actors 500); else b9_args=(); fi
+  if taskset -c 0 "$ACTORS" --sidecar "$SIDECAR" --dir "$tmp/b9" --cpu 1 "${b9_args[@]}" >"$out_dir/b9.md" 2>"$tmp/logs/b9.log"; then
+    cat "$out_dir/b9.md" >&2
+  else
+    fail B9 "actors-bench: $(log_tail "$tmp/logs/b9.log" 3)"
+  fi
+  cp "$tmp"/b9/*.log "$raw/" 2>/dev/null || true
+fi
+
+# ---------------------------------------------------------------------------------------------
 meta duration "$((SECONDS / 60)) min $((SECONDS % 60)) s"
 cp "$results" "$out_dir/results.tsv"
 cp "$tmp"/logs/*.log "$raw/" 2>/dev/null || true
 say "report (target/bench/results.md), $((SECONDS / 60)) min $((SECONDS % 60)) s"
 "$UTIL" report --results "$results" --out "$out_dir/results.md"
+if selected B9 && [ -s "$out_dir/b9.md" ]; then
+  printf '\n### B9, actors (actors-bench)\n\n' >>"$out_dir/results.md"
+  cat "$out_dir/b9.md" >>"$out_dir/results.md"
+fi

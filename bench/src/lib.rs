@@ -1,5 +1,7 @@
 //! Helpers for Tandem's benchmark suite (`scripts/bench.sh`, `BENCHMARKS.md`):
 //!
+//! - [`actors`]: B9, an actor app and the open- and closed-loop drivers; [`sidecar_proc`]
+//!   starts release sidecars for it.
 //! - [`echo`]: a minimal hyper HTTP/1.1 server that echoes the request body; the app behind the
 //!   sidecars and the "hello server" baseline.
 //! - [`injector`]: B6, the injector's `/mutate` and a constant server over the same TLS stack.
@@ -10,6 +12,7 @@
 //! - [`report`]: medians of per-round results, ratios and targets as a Markdown table.
 //! - [`ports`], [`stats`]: free loopback ports; median and percentiles.
 
+pub mod actors;
 pub mod cold_start;
 pub mod echo;
 pub mod injector;
@@ -19,4 +22,5 @@ pub mod ports;
 pub mod procfs;
 pub mod pubsub;
 pub mod report;
+pub mod sidecar_proc;
 pub mod stats;

@@ -3,6 +3,9 @@
 //! callbacks, `DELETE /actors/{type}/{id}`. Its methods:
 //! - `increment`: reads `count` through the sidecar's actor state API, holds the turn for the
 //!   number of milliseconds in the body (if any), writes `count + 1`; answers the new count;
+//! - `apply`: body `{"op": "<unique id>", "hold": ms}`: reads the list of applied op ids `ops`,
+//!   holds the turn, then writes `ops` with this op appended and `count` = its length in one
+//!   transaction; answers the new count (an op already applied is not applied again);
 //! - `echo`: answers the body, with `x-seen-method` and the reentrancy id it got;
 //! - `call`: invokes the actor named in the body (`{"type","id","method"}`) through the sidecar,
 //!   passing `Dapr-Reentrancy-Id` on (A → B → A);
@@ -188,6 +191,52 @@ async fn increment(st: &AppState, actor_type: &str, id: &str, body: &Bytes) -> R
     Ok(count + 1)
 }
 
+async fn state_get(st: &AppState, base: &str, key: &str) -> Result<Option<String>, String> {
+    let r = st
+        .client
+        .get(format!("{base}/{key}"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    match r.status().as_u16() {
+        204 => Ok(None),
+        200 => Ok(Some(r.text().await.map_err(|e| e.to_string())?)),
+        s => Err(format!("state get answered {s}")),
+    }
+}
+
+async fn apply(st: &AppState, actor_type: &str, id: &str, body: &Bytes) -> Result<usize, String> {
+    let request: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let op = request["op"].as_str().ok_or("no op")?.to_owned();
+    let base = format!("{}/v1.0/actors/{actor_type}/{id}/state", sidecar(st));
+    let mut ops: Vec<String> = match state_get(st, &base, "ops").await? {
+        Some(text) => serde_json::from_str(&text).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    if ops.contains(&op) {
+        return Ok(ops.len());
+    }
+    let hold = request["hold"].as_u64().unwrap_or(0);
+    tokio::time::sleep(std::time::Duration::from_millis(hold)).await;
+    ops.push(op);
+    let tx = serde_json::json!([
+        {"operation":"upsert","request":{"key":"ops","value": ops}},
+        {"operation":"upsert","request":{"key":"count","value": ops.len()}},
+    ]);
+    let saved = st
+        .client
+        .post(&base)
+        .header("content-type", "application/json")
+        .body(tx.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if saved.status().as_u16() != 204 {
+        return Err(format!("state save answered {}", saved.status()));
+    }
+    Ok(ops.len())
+}
+
 async fn method(
     State(st): State<Arc<AppState>>,
     Path((actor_type, id, method)): Path<(String, String, String)>,
@@ -198,6 +247,10 @@ async fn method(
     let reentrancy = headers.get("dapr-reentrancy-id").cloned();
     let response = match method.as_str() {
         "increment" => match increment(&st, &actor_type, &id, &body).await {
+            Ok(n) => n.to_string().into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        },
+        "apply" => match apply(&st, &actor_type, &id, &body).await {
             Ok(n) => n.to_string().into_response(),
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
         },
