@@ -40,3 +40,32 @@ pub struct Resources {
     #[serde(default)]
     pub subscriptions: Vec<Subscription>,
 }
+
+/// The path where a pod's sidecar gets its workload certificate (mTLS in Kubernetes mode):
+/// `POST {certificate_path}` with the token (as above) and a [`CertificateRequest`] answers a
+/// [`CertificateResponse`]. The identity in the certificate is the pod's own
+/// (`spiffe://<trust domain>/ns/<the token's namespace>/<the pod's dapr.io/app-id>`), whatever the
+/// CSR asks for.
+pub fn certificate_path(namespace: &str, pod: &str) -> String {
+    format!("/v1/namespaces/{namespace}/pods/{pod}/certificate")
+}
+
+/// A sidecar's request for a workload certificate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateRequest {
+    /// A PEM certificate signing request over the sidecar's public key (its key never leaves it).
+    pub certificate_signing_request: String,
+}
+
+/// The control-plane CA's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateResponse {
+    /// The workload certificate (PEM), then any intermediates.
+    pub workload_certificate: String,
+    /// The roots peers are checked against (PEM; several while the CA is rotated).
+    pub trust_anchors: String,
+    /// The SPIFFE ID the certificate carries.
+    pub spiffe_id: String,
+}

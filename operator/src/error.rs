@@ -41,6 +41,9 @@ pub enum Error {
     /// The Subscription conversion webhook could not start or stopped serving.
     #[error(transparent)]
     Conversion(#[from] crate::conversion::Error),
+    /// The control-plane CA could not be loaded or created.
+    #[error("the control-plane CA: {0}")]
+    Ca(#[from] crate::ca::CaError),
     /// A controller's watch loop ended while the operator was not shutting down.
     #[error("the {0} controller stopped unexpectedly")]
     ControllerStopped(&'static str),
@@ -73,6 +76,7 @@ impl Error {
             Error::ControllerStopped(_) => "controller_stopped",
             Error::Flag { .. } => "flag",
             Error::Conversion(_) => "conversion_webhook",
+            Error::Ca(_) => "ca",
         }
     }
 }

@@ -16,6 +16,7 @@
 //! the others wait, serve their admin port, and start the controllers when they win the Lease.
 
 pub mod admin;
+pub mod ca;
 pub mod conditions;
 pub mod controller;
 pub mod conversion;
@@ -289,6 +290,8 @@ pub async fn run(args: Args) -> Result<()> {
             sidecar_api::SidecarApiArgs {
                 sidecar_api_addr,
                 sidecar_token_audience,
+                ca_enabled,
+                ca_secret,
             },
         webhook,
         noop_reconcile,
@@ -334,14 +337,19 @@ pub async fn run(args: Args) -> Result<()> {
         shutdown.clone(),
     )
     .await?;
-    // Every replica serves sidecars, leader or not.
-    let (sidecar_api, feeding) = sidecar_api::SidecarApi::new(
+    // Every replica serves sidecars, leader or not, and signs with the one CA all replicas share.
+    let (mut sidecar_api, feeding) = sidecar_api::SidecarApi::new(
         client.clone(),
         controller::Scope::new(namespace),
         &sidecar_token_audience,
         operator.metrics(),
         shutdown.clone(),
     );
+    if ca_enabled {
+        let ca = ca::ensure(client.clone(), &leader_election_namespace, &ca_secret).await?;
+        tracing::info!(secret = %ca_secret, namespace = %leader_election_namespace, "control-plane CA loaded");
+        sidecar_api = sidecar_api.with_ca(Arc::new(ca));
+    }
     let sidecar_shutdown = shutdown.clone();
     let sidecars = tokio::spawn(
         async move {

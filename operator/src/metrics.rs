@@ -15,6 +15,7 @@ pub struct Metrics {
     leader: IntGauge,
     sidecar_requests: IntCounterVec,
     sidecar_streams: IntGauge,
+    certificates: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -55,6 +56,11 @@ impl Metrics {
         )?;
         let sidecar_streams =
             IntGauge::new("sidecar_api_streams", "Sidecar update streams open now")?;
+        let certificates = prometheus::IntCounter::new(
+            "ca_workload_certificates_signed_total",
+            "Workload certificates the control-plane CA signed for sidecars",
+        )?;
+        registry.register(Box::new(certificates.clone()))?;
         registry.register(Box::new(sidecar_requests.clone()))?;
         registry.register(Box::new(sidecar_streams.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
@@ -73,6 +79,7 @@ impl Metrics {
             leader,
             sidecar_requests,
             sidecar_streams,
+            certificates,
         })
     }
 
@@ -100,6 +107,16 @@ impl Metrics {
     /// Counts a sidecar API request by its (bounded) result.
     pub fn sidecar_api_request(&self, result: &str) {
         self.sidecar_requests.with_label_values(&[result]).inc();
+    }
+
+    /// Counts a workload certificate signed.
+    pub fn certificate_signed(&self) {
+        self.certificates.inc();
+    }
+
+    /// How many workload certificates were signed.
+    pub fn certificates_signed(&self) -> u64 {
+        self.certificates.get()
     }
 
     /// How many sidecar API requests ended with `result`.

@@ -15,9 +15,12 @@
 //! of the namespace asked for, and the pod must exist there with that ServiceAccount and app id.
 //! What is sent (`resources`): only that namespace's objects, only those whose `scopes` name the
 //! app (or are empty), `secretKeyRef`s to Kubernetes Secrets resolved from that namespace alone.
+//! `POST /v1/namespaces/{namespace}/pods/{pod}/certificate` (`certificate`) is the control-plane
+//! CA's door: a CSR and the same token give a workload certificate for the pod's own identity.
 //! Errors are Dapr-style `{"errorCode", "message"}` JSON (`routes`).
 
 mod auth;
+mod certificate;
 mod feed;
 mod index;
 mod resources;
@@ -25,6 +28,7 @@ mod routes;
 mod secrets;
 
 pub use auth::{Caller, Claim, Denied, admit, caller_from};
+pub use certificate::{audience_bound_caller, finished};
 pub use index::Index;
 pub use resources::{
     KUBERNETES_SECRET_STORE, Resources, Wanted, resolve_secrets, resources_for, secrets_needed,
@@ -66,6 +70,19 @@ pub struct SidecarApiArgs {
         default_value = TOKEN_AUDIENCE
     )]
     pub sidecar_token_audience: String,
+    /// Run the control-plane CA: sign workload certificates for sidecars (mTLS in Kubernetes).
+    #[arg(
+        long,
+        env = "TANDEM_OPERATOR_CA_ENABLED",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub ca_enabled: bool,
+    /// The Secret (in the operator's namespace) holding the CA key and trust bundle.
+    #[arg(long, env = "TANDEM_OPERATOR_CA_SECRET", default_value = crate::ca::CA_SECRET_NAME)]
+    pub ca_secret: String,
 }
 
 /// What the handlers share.
@@ -76,6 +93,8 @@ pub struct SidecarApi {
     pub(crate) audiences: Vec<String>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) stream_lifetime: Duration,
+    /// The CA that signs workload certificates (`None`: the certificate route answers 404).
+    pub(crate) ca: Option<Arc<crate::ca::ControlPlaneCa>>,
     /// Cancelled at shutdown: open streams end so the server can stop.
     pub(crate) shutdown: CancellationToken,
 }
@@ -102,9 +121,18 @@ impl SidecarApi {
             audiences,
             metrics,
             stream_lifetime: STREAM_LIFETIME,
+            ca: None,
             shutdown,
         };
         (Arc::new(api), feeding)
+    }
+
+    /// Signs workload certificates with `ca` (before the API is shared).
+    pub fn with_ca(mut self: Arc<Self>, ca: Arc<crate::ca::ControlPlaneCa>) -> Arc<Self> {
+        if let Some(api) = Arc::get_mut(&mut self) {
+            api.ca = Some(ca);
+        }
+        self
     }
 
     /// Shorter streams (tests).

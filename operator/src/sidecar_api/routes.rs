@@ -1,4 +1,4 @@
-//! The HTTP surface: one route, and the one place where its errors become responses.
+//! The HTTP surface: the routes, and the one place where its errors become responses.
 
 use super::auth::{Claim, Denied, admit, admit_claim, caller_from, review_token};
 use super::feed::Feed;
@@ -11,12 +11,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde::Deserialize;
 use std::sync::Arc;
-use tandem_crds::control_plane::{STREAM_CONTENT_TYPE, resources_path, secrets_path};
+use tandem_crds::control_plane::{
+    STREAM_CONTENT_TYPE, certificate_path, resources_path, secrets_path,
+};
 
 /// The sidecar API's router.
 pub fn router(api: Arc<SidecarApi>) -> Router {
@@ -29,6 +31,10 @@ pub fn router(api: Arc<SidecarApi>) -> Router {
         .route(
             &format!("{}/{{name}}", secrets_path("{namespace}", "{pod}")),
             get(super::secrets::one_secret),
+        )
+        .route(
+            &certificate_path("{namespace}", "{pod}"),
+            post(super::certificate::certificate),
         )
         .with_state(api)
 }
@@ -161,13 +167,7 @@ pub(crate) async fn authenticate(
     claim: &Claim<'_>,
     headers: &HeaderMap,
 ) -> Result<Pod, ApiError> {
-    let token = headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
-        .ok_or(Denied::NoToken)?;
+    let token = bearer_token(headers)?;
     let reviewed = review_token(&api.client, token, &api.audiences)
         .await
         .map_err(|error| ApiError::Unavailable(format!("TokenReview failed: {error}")))?;
@@ -180,6 +180,17 @@ pub(crate) async fn authenticate(
         .map_err(|error| ApiError::Unavailable(format!("reading the pod: {error}")))?;
     admit(&caller, claim, pod.as_ref())?;
     pod.ok_or_else(|| ApiError::Unavailable("the pod vanished".into()))
+}
+
+/// The bearer token of a request.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, Denied> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or(Denied::NoToken)
 }
 
 /// Counts a request by its result and turns its error into the response.

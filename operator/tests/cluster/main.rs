@@ -3,6 +3,7 @@
 //! Manifests go in through the real `kubectl apply`.
 
 mod binary;
+mod ca;
 mod conversion;
 mod leader;
 mod services;

@@ -11,15 +11,16 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_envtest::TestEnv;
+use tandem_operator::ca::ControlPlaneCa;
 use tandem_operator::controller::Scope;
 use tandem_operator::metrics::Metrics;
 use tandem_operator::sidecar_api::{self, SidecarApi, TOKEN_AUDIENCE};
 use tokio_util::sync::CancellationToken;
 
 /// The API in this process on a free port; stops when dropped.
-struct RunningApi {
-    base: String,
-    metrics: Arc<Metrics>,
+pub(crate) struct RunningApi {
+    pub(crate) base: String,
+    pub(crate) metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 }
 
@@ -30,6 +31,15 @@ impl Drop for RunningApi {
 }
 
 async fn start_api(client: kube::Client, lifetime: Duration) -> RunningApi {
+    start_api_with_ca(client, lifetime, None).await
+}
+
+/// The API, signing workload certificates with `ca` when given.
+pub(crate) async fn start_api_with_ca(
+    client: kube::Client,
+    lifetime: Duration,
+    ca: Option<Arc<ControlPlaneCa>>,
+) -> RunningApi {
     let metrics = Arc::new(Metrics::new().expect("metrics"));
     let shutdown = CancellationToken::new();
     let scope = Scope::new(None);
@@ -40,7 +50,10 @@ async fn start_api(client: kube::Client, lifetime: Duration) -> RunningApi {
         Arc::clone(&metrics),
         shutdown.clone(),
     );
-    let api = api.with_stream_lifetime(lifetime);
+    let mut api = api.with_stream_lifetime(lifetime);
+    if let Some(ca) = ca {
+        api = api.with_ca(ca);
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -54,7 +67,7 @@ async fn start_api(client: kube::Client, lifetime: Duration) -> RunningApi {
 }
 
 /// A Dapr-enabled pod running as `account`, and the ServiceAccount.
-async fn dapr_pod(env: &TestEnv, name: &str, account: &str, app_id: &str) -> Pod {
+pub(crate) async fn dapr_pod(env: &TestEnv, name: &str, account: &str, app_id: &str) -> Pod {
     let accounts: Api<ServiceAccount> = env.namespaced();
     let account_object = serde_json::from_value(json!({"metadata": {"name": account}}));
     let _ = accounts
@@ -78,6 +91,16 @@ async fn dapr_pod(env: &TestEnv, name: &str, account: &str, app_id: &str) -> Pod
 
 /// A token of `account`, for the operator's audience, bound to `pod` when given.
 async fn token(env: &TestEnv, account: &str, pod: Option<&Pod>) -> String {
+    token_for(env, account, pod, TOKEN_AUDIENCE).await
+}
+
+/// A token of `account` for `audience`, bound to `pod` when given (the TokenRequest API).
+pub(crate) async fn token_for(
+    env: &TestEnv,
+    account: &str,
+    pod: Option<&Pod>,
+    audience: &str,
+) -> String {
     let bound = pod.map(|pod| BoundObjectReference {
         api_version: Some("v1".into()),
         kind: Some("Pod".into()),
@@ -86,7 +109,7 @@ async fn token(env: &TestEnv, account: &str, pod: Option<&Pod>) -> String {
     });
     let request = TokenRequest {
         spec: TokenRequestSpec {
-            audiences: vec![TOKEN_AUDIENCE.into()],
+            audiences: vec![audience.into()],
             bound_object_ref: bound,
             expiration_seconds: Some(3600),
         },
