@@ -231,12 +231,6 @@ impl SidecarArgs {
                 return Err("--mode kubernetes needs --app-id".into());
             }
         }
-        if !matches!(self.app_protocol, AppProtocol::Http | AppProtocol::Grpc) {
-            return Err(format!(
-                "invalid value '{}' for '--app-protocol': only http and grpc are supported so far",
-                self.app_protocol.as_str()
-            ));
-        }
         if let Some(reason) = crate::blocks::invoke::target::invalid_app_id(&self.app_id) {
             return Err(format!(
                 "invalid value '{}' for '--app-id': {reason}",
@@ -369,7 +363,7 @@ mod tests {
         for (args, needle) in [
             (&["--app-port", "abc"][..], "--app-port"),
             (&["--app-id", "a.b"][..], "--app-id"),
-            (&["--app-protocol", "grpcs"][..], "--app-protocol"),
+            (&["--app-protocol", "quic"][..], "--app-protocol"),
             (&["--max-body-size", "4Qi"][..], "--max-body-size"),
             (&["--dapr-http-port", "50002"][..], "--dapr-http-port"),
             (&["--dapr-grpc-port", "3500"][..], "--dapr-grpc-port"),

@@ -7,7 +7,8 @@
 //! components, exit.
 
 use crate::blocks::{AppConnection, Sidecar, SidecarParts};
-use crate::channels::app::{AppChannel, grpc::GrpcAppChannel, http::HttpAppChannel};
+use crate::channels::app::http::{AppHttp, HttpAppChannel};
+use crate::channels::app::{AppChannel, grpc::GrpcAppChannel};
 use crate::channels::peer::Peers;
 use crate::cli::{AppProtocol, Cli, Command, SidecarArgs};
 use crate::components::{PlanContext, Registry};
@@ -357,21 +358,32 @@ fn app_channel(
     let Some(port) = args.app_port else {
         return Ok(None);
     };
-    let channel: Arc<dyn AppChannel> = match args.app_protocol {
-        AppProtocol::Grpc => Arc::new(GrpcAppChannel::new(
+    let http = |protocol| {
+        HttpAppChannel::new(
             &args.app_channel_address,
             port,
-            app_token,
+            protocol,
+            &args.app_id,
+            app_token.clone(),
+            metrics.http().clone(),
+        )
+    };
+    let grpc = |tls| {
+        GrpcAppChannel::new(
+            &args.app_channel_address,
+            port,
+            tls,
+            app_token.clone(),
             args.max_body_size,
             metrics.grpc().clone(),
-        )?),
-        _ => Arc::new(HttpAppChannel::new(
-            &args.app_channel_address,
-            port,
-            &args.app_id,
-            app_token,
-            metrics.http().clone(),
-        )),
+        )
+    };
+    let channel: Arc<dyn AppChannel> = match args.app_protocol {
+        AppProtocol::Http => Arc::new(http(AppHttp::Http1)?),
+        AppProtocol::Https => Arc::new(http(AppHttp::Https)?),
+        AppProtocol::H2c => Arc::new(http(AppHttp::H2c)?),
+        AppProtocol::Grpc => Arc::new(grpc(false)?),
+        AppProtocol::Grpcs => Arc::new(grpc(true)?),
     };
     Ok(Some(channel))
 }

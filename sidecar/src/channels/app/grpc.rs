@@ -33,6 +33,9 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 /// The channel to a gRPC app.
+/// How long connecting to the app may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct GrpcAppChannel {
     authority: String,
     /// Every call to the app goes through this one measured channel (`dapr_grpc_io_client_*`).
@@ -44,9 +47,11 @@ pub struct GrpcAppChannel {
 }
 
 impl GrpcAppChannel {
+    /// `tls`: `--app-protocol grpcs` (TLS without checking the app's certificate, as daprd).
     pub fn new(
         address: &str,
         port: u16,
+        tls: bool,
         app_token: Option<HeaderValue>,
         max_message: u64,
         metrics: Arc<GrpcMetrics>,
@@ -57,12 +62,18 @@ impl GrpcAppChannel {
             address.to_owned()
         };
         let authority = format!("{host}:{port}");
-        let channel = Endpoint::from_shared(format!("http://{authority}"))
+        let endpoint = Endpoint::from_shared(format!("http://{authority}"))
             .map_err(|e| format!("invalid app address {authority}: {e}"))?
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .connect_lazy();
+            .http2_keep_alive_interval(Duration::from_secs(30));
+        let channel = if tls {
+            let connector = super::tls::GrpcsConnector::new(CONNECT_TIMEOUT)
+                .map_err(|e| format!("TLS towards the app: {e}"))?;
+            endpoint.connect_with_connector_lazy(connector)
+        } else {
+            endpoint.connect_lazy()
+        };
         Ok(GrpcAppChannel {
             authority,
             channel: MeasuredChannel::new(channel, metrics),

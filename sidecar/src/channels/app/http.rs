@@ -1,8 +1,11 @@
-//! The HTTP app channel: a pooled HTTP/1.1 keep-alive client to the app, readiness (the app
-//! counts as reachable once its port accepts a connection), and every request the sidecar makes
-//! of an HTTP app. This is the only place that writes `dapr-api-token` towards the app.
+//! The HTTP app channel: a pooled keep-alive client to the app (HTTP/1.1, over TLS for
+//! `--app-protocol https`, or HTTP/2 cleartext for `h2c`), readiness (the app counts as reachable
+//! once its port accepts a connection), and every request the sidecar makes of an HTTP app. This
+//! is the only place that writes `dapr-api-token` towards the app.
 
 use super::health::ProbeResult;
+use super::http_transport::AppClient;
+pub use super::http_transport::AppHttp;
 use super::{AppChannel, AppError, BulkEventDelivery, EventDelivery, Outcome, Unreachable};
 use crate::channels::hop_by_hop::strip_hop_by_hop;
 use crate::metrics::body::Measured;
@@ -14,8 +17,6 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -89,7 +90,7 @@ pub struct HttpAppChannel {
     app_id: String,
     /// `APP_API_TOKEN`: what this sidecar presents to its own app, and only to it.
     app_token: Option<HeaderValue>,
-    client: Client<HttpConnector, Body>,
+    client: AppClient,
     ready: AtomicBool,
     metrics: Arc<HttpMetrics>,
 }
@@ -101,31 +102,25 @@ impl HttpAppChannel {
     pub fn new(
         address: &str,
         port: u16,
+        protocol: AppHttp,
         app_id: &str,
         app_token: Option<HeaderValue>,
         metrics: Arc<HttpMetrics>,
-    ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build(connector);
+    ) -> Result<Self, String> {
+        let client = AppClient::new(protocol)?;
         let host = if address.contains(':') {
             format!("[{address}]")
         } else {
             address.to_owned()
         };
-        HttpAppChannel {
+        Ok(HttpAppChannel {
             authority: format!("{host}:{port}").into(),
             app_id: app_id.to_owned(),
             app_token,
             client,
             ready: AtomicBool::new(false),
             metrics,
-        }
+        })
     }
 
     /// Sends a request whose URI holds only the path and query; the app's authority and the
@@ -141,7 +136,7 @@ impl HttpAppChannel {
             .client_call(req.method(), req.uri().path(), sent);
         let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
         if let Ok(uri) = Uri::builder()
-            .scheme("http")
+            .scheme(self.client.scheme())
             .authority(&*self.authority)
             .path_and_query(path_and_query)
             .build()

@@ -7,6 +7,8 @@ pub mod grpc;
 pub(crate) mod grpc_mapping;
 pub mod health;
 pub mod http;
+mod http_transport;
+pub(crate) mod tls;
 
 pub use bulk::BulkEventDelivery;
 
