@@ -42,6 +42,8 @@ pub enum CaError {
 pub struct ControlPlaneCa {
     issuer: Issuer<'static, KeyPair>,
     trust_anchors_pem: String,
+    /// When the issuer certificate expires (unix seconds).
+    issuer_not_after: i64,
 }
 
 impl std::fmt::Debug for ControlPlaneCa {
@@ -66,15 +68,29 @@ impl ControlPlaneCa {
         if !issuer_der.iter().all(|cert| anchors.contains(cert)) {
             return Err("the issuer certificate is not among the trust anchors".to_owned());
         }
+        let issuer_not_after = issuer_der
+            .first()
+            .ok_or_else(|| "no issuer certificate".to_owned())
+            .and_then(|der| {
+                x509_parser::parse_x509_certificate(der)
+                    .map(|(_, cert)| cert.validity().not_after.timestamp())
+                    .map_err(|e| format!("issuer certificate: {e}"))
+            })?;
         Ok(ControlPlaneCa {
             issuer,
             trust_anchors_pem: trust_anchors_pem.to_owned(),
+            issuer_not_after,
         })
     }
 
     /// The roots every sidecar trusts (PEM, possibly several during a rotation).
     pub fn trust_anchors_pem(&self) -> &str {
         &self.trust_anchors_pem
+    }
+
+    /// When the issuer certificate expires, in unix seconds.
+    pub fn issuer_not_after(&self) -> i64 {
+        self.issuer_not_after
     }
 
     pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {

@@ -127,9 +127,13 @@ impl SidecarApi {
         (Arc::new(api), feeding)
     }
 
-    /// Signs workload certificates with `ca` (before the API is shared).
+    /// Signs workload certificates with `ca` (before the API is shared), and reports as Dapr's
+    /// Sentry from now on.
     pub fn with_ca(mut self: Arc<Self>, ca: Arc<crate::ca::ControlPlaneCa>) -> Arc<Self> {
         if let Some(api) = Arc::get_mut(&mut self) {
+            if let Err(error) = api.metrics.ca_loaded(ca.issuer_not_after()) {
+                tracing::warn!(%error, "the CA's metrics cannot be registered");
+            }
             api.ca = Some(ca);
         }
         self
