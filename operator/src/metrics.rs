@@ -137,6 +137,11 @@ impl Metrics {
         self.dapr.ca_loaded(issuer_not_after_unix)
     }
 
+    /// Counts a change of the CA read from its Secret, with the new issuer's expiry.
+    pub fn issuer_certificate_changed(&self, issuer_not_after_unix: i64) {
+        self.dapr.issuer_changed(issuer_not_after_unix);
+    }
+
     /// Certificate requests `(received, signed, refused for reason)`; `None` without a CA.
     pub fn certificate_requests(&self, reason: SignFailure) -> Option<(u64, u64, u64)> {
         self.dapr.cert_signs(reason)

@@ -6,9 +6,11 @@
 //! `spiffe://<trust domain>/ns/<namespace>/<app id>` from the verified pod, never from the CSR,
 //! whose only use is to carry the sidecar's public key (and prove it holds the private half).
 
+pub mod follow;
 pub mod secret;
 pub mod sign;
 
+pub use follow::{CurrentCa, FOLLOW_INTERVAL, follow};
 pub use secret::{CA_SECRET_NAME, ensure};
 pub use sign::{SignError, Svid, WorkloadIdentity, sign_csr, workload_ttl};
 
@@ -44,6 +46,8 @@ pub struct ControlPlaneCa {
     trust_anchors_pem: String,
     /// When the issuer certificate expires (unix seconds).
     issuer_not_after: i64,
+    /// Digest of the PEM parts it was made from ([`follow::fingerprint`]).
+    fingerprint: u64,
 }
 
 impl std::fmt::Debug for ControlPlaneCa {
@@ -80,6 +84,7 @@ impl ControlPlaneCa {
             issuer,
             trust_anchors_pem: trust_anchors_pem.to_owned(),
             issuer_not_after,
+            fingerprint: follow::fingerprint(trust_anchors_pem, issuer_pem, issuer_key_pem),
         })
     }
 
@@ -91,6 +96,11 @@ impl ControlPlaneCa {
     /// When the issuer certificate expires, in unix seconds.
     pub fn issuer_not_after(&self) -> i64 {
         self.issuer_not_after
+    }
+
+    /// Digest of the PEM parts it was made from: equal for the same CA.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {

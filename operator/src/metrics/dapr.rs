@@ -115,7 +115,7 @@ impl Sentry {
         }
         let issuer_changed = IntCounter::new(
             "dapr_sentry_issuercert_changed_total",
-            "Changes of the issuer certificate this process signs with (read once at start)",
+            "Changes of the CA (issuer certificate or key, trust anchors) read from its Secret",
         )?;
         let issuer_expiry = IntGauge::new(
             "dapr_sentry_issuercert_expiry_timestamp",
@@ -209,6 +209,14 @@ impl DaprMetrics {
         }
         self.sentry.issuer_expiry.set(issuer_not_after_unix);
         Ok(())
+    }
+
+    /// Counts an issuer change and records the new issuer's expiry.
+    pub(super) fn issuer_changed(&self, issuer_not_after_unix: i64) {
+        if let Some(sentry) = self.sentry() {
+            sentry.issuer_changed.inc();
+            sentry.issuer_expiry.set(issuer_not_after_unix);
+        }
     }
 
     /// The Sentry series, once a CA is loaded.

@@ -110,7 +110,7 @@ async fn issue(
     headers: &HeaderMap,
     body: Result<Json<CertificateRequest>, JsonRejection>,
 ) -> Result<Response, Refused> {
-    let Some(ca) = api.ca.as_ref() else {
+    let Some(ca) = api.ca.as_ref().map(|current| current.get()) else {
         return Err(ApiError::Unavailable(
             "this operator runs no CA (mTLS is off in the control plane)".to_owned(),
         )
@@ -180,7 +180,7 @@ async fn issue(
     let id = WorkloadIdentity::new(spec, &caller.namespace, &app_id);
     let ttl = workload_ttl(spec).map_err(sign_refused)?;
     let svid = sign_csr(
-        ca,
+        &ca,
         &request.certificate_signing_request,
         &id,
         SystemTime::now(),

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tandem_envtest::TestEnv;
 use tandem_operator::ca;
-use tandem_operator::metrics::SignFailure;
+use tandem_operator::metrics::{Metrics, SignFailure};
 use tandem_operator::sidecar_api::{STREAM_LIFETIME, TOKEN_AUDIENCE};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
@@ -317,4 +317,54 @@ async fn replicas_starting_together_end_with_one_ca() {
         let stored = ca::secret::from_secret(&name, &secret).expect("a CA in the Secret");
         assert_eq!(stored.trust_anchors_pem(), anchors[0]);
     }
+}
+
+#[tokio::test]
+async fn a_changed_ca_secret_replaces_the_ca_in_use_and_is_counted() {
+    let env = TestEnv::start().await;
+    let ns = env.namespace().to_owned();
+    let name = "rotating-trust-bundle";
+    let first = ca::ensure(env.client(), &ns, name).await.expect("the CA");
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    metrics
+        .ca_loaded(first.issuer_not_after())
+        .expect("the Sentry series");
+    let current = Arc::new(ca::CurrentCa::new(Arc::new(first)));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(ca::follow(
+        env.client(),
+        ns.clone(),
+        name.to_owned(),
+        Arc::clone(&current),
+        Arc::clone(&metrics),
+        std::time::Duration::from_millis(100),
+        shutdown.clone(),
+    ));
+
+    // A rotation: another CA, an hour younger, written into the Secret.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    let (anchors, issuer, key) = ca::sign::generate_ca(later).expect("a new CA");
+    let expiry = ca::ControlPlaneCa::from_pem(&anchors, &issuer, &key)
+        .expect("a CA")
+        .issuer_not_after();
+    let rotation = json!({"stringData": {
+        ca::TRUST_ANCHORS_KEY: anchors, ca::ISSUER_CERT_KEY: issuer, ca::ISSUER_KEY_KEY: key}});
+    env.namespaced::<Secret>()
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&rotation),
+        )
+        .await
+        .expect("rotate the Secret");
+    tandem_envtest::eventually("the new CA in use", REACT, || async {
+        (current.get().trust_anchors_pem() == anchors).then_some(())
+    })
+    .await;
+    assert_eq!(
+        metrics.issuer_certificate(),
+        Some((expiry, 1)),
+        "dapr_sentry_issuercert_changed_total +1, and the new issuer's expiry"
+    );
+    shutdown.cancel();
 }
