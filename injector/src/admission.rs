@@ -3,10 +3,11 @@
 //! no `request` 400 → kind ≠ Pod allowed → not `dapr.io/enabled` allowed → requester not
 //! allowed: allowed without a patch (warning) → the patch; a pod the patch cannot serve is
 //! refused (`allowed: false`) with a message a person can act on. The response always echoes
-//! the request's `uid` and `apiVersion` (v1 or v1beta1).
+//! the request's `uid` and `apiVersion` (v1 or v1beta1). Each answer says, for Dapr's
+//! `dapr_injector_sidecar_injection_*` metrics, whether a sidecar was injected ([`Injection`]).
 
 use crate::config::InjectorConfig;
-use crate::patch;
+use crate::patch::{self, PatchError};
 use base64::Engine;
 use http::StatusCode;
 use k8s_openapi::api::core::v1::Pod;
@@ -53,6 +54,69 @@ impl AdmissionResult {
     }
 }
 
+/// Why no sidecar could be injected into a pod that asked for one (or into what may have been
+/// one): the `reason` of `dapr_injector_sidecar_injection_failed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InjectionFailure {
+    /// The request is not an AdmissionReview with a request (empty, malformed, too large).
+    BadRequest,
+    /// The request is not `application/json`.
+    UnsupportedMediaType,
+    /// The pod's creator may not create Dapr pods: admitted without a sidecar.
+    UnauthorizedRequester,
+    /// The pod's JSON cannot be read as a Pod.
+    InvalidPod,
+    /// A `dapr.io/*` annotation has a value the injector refuses.
+    InvalidAnnotation,
+    /// The pod spec cannot take the sidecar (no containers, missing or clashing volumes).
+    InvalidPodSpec,
+}
+
+impl InjectionFailure {
+    pub const ALL: [InjectionFailure; 6] = [
+        InjectionFailure::BadRequest,
+        InjectionFailure::UnsupportedMediaType,
+        InjectionFailure::UnauthorizedRequester,
+        InjectionFailure::InvalidPod,
+        InjectionFailure::InvalidAnnotation,
+        InjectionFailure::InvalidPodSpec,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InjectionFailure::BadRequest => "bad_request",
+            InjectionFailure::UnsupportedMediaType => "unsupported_media_type",
+            InjectionFailure::UnauthorizedRequester => "unauthorized_requester",
+            InjectionFailure::InvalidPod => "invalid_pod",
+            InjectionFailure::InvalidAnnotation => "invalid_annotation",
+            InjectionFailure::InvalidPodSpec => "invalid_pod_spec",
+        }
+    }
+
+    /// The reason a patch could not be made.
+    pub fn of_patch_error(error: &PatchError) -> InjectionFailure {
+        match error {
+            PatchError::Settings(_) => InjectionFailure::InvalidAnnotation,
+            _ => InjectionFailure::InvalidPodSpec,
+        }
+    }
+}
+
+/// What a review did about a sidecar, as Dapr's injector counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Injection {
+    /// Nothing to inject: not a pod, not a Dapr pod, or one that has its sidecar already.
+    NotAttempted,
+    Succeeded {
+        app_id: String,
+    },
+    /// `app_id` is the pod's `dapr.io/app-id` (else its name), empty when unknown.
+    Failed {
+        app_id: String,
+        reason: InjectionFailure,
+    },
+}
+
 /// The HTTP answer to one `/mutate` request.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -60,6 +124,7 @@ pub struct Answer {
     /// An AdmissionReview for 200, a plain-text reason otherwise.
     pub body: Value,
     pub result: AdmissionResult,
+    pub injection: Injection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,7 +149,7 @@ struct Request {
     object: Option<Box<serde_json::value::RawValue>>,
 }
 
-/// Just the annotations of an object; everything else is skipped without being built.
+/// Just the name and annotations of an object; everything else is skipped without being built.
 #[derive(Debug, Default, Deserialize)]
 struct AnnotationsOnly {
     #[serde(default)]
@@ -94,7 +159,26 @@ struct AnnotationsOnly {
 #[derive(Debug, Default, Deserialize)]
 struct MetadataAnnotations {
     #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
     annotations: Option<std::collections::BTreeMap<String, Value>>,
+}
+
+impl MetadataAnnotations {
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.as_ref()?.get(key)?.as_str()
+    }
+
+    /// The app id to label a failure with: `dapr.io/app-id`, else the pod's name (Dapr's
+    /// default), at most a DNS label long so a hostile value cannot blow up the series.
+    fn app_id_label(&self) -> String {
+        let id = self
+            .annotation(keys::APP_ID)
+            .filter(|id| !id.is_empty())
+            .or(self.name.as_deref())
+            .unwrap_or_default();
+        truncate(id, 63)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,15 +199,20 @@ struct UserInfo {
 
 /// Answers one `/mutate` request.
 pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> Answer {
-    let plain = |status: StatusCode, result, message: &str| Answer {
+    let plain = |status: StatusCode, result, reason, message: &str| Answer {
         status,
         body: Value::String(message.to_owned()),
         result,
+        injection: Injection::Failed {
+            app_id: String::new(),
+            reason,
+        },
     };
     if body.is_empty() {
         return plain(
             StatusCode::BAD_REQUEST,
             AdmissionResult::BadRequest,
+            InjectionFailure::BadRequest,
             "empty body",
         );
     }
@@ -131,6 +220,7 @@ pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> 
         return plain(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AdmissionResult::UnsupportedMediaType,
+            InjectionFailure::UnsupportedMediaType,
             "Content-Type must be application/json",
         );
     }
@@ -141,6 +231,7 @@ pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> 
             return plain(
                 StatusCode::BAD_REQUEST,
                 AdmissionResult::BadRequest,
+                InjectionFailure::BadRequest,
                 &message,
             );
         }
@@ -153,16 +244,24 @@ pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> 
         return plain(
             StatusCode::BAD_REQUEST,
             AdmissionResult::BadRequest,
+            InjectionFailure::BadRequest,
             "the AdmissionReview has no request",
         );
     };
-    let respond = |result, response: Value| Answer {
+    let respond = |result, injection, response: Value| Answer {
         status: StatusCode::OK,
         body: json!({"apiVersion": api_version, "kind": "AdmissionReview", "response": response}),
         result,
+        injection,
     };
     let uid = request.uid.clone();
-    let allowed = |result| respond(result, json!({"uid": uid, "allowed": true}));
+    let allowed = |result| {
+        respond(
+            result,
+            Injection::NotAttempted,
+            json!({"uid": uid, "allowed": true}),
+        )
+    };
 
     let is_pod = request
         .kind
@@ -175,14 +274,16 @@ pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> 
         return allowed(AdmissionResult::NotDapr);
     };
     // Read only the annotations first: most pods are not Dapr's and need no full decode.
-    let enabled = serde_json::from_str::<AnnotationsOnly>(object.get())
-        .ok()
-        .and_then(|o| o.metadata.annotations)
-        .and_then(|a| a.get(keys::ENABLED).and_then(Value::as_str).map(is_truthy))
-        .unwrap_or(false);
-    if !enabled {
+    let metadata = serde_json::from_str::<AnnotationsOnly>(object.get())
+        .map(|o| o.metadata)
+        .unwrap_or_default();
+    if !metadata.annotation(keys::ENABLED).is_some_and(is_truthy) {
         return allowed(AdmissionResult::NotDapr);
     }
+    let failed = |reason| Injection::Failed {
+        app_id: metadata.app_id_label(),
+        reason,
+    };
     if !requester_allowed(&request.user_info, cfg) {
         tracing::warn!(
             user = %request.user_info.username,
@@ -191,6 +292,7 @@ pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> 
         );
         return respond(
             AdmissionResult::Unauthorized,
+            failed(InjectionFailure::UnauthorizedRequester),
             json!({
                 "uid": uid,
                 "allowed": true,
@@ -201,15 +303,21 @@ pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> 
             }),
         );
     }
-    let deny = |message: String| {
+    let deny = |reason, message: String| {
         respond(
             AdmissionResult::Denied,
+            failed(reason),
             json!({"uid": uid, "allowed": false, "status": {"code": 400, "reason": "BadRequest", "message": message}}),
         )
     };
     let pod: Pod = match serde_json::from_str(object.get()) {
         Ok(pod) => pod,
-        Err(error) => return deny(format!("the pod cannot be read: {error}")),
+        Err(error) => {
+            return deny(
+                InjectionFailure::InvalidPod,
+                format!("the pod cannot be read: {error}"),
+            );
+        }
     };
     let namespace = request
         .namespace
@@ -230,9 +338,15 @@ pub fn review(body: &[u8], content_type: Option<&str>, cfg: &InjectorConfig) -> 
                 response["warnings"] = json!(plan.warnings);
             }
             tracing::debug!(app_id = %plan.app_id, %namespace, "sidecar injected");
-            respond(AdmissionResult::Injected, response)
+            let injection = Injection::Succeeded {
+                app_id: plan.app_id,
+            };
+            respond(AdmissionResult::Injected, injection, response)
         }
-        Err(error) => deny(format!("cannot add the Dapr sidecar: {error}")),
+        Err(error) => deny(
+            InjectionFailure::of_patch_error(&error),
+            format!("cannot add the Dapr sidecar: {error}"),
+        ),
     }
 }
 

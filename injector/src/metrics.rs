@@ -1,7 +1,11 @@
 //! Prometheus metrics of the injector, in a registry of their own (tests run several injectors in
-//! one process). Labels are bounded: the admission result kind only.
+//! one process). Labels are bounded: the admission result kind only. Beside them, in a registry
+//! without prefix, Dapr's injector metrics under Dapr's names, which Dapr's "system services"
+//! dashboard reads: `dapr_injector_sidecar_injection_requests_total` (every review),
+//! `…_succeeded_total{app_id}` and `…_failed_total{app_id,reason}`, and the unprefixed
+//! `process_*` series.
 
-use crate::admission::AdmissionResult;
+use crate::admission::{AdmissionResult, Injection, InjectionFailure};
 use prometheus::core::Metric as _;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
@@ -12,6 +16,54 @@ pub struct Metrics {
     admissions: IntCounterVec,
     duration: Histogram,
     webhook_config_writes: IntCounter,
+    dapr: DaprInjectorMetrics,
+}
+
+/// `dapr_injector_sidecar_injection_*`.
+struct DaprInjectorMetrics {
+    registry: Registry,
+    requests: IntCounter,
+    succeeded: IntCounterVec,
+    failed: IntCounterVec,
+}
+
+impl DaprInjectorMetrics {
+    fn new() -> Result<DaprInjectorMetrics, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounter::new(
+            "dapr_injector_sidecar_injection_requests_total",
+            "Sidecar injection requests (admission reviews) received",
+        )?;
+        let succeeded = IntCounterVec::new(
+            Opts::new(
+                "dapr_injector_sidecar_injection_succeeded_total",
+                "Sidecars injected, by app id",
+            ),
+            &["app_id"],
+        )?;
+        let failed = IntCounterVec::new(
+            Opts::new(
+                "dapr_injector_sidecar_injection_failed_total",
+                "Sidecar injections that failed or were refused, by app id and reason",
+            ),
+            &["app_id", "reason"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(succeeded.clone()))?;
+        registry.register(Box::new(failed.clone()))?;
+        // The standard unprefixed `process_*` series (Dapr's dashboard reads its uptime from
+        // `process_start_time_seconds`).
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(DaprInjectorMetrics {
+            registry,
+            requests,
+            succeeded,
+            failed,
+        })
+    }
 }
 
 impl Metrics {
@@ -50,12 +102,45 @@ impl Metrics {
             admissions,
             duration,
             webhook_config_writes,
+            dapr: DaprInjectorMetrics::new()?,
         })
     }
 
-    pub fn admission(&self, result: AdmissionResult, seconds: f64) {
+    /// Counts one answered review, under Tandem's names and Dapr's.
+    pub fn admission(&self, result: AdmissionResult, injection: &Injection, seconds: f64) {
         self.admissions.with_label_values(&[result.as_str()]).inc();
         self.duration.observe(seconds);
+        self.dapr.requests.inc();
+        match injection {
+            Injection::NotAttempted => {}
+            Injection::Succeeded { app_id } => {
+                self.dapr.succeeded.with_label_values(&[app_id]).inc();
+            }
+            Injection::Failed { app_id, reason } => {
+                self.dapr
+                    .failed
+                    .with_label_values(&[app_id.as_str(), reason.as_str()])
+                    .inc();
+            }
+        }
+    }
+
+    /// Reviews received, as `dapr_injector_sidecar_injection_requests_total` has them.
+    pub fn injection_requests(&self) -> u64 {
+        self.dapr.requests.get()
+    }
+
+    /// Sidecars injected for `app_id`.
+    pub fn injections_succeeded(&self, app_id: &str) -> u64 {
+        self.dapr.succeeded.with_label_values(&[app_id]).get()
+    }
+
+    /// Failed injections for `app_id` with `reason`.
+    pub fn injections_failed(&self, app_id: &str, reason: InjectionFailure) -> u64 {
+        self.dapr
+            .failed
+            .with_label_values(&[app_id, reason.as_str()])
+            .get()
     }
 
     pub fn admissions(&self, result: AdmissionResult) -> u64 {
@@ -84,8 +169,13 @@ impl Metrics {
     }
 
     pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut families = self.registry.gather();
+        families.extend(self.dapr.registry.gather());
         let mut buffer = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        TextEncoder::new().encode(&families, &mut buffer)?;
         Ok(String::from_utf8_lossy(&buffer).into_owned())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,7 @@
 //! The webhook's HTTP surface: `POST /mutate` behind one ordered tower stack, served over TLS by
 //! tandem-webhook-tls. The handler is a thin shell around [`crate::admission::review`].
 
-use crate::admission::{self, AdmissionResult};
+use crate::admission::{self, AdmissionResult, Injection, InjectionFailure};
 use crate::config::InjectorConfig;
 use crate::metrics::Metrics;
 use axum::Router;
@@ -58,17 +58,25 @@ async fn mutate(
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
-            state
-                .metrics
-                .admission(AdmissionResult::BadRequest, started.elapsed().as_secs_f64());
+            let injection = Injection::Failed {
+                app_id: String::new(),
+                reason: InjectionFailure::BadRequest,
+            };
+            state.metrics.admission(
+                AdmissionResult::BadRequest,
+                &injection,
+                started.elapsed().as_secs_f64(),
+            );
             return rejection.into_response();
         }
     };
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let answer = admission::review(&body, content_type, &state.config);
-    state
-        .metrics
-        .admission(answer.result, started.elapsed().as_secs_f64());
+    state.metrics.admission(
+        answer.result,
+        &answer.injection,
+        started.elapsed().as_secs_f64(),
+    );
     match answer.body {
         serde_json::Value::String(text) if answer.status != StatusCode::OK => {
             (answer.status, text).into_response()

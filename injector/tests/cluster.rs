@@ -83,6 +83,18 @@ async fn admissions(admin: &str) -> f64 {
         .sum()
 }
 
+/// The value of one series (`name{labels}` exactly as rendered) on the admin port, if present.
+async fn series(admin: &str, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// A client that authenticates as ServiceAccount `namespace/name` (a TokenRequest token).
 async fn client_as(env: &TestEnv, namespace: &str, name: &str) -> kube::Client {
     let request = TokenRequest {
@@ -223,6 +235,10 @@ async fn injects_through_the_api_server() {
     .await;
     let labels = injected.metadata.labels.clone().unwrap();
     assert_eq!(labels["dapr.io/sidecar-injected"], "true");
+    // Earlier attempts failed at TLS (before the API server had the caBundle), not in the
+    // injector: exactly one sidecar injected so far, under Dapr's metric name.
+    let succeeded = "dapr_injector_sidecar_injection_succeeded_total{app_id=\"shop\"}";
+    assert_eq!(series(&admin, succeeded).await, Some(1.0));
     assert_eq!(labels["dapr.io/app-id"], "shop");
     let daprd = injected
         .spec
@@ -296,6 +312,14 @@ async fn injects_through_the_api_server() {
     assert!(
         !has_sidecar(&unauthorised),
         "an unauthorised requester gets no sidecar"
+    );
+    let refused = "dapr_injector_sidecar_injection_failed_total{app_id=\"shop\",reason=\"unauthorized_requester\"}";
+    assert_eq!(series(&admin, refused).await, Some(1.0));
+    assert_eq!(series(&admin, succeeded).await, Some(1.0));
+    // Dapr's request counter counts every review, as Tandem's admission counter does.
+    assert_eq!(
+        series(&admin, "dapr_injector_sidecar_injection_requests_total").await,
+        Some(admissions(&admin).await)
     );
 
     // GitOps re-applies the configuration with an empty caBundle: re-patched within 30 s.

@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tandem_injector::admission::AdmissionResult;
+use tandem_injector::admission::{AdmissionResult, InjectionFailure};
 use tandem_injector::metrics::Metrics;
 use tandem_injector::server::{WebhookState, router};
 use tower::ServiceExt;
@@ -73,6 +73,8 @@ async fn injects_a_dapr_pod_created_by_a_controller() {
     let patched = apply_response(&pod, &body);
     assert_eq!(patched["spec"]["containers"][1]["name"], "daprd");
     assert_eq!(state.metrics.admissions(AdmissionResult::Injected), 1);
+    assert_eq!(state.metrics.injection_requests(), 1);
+    assert_eq!(state.metrics.injections_succeeded("shop"), 1);
 }
 
 #[tokio::test]
@@ -111,6 +113,13 @@ async fn a_non_dapr_pod_is_allowed_untouched() {
         assert_eq!(body["response"], json!({"uid": "u-3", "allowed": true}));
     }
     assert_eq!(state.metrics.admissions(AdmissionResult::NotDapr), 3);
+    assert_eq!(state.metrics.injection_requests(), 3);
+    let text = state.metrics.render().unwrap();
+    assert!(
+        !text.contains("dapr_injector_sidecar_injection_succeeded_total")
+            && !text.contains("dapr_injector_sidecar_injection_failed_total"),
+        "no injection attempted for a pod that is not Dapr's:\n{text}"
+    );
 }
 
 #[tokio::test]
@@ -142,6 +151,13 @@ async fn an_unauthorised_requester_gets_no_sidecar_and_a_warning() {
         );
     }
     assert_eq!(state.metrics.admissions(AdmissionResult::Unauthorized), 3);
+    assert_eq!(
+        state
+            .metrics
+            .injections_failed("shop", InjectionFailure::UnauthorizedRequester),
+        3
+    );
+    assert_eq!(state.metrics.injections_succeeded("shop"), 0);
 }
 
 #[tokio::test]
@@ -180,9 +196,10 @@ async fn allowed_service_accounts_glob() {
 
 #[tokio::test]
 async fn an_invalid_app_id_is_refused_with_a_message() {
+    let state = state();
     let pod = PodBuilder::dapr("p", "Shop_Cart").json();
     let (status, body) = post_review(
-        &state(),
+        &state,
         &review("admission.k8s.io/v1", "u-5", pod, controller()),
     )
     .await;
@@ -193,6 +210,12 @@ async fn an_invalid_app_id_is_refused_with_a_message() {
     assert!(
         message.contains("dapr.io/app-id") && message.contains("Shop_Cart"),
         "{message}"
+    );
+    assert_eq!(
+        state
+            .metrics
+            .injections_failed("Shop_Cart", InjectionFailure::InvalidAnnotation),
+        1
     );
 }
 
@@ -235,6 +258,14 @@ async fn malformed_requests() {
     }
     let (status, _) = send(&state, Some("application/json"), vec![b' '; 5 << 20]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let failed = |reason| state.metrics.injections_failed("", reason);
+    assert_eq!(state.metrics.injection_requests(), 8);
+    assert_eq!(
+        failed(InjectionFailure::BadRequest),
+        6,
+        "5 malformed + 1 too large"
+    );
+    assert_eq!(failed(InjectionFailure::UnsupportedMediaType), 2);
 }
 
 #[tokio::test]

@@ -349,6 +349,7 @@ pub async fn run(args: Args) -> Result<()> {
         let ca = ca::ensure(client.clone(), &leader_election_namespace, &ca_secret).await?;
         tracing::info!(secret = %ca_secret, namespace = %leader_election_namespace, "control-plane CA loaded");
         sidecar_api = sidecar_api.with_ca(Arc::new(ca));
+        sidecar_api.follow_ca_secret(&leader_election_namespace, &ca_secret);
     }
     let sidecar_shutdown = shutdown.clone();
     let sidecars = tokio::spawn(

@@ -1,5 +1,10 @@
 //! Prometheus metrics of the reconcilers, in a registry of their own (so tests can run several
-//! operators in one process). Labels are bounded: the reconciled kind and the error kind.
+//! operators in one process). Labels are bounded: the reconciled kind and the error kind. Beside
+//! them, under Dapr's names ([`dapr`]), the `<app-id>-dapr` Services and the CA's signatures.
+
+mod dapr;
+
+pub use dapr::{ServiceChange, SignFailure};
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramTimer, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
@@ -16,6 +21,7 @@ pub struct Metrics {
     sidecar_requests: IntCounterVec,
     sidecar_streams: IntGauge,
     certificates: prometheus::IntCounter,
+    dapr: dapr::DaprMetrics,
 }
 
 impl Metrics {
@@ -80,6 +86,7 @@ impl Metrics {
             sidecar_requests,
             sidecar_streams,
             certificates,
+            dapr: dapr::DaprMetrics::new()?,
         })
     }
 
@@ -112,6 +119,47 @@ impl Metrics {
     /// Counts a workload certificate signed.
     pub fn certificate_signed(&self) {
         self.certificates.inc();
+        self.dapr.cert_sign_succeeded();
+    }
+
+    /// Counts a certificate signing request received (Dapr's Sentry metric; needs a CA loaded).
+    pub fn certificate_requested(&self) {
+        self.dapr.cert_sign_received();
+    }
+
+    /// Counts a certificate signing request refused, by reason.
+    pub fn certificate_refused(&self, reason: SignFailure) {
+        self.dapr.cert_sign_failed(reason);
+    }
+
+    /// Serves the `dapr_sentry_*` series from now on, with the issuer certificate's expiry.
+    pub fn ca_loaded(&self, issuer_not_after_unix: i64) -> Result<(), prometheus::Error> {
+        self.dapr.ca_loaded(issuer_not_after_unix)
+    }
+
+    /// Counts a change of the CA read from its Secret, with the new issuer's expiry.
+    pub fn issuer_certificate_changed(&self, issuer_not_after_unix: i64) {
+        self.dapr.issuer_changed(issuer_not_after_unix);
+    }
+
+    /// Certificate requests `(received, signed, refused for reason)`; `None` without a CA.
+    pub fn certificate_requests(&self, reason: SignFailure) -> Option<(u64, u64, u64)> {
+        self.dapr.cert_signs(reason)
+    }
+
+    /// The issuer's expiry (unix seconds) and its changes counted; `None` without a CA.
+    pub fn issuer_certificate(&self) -> Option<(i64, u64)> {
+        self.dapr.issuer()
+    }
+
+    /// Counts a change the operator made to `app_id`'s `<app-id>-dapr` Service.
+    pub fn service_changed(&self, change: ServiceChange, app_id: &str) {
+        self.dapr.service_changed(change, app_id);
+    }
+
+    /// How many times `app_id`'s Service saw `change`.
+    pub fn services_changed(&self, change: ServiceChange, app_id: &str) -> u64 {
+        self.dapr.services_changed(change, app_id)
     }
 
     /// How many workload certificates were signed.
@@ -141,8 +189,10 @@ impl Metrics {
 
     /// The text exposition format, for `/metrics`.
     pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut families = self.registry.gather();
+        families.extend(self.dapr.registry.gather());
         let mut buffer = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        TextEncoder::new().encode(&families, &mut buffer)?;
         Ok(String::from_utf8_lossy(&buffer).into_owned())
     }
 }

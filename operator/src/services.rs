@@ -184,6 +184,22 @@ pub fn stale_services<'a>(
         .collect()
 }
 
+/// The app id a labelled Service is for: its `dapr.io/app-id` annotation, else its name without
+/// `-dapr` (the `app_id` label of Dapr's `dapr_operator_service_*` metrics).
+pub fn service_app_id(service: &Service) -> String {
+    let annotated = service
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(keys::APP_ID))
+        .filter(|id| !id.is_empty());
+    let name = service.metadata.name.as_deref().unwrap_or_default();
+    annotated
+        .map(String::as_str)
+        .unwrap_or_else(|| name.strip_suffix(SUFFIX).unwrap_or(name))
+        .to_owned()
+}
+
 /// The owner reference with `controller: true`, if any.
 pub fn controller_of(service: &Service) -> Option<&OwnerReference> {
     let owners = service.metadata.owner_references.iter().flatten();

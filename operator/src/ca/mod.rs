@@ -6,9 +6,11 @@
 //! `spiffe://<trust domain>/ns/<namespace>/<app id>` from the verified pod, never from the CSR,
 //! whose only use is to carry the sidecar's public key (and prove it holds the private half).
 
+pub mod follow;
 pub mod secret;
 pub mod sign;
 
+pub use follow::{CurrentCa, FOLLOW_INTERVAL, follow};
 pub use secret::{CA_SECRET_NAME, ensure};
 pub use sign::{SignError, Svid, WorkloadIdentity, sign_csr, workload_ttl};
 
@@ -42,6 +44,10 @@ pub enum CaError {
 pub struct ControlPlaneCa {
     issuer: Issuer<'static, KeyPair>,
     trust_anchors_pem: String,
+    /// When the issuer certificate expires (unix seconds).
+    issuer_not_after: i64,
+    /// Digest of the PEM parts it was made from ([`follow::fingerprint`]).
+    fingerprint: u64,
 }
 
 impl std::fmt::Debug for ControlPlaneCa {
@@ -66,15 +72,35 @@ impl ControlPlaneCa {
         if !issuer_der.iter().all(|cert| anchors.contains(cert)) {
             return Err("the issuer certificate is not among the trust anchors".to_owned());
         }
+        let issuer_not_after = issuer_der
+            .first()
+            .ok_or_else(|| "no issuer certificate".to_owned())
+            .and_then(|der| {
+                x509_parser::parse_x509_certificate(der)
+                    .map(|(_, cert)| cert.validity().not_after.timestamp())
+                    .map_err(|e| format!("issuer certificate: {e}"))
+            })?;
         Ok(ControlPlaneCa {
             issuer,
             trust_anchors_pem: trust_anchors_pem.to_owned(),
+            issuer_not_after,
+            fingerprint: follow::fingerprint(trust_anchors_pem, issuer_pem, issuer_key_pem),
         })
     }
 
     /// The roots every sidecar trusts (PEM, possibly several during a rotation).
     pub fn trust_anchors_pem(&self) -> &str {
         &self.trust_anchors_pem
+    }
+
+    /// When the issuer certificate expires, in unix seconds.
+    pub fn issuer_not_after(&self) -> i64 {
+        self.issuer_not_after
+    }
+
+    /// Digest of the PEM parts it was made from: equal for the same CA.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {

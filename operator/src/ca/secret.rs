@@ -105,6 +105,16 @@ mod tests {
         };
         let ca = from_secret("s", &secret).expect("a CA");
         assert_eq!(ca.trust_anchors_pem(), anchors);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        let a_year_on = now + 365 * 24 * 3600;
+        assert!(
+            (ca.issuer_not_after() - a_year_on).abs() < 120,
+            "{} vs {a_year_on}",
+            ca.issuer_not_after()
+        );
     }
 
     #[test]

@@ -5,9 +5,10 @@
 
 use super::{Context, FIELD_MANAGER, Labelled, RESYNC, Scope, describe, namespace_of};
 use crate::error::{Error, Result};
+use crate::metrics::ServiceChange;
 use crate::services::{
     AppSpec, SERVICE_LABEL, ServiceAction, dapr_app, desired_service, service_action,
-    stale_services,
+    service_app_id, stale_services,
 };
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
@@ -137,7 +138,12 @@ async fn reconcile_service<W: Workload>(workload: &W, ctx: &Context) -> Result<A
                         .patch(&name, &params, &Patch::Apply(&desired))
                         .await
                         .map_err(Error::api(format!("apply Service {namespace}/{name}")))?;
-                    tracing::info!(service = %name, "Service applied");
+                    let change = match existing {
+                        Some(_) => ServiceChange::Updated,
+                        None => ServiceChange::Created,
+                    };
+                    ctx.metrics.service_changed(change, &app.app_id);
+                    tracing::info!(service = %name, ?change, "Service applied");
                 }
                 ServiceAction::Conflict { holder } => {
                     let note = format!(
@@ -174,10 +180,10 @@ async fn delete_stale(
         .map(|s| s.as_ref().clone())
         .collect();
     for name in stale_services(&labelled, owner_uid, keep) {
-        let uid = labelled
+        let stale = labelled
             .iter()
-            .find(|s| s.metadata.name.as_deref() == Some(name))
-            .and_then(|s| s.metadata.uid.clone());
+            .find(|s| s.metadata.name.as_deref() == Some(name));
+        let uid = stale.and_then(|s| s.metadata.uid.clone());
         let params = DeleteParams {
             preconditions: Some(Preconditions {
                 uid,
@@ -186,7 +192,11 @@ async fn delete_stale(
             ..DeleteParams::default()
         };
         match services.delete(name, &params).await {
-            Ok(_) => tracing::info!(service = name, "Service deleted"),
+            Ok(_) => {
+                let app_id = stale.map(service_app_id).unwrap_or_default();
+                ctx.metrics.service_changed(ServiceChange::Deleted, &app_id);
+                tracing::info!(service = name, "Service deleted");
+            }
             Err(kube::Error::Api(status)) if status.is_not_found() => {}
             Err(error) => {
                 return Err(Error::api(format!("delete Service {namespace}/{name}"))(

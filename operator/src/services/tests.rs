@@ -204,3 +204,15 @@ fn stale_services_are_the_owned_ones_not_kept() {
     );
     assert!(stale_services(&services, "u3", None).is_empty());
 }
+
+#[test]
+fn a_services_app_id_is_its_annotation_else_its_name_without_the_suffix() {
+    let desired = desired_service(&app("orders"), "shop", owner("u1"));
+    assert_eq!(service_app_id(&desired), "orders");
+    let mut bare = desired.clone();
+    bare.metadata.annotations = None;
+    bare.metadata.name = Some("ledger-dapr".to_owned());
+    assert_eq!(service_app_id(&bare), "ledger");
+    bare.metadata.name = Some("odd".to_owned());
+    assert_eq!(service_app_id(&bare), "odd");
+}

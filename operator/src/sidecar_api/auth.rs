@@ -45,6 +45,8 @@ pub enum Denied {
     NoToken,
     #[error("the token was not accepted by the API server{0}")]
     InvalidToken(String),
+    #[error("the token was not accepted by the API server: not issued for audience {0:?}")]
+    OtherAudience(Vec<String>),
     #[error("the token belongs to '{0}', not to a ServiceAccount")]
     NotServiceAccount(String),
     #[error("the token is of namespace '{token}', the request is for namespace '{asked}'")]
@@ -76,7 +78,10 @@ impl Denied {
     pub fn is_unauthenticated(&self) -> bool {
         matches!(
             self,
-            Denied::NoToken | Denied::InvalidToken(_) | Denied::NotServiceAccount(_)
+            Denied::NoToken
+                | Denied::InvalidToken(_)
+                | Denied::OtherAudience(_)
+                | Denied::NotServiceAccount(_)
         )
     }
 }

@@ -3,12 +3,14 @@
 //! (the TokenReview is asked for it and must say so), of the namespace in the path, bound to the
 //! pod in the path when pod-bound; the pod must exist, run as the token's ServiceAccount, have
 //! Dapr enabled and not be finished or deleting. The app id is the pod's `dapr.io/app-id`, the
-//! namespace the token's: nothing in the request chooses them.
+//! namespace the token's: nothing in the request chooses them. Every request and its outcome is
+//! counted under Dapr's Sentry names, a refusal by its [`SignFailure`] reason.
 
 use super::auth::{Caller, Claim, Denied, admit, admit_claim, caller_from, review_token};
 use super::routes::{ApiError, bearer_token, respond};
 use super::{CACHE_WAIT, SidecarApi};
-use crate::ca::{WorkloadIdentity, sign_csr, workload_ttl};
+use crate::ca::{SignError, WorkloadIdentity, sign_csr, workload_ttl};
+use crate::metrics::SignFailure;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Json, Path, State};
 use axum::http::HeaderMap;
@@ -28,8 +30,77 @@ pub(crate) async fn certificate(
     headers: HeaderMap,
     body: Result<Json<CertificateRequest>, JsonRejection>,
 ) -> Response {
-    let answer = issue(&api, &namespace, &pod, &headers, body).await;
+    api.metrics.certificate_requested();
+    let answer = issue(&api, &namespace, &pod, &headers, body)
+        .await
+        .map_err(|refused| {
+            api.metrics.certificate_refused(refused.reason);
+            refused.error
+        });
     respond(&api, answer)
+}
+
+/// A CSR not signed: the answer, and the reason Dapr's Sentry metric counts it under.
+#[derive(Debug)]
+struct Refused {
+    reason: SignFailure,
+    error: ApiError,
+}
+
+impl From<Denied> for Refused {
+    fn from(denied: Denied) -> Self {
+        Refused {
+            reason: refusal_reason(&denied),
+            error: denied.into(),
+        }
+    }
+}
+
+impl From<ApiError> for Refused {
+    fn from(error: ApiError) -> Self {
+        let reason = match &error {
+            ApiError::Denied(denied) => refusal_reason(denied),
+            ApiError::Malformed(_) => SignFailure::MalformedRequest,
+            ApiError::OutOfScope(_) | ApiError::NotFound(_) | ApiError::Unavailable(_) => {
+                SignFailure::Unavailable
+            }
+        };
+        Refused { reason, error }
+    }
+}
+
+/// The metric reason of a refused caller.
+pub fn refusal_reason(denied: &Denied) -> SignFailure {
+    match denied {
+        Denied::NoToken | Denied::InvalidToken(_) | Denied::NotServiceAccount(_) => {
+            SignFailure::InvalidToken
+        }
+        Denied::OtherAudience(_) => SignFailure::WrongAudience,
+        Denied::OtherNamespace { .. } => SignFailure::NamespaceMismatch,
+        // A caller asking for what is not its own (secret scopes are never checked here).
+        Denied::OtherPod { .. }
+        | Denied::OtherServiceAccount { .. }
+        | Denied::OtherAppId { .. }
+        | Denied::SecretOutOfScope(_) => SignFailure::PodMismatch,
+        Denied::NoSuchPod { .. } => SignFailure::NoSuchPod,
+        Denied::NotDaprEnabled { .. } => SignFailure::NotDaprEnabled,
+    }
+}
+
+/// The metric reason of a CSR the CA would not sign.
+pub fn sign_error_reason(error: &SignError) -> SignFailure {
+    match error {
+        SignError::Csr(_) => SignFailure::MalformedCsr,
+        SignError::Ttl(_) => SignFailure::InvalidTtl,
+        SignError::Sign(_) => SignFailure::SignError,
+    }
+}
+
+fn sign_refused(error: SignError) -> Refused {
+    Refused {
+        reason: sign_error_reason(&error),
+        error: ApiError::Malformed(error.to_string()),
+    }
 }
 
 async fn issue(
@@ -38,17 +109,19 @@ async fn issue(
     pod_name: &str,
     headers: &HeaderMap,
     body: Result<Json<CertificateRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let Some(ca) = api.ca.as_ref() else {
+) -> Result<Response, Refused> {
+    let Some(ca) = api.ca.as_ref().map(|current| current.get()) else {
         return Err(ApiError::Unavailable(
             "this operator runs no CA (mTLS is off in the control plane)".to_owned(),
-        ));
+        )
+        .into());
     };
     let token = bearer_token(headers)?;
     if api.audiences.is_empty() {
         return Err(ApiError::Unavailable(
             "the CA signs only for audience-bound tokens: set --sidecar-token-audience".to_owned(),
-        ));
+        )
+        .into());
     }
     let reviewed = review_token(&api.client, token, &api.audiences)
         .await
@@ -96,24 +169,24 @@ async fn issue(
                 tokio::time::timeout(CACHE_WAIT, api.index.ready()).await,
                 Ok(true)
             ) {
-                return Err(ApiError::Unavailable(
-                    "the operator's cache is not ready yet".into(),
-                ));
+                return Err(
+                    ApiError::Unavailable("the operator's cache is not ready yet".into()).into(),
+                );
             }
             api.index.configuration(namespace, name)
         }
     };
     let spec = config.as_ref().map(|c| &c.spec);
     let id = WorkloadIdentity::new(spec, &caller.namespace, &app_id);
-    let ttl = workload_ttl(spec).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    let ttl = workload_ttl(spec).map_err(sign_refused)?;
     let svid = sign_csr(
-        ca,
+        &ca,
         &request.certificate_signing_request,
         &id,
         SystemTime::now(),
         ttl,
     )
-    .map_err(|e| ApiError::Malformed(e.to_string()))?;
+    .map_err(sign_refused)?;
     tracing::info!(spiffe_id = %id.spiffe_id(), ?ttl, "signed a workload certificate");
     api.metrics.certificate_signed();
     let response = CertificateResponse {
@@ -133,9 +206,7 @@ pub fn audience_bound_caller(
     let caller = caller_from(status)?;
     let granted = status.audiences.as_deref().unwrap_or_default();
     if !granted.iter().any(|a| audiences.contains(a)) {
-        return Err(Denied::InvalidToken(format!(
-            ": not issued for audience {audiences:?}"
-        )));
+        return Err(Denied::OtherAudience(audiences.to_vec()));
     }
     Ok(caller)
 }

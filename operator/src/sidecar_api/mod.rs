@@ -93,8 +93,8 @@ pub struct SidecarApi {
     pub(crate) audiences: Vec<String>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) stream_lifetime: Duration,
-    /// The CA that signs workload certificates (`None`: the certificate route answers 404).
-    pub(crate) ca: Option<Arc<crate::ca::ControlPlaneCa>>,
+    /// The CA that signs workload certificates (`None`: the certificate route answers 503).
+    pub(crate) ca: Option<Arc<crate::ca::CurrentCa>>,
     /// Cancelled at shutdown: open streams end so the server can stop.
     pub(crate) shutdown: CancellationToken,
 }
@@ -127,12 +127,34 @@ impl SidecarApi {
         (Arc::new(api), feeding)
     }
 
-    /// Signs workload certificates with `ca` (before the API is shared).
+    /// Signs workload certificates with `ca` (before the API is shared), and reports as Dapr's
+    /// Sentry from now on.
     pub fn with_ca(mut self: Arc<Self>, ca: Arc<crate::ca::ControlPlaneCa>) -> Arc<Self> {
         if let Some(api) = Arc::get_mut(&mut self) {
-            api.ca = Some(ca);
+            if let Err(error) = api.metrics.ca_loaded(ca.issuer_not_after()) {
+                tracing::warn!(%error, "the CA's metrics cannot be registered");
+            }
+            api.ca = Some(Arc::new(crate::ca::CurrentCa::new(ca)));
         }
         self
+    }
+
+    /// Replaces the CA in use when Secret `namespace/name` changes, until shutdown (in the
+    /// background; nothing to follow without a CA).
+    pub fn follow_ca_secret(&self, namespace: &str, name: &str) {
+        let Some(current) = self.ca.clone() else {
+            return;
+        };
+        let following = crate::ca::follow(
+            self.client.clone(),
+            namespace.to_owned(),
+            name.to_owned(),
+            current,
+            Arc::clone(&self.metrics),
+            crate::ca::FOLLOW_INTERVAL,
+            self.shutdown.clone(),
+        );
+        tokio::spawn(following.instrument(tracing::info_span!("ca_follow", %namespace, %name)));
     }
 
     /// Shorter streams (tests).

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tandem_envtest::TestEnv;
 use tandem_operator::ca;
+use tandem_operator::metrics::{Metrics, SignFailure};
 use tandem_operator::sidecar_api::{STREAM_LIFETIME, TOKEN_AUDIENCE};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
@@ -49,6 +50,9 @@ async fn post(
     let status = response.status().as_u16();
     (status, response.json().await.expect("a JSON body"))
 }
+
+/// A refused request: case, namespace, pod, token, HTTP status, and the metric reason.
+type Refusal<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, u16, SignFailure);
 
 fn der(pem: &str) -> Vec<u8> {
     ca::sign::pem_certificates(pem)
@@ -90,7 +94,20 @@ async fn a_pod_gets_its_own_identity_and_nobody_else_gets_one() {
     let authority = ca::ensure(env.client(), &ns, ca::CA_SECRET_NAME)
         .await
         .expect("the CA");
+    let issuer_not_after = authority.issuer_not_after();
     let api = start_api_with_ca(env.client(), STREAM_LIFETIME, Some(Arc::new(authority))).await;
+    // Dapr's Sentry metrics: `(received, signed, refused for reason)`.
+    let signs = |reason| {
+        api.metrics
+            .certificate_requests(reason)
+            .expect("a CA is loaded: the Sentry series exist")
+    };
+    assert_eq!(
+        api.metrics.issuer_certificate(),
+        Some((issuer_not_after, 0)),
+        "the issuer's expiry, recorded when the CA is loaded"
+    );
+    assert_eq!(signs(SignFailure::InvalidToken), (0, 0, 0));
     let order = dapr_pod(&env, "order-1", "order-sa", "order").await;
     let catalog = dapr_pod(&env, "catalog-1", "catalog-sa", "catalog").await;
     let order_token = token_for(&env, "order-sa", Some(&order), TOKEN_AUDIENCE).await;
@@ -103,20 +120,24 @@ async fn a_pod_gets_its_own_identity_and_nobody_else_gets_one() {
     let own = format!("spiffe://public/ns/{ns}/order");
     assert_eq!(answer["spiffeId"], own.as_str());
     assert_eq!(verified_uris(&answer), vec![own]);
+    assert_eq!(signs(SignFailure::InvalidToken), (1, 1, 0), "one good CSR");
 
     // Refused: each with its reason, none with a certificate.
     let unbound_catalog = token_for(&env, "catalog-sa", None, TOKEN_AUDIENCE).await;
     let wrong_audience = token_for(&env, "order-sa", Some(&order), "someone-else").await;
     let stranger = dapr_pod(&other, "order-1", "order-sa", "order").await;
     let stranger_token = token_for(&other, "order-sa", Some(&stranger), TOKEN_AUDIENCE).await;
-    let refusals: [(&str, &str, &str, Option<&str>, u16); 7] = [
-        ("no token", &ns, "order-1", None, 401),
+    use SignFailure::{InvalidToken, NamespaceMismatch, PodMismatch};
+    let refusals: [Refusal<'_>; 7] = [
+        ("no token", &ns, "order-1", None, 401, InvalidToken),
+        // The TokenReview names the CA's audience, so the API server itself refuses it.
         (
             "a token for another audience",
             &ns,
             "order-1",
             Some(&wrong_audience),
             401,
+            InvalidToken,
         ),
         (
             "another pod's bound token",
@@ -124,6 +145,7 @@ async fn a_pod_gets_its_own_identity_and_nobody_else_gets_one() {
             "order-1",
             Some(&catalog_token),
             403,
+            PodMismatch,
         ),
         (
             "another ServiceAccount's token",
@@ -131,6 +153,7 @@ async fn a_pod_gets_its_own_identity_and_nobody_else_gets_one() {
             "order-1",
             Some(&unbound_catalog),
             403,
+            PodMismatch,
         ),
         (
             "our token naming another namespace",
@@ -138,6 +161,7 @@ async fn a_pod_gets_its_own_identity_and_nobody_else_gets_one() {
             "order-1",
             Some(&order_token),
             403,
+            NamespaceMismatch,
         ),
         (
             "another namespace's token naming our pod",
@@ -145,6 +169,7 @@ async fn a_pod_gets_its_own_identity_and_nobody_else_gets_one() {
             "order-1",
             Some(&stranger_token),
             403,
+            NamespaceMismatch,
         ),
         (
             "our token naming another pod",
@@ -152,13 +177,21 @@ async fn a_pod_gets_its_own_identity_and_nobody_else_gets_one() {
             "catalog-1",
             Some(&order_token),
             403,
+            PodMismatch,
         ),
     ];
-    for (case, namespace, pod, token, expected) in refusals {
+    for (case, namespace, pod, token, expected, reason) in refusals {
+        let (received, signed, refused) = signs(reason);
         let (status, answer) = post(&api.base, namespace, pod, token, &greedy).await;
         assert_eq!(status, expected, "{case}: {answer}");
         assert!(answer["workloadCertificate"].is_null(), "{case}: {answer}");
         assert!(answer["errorCode"].is_string(), "{case}: {answer}");
+        assert_eq!(
+            signs(reason),
+            (received + 1, signed, refused + 1),
+            "{case}: counted as {}",
+            reason.as_str()
+        );
     }
 
     // A deleted pod's token is worth nothing, even once a pod of the same name is back.
@@ -186,9 +219,14 @@ async fn a_pod_gets_its_own_identity_and_nobody_else_gets_one() {
     );
 
     // A garbage CSR is a bad request, not a certificate.
+    let (received, _, _) = signs(SignFailure::MalformedCsr);
     let (status, answer) = post(&api.base, &ns, "order-1", Some(&order_token), "hello").await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(api.metrics.certificates_signed(), 1);
+    assert_eq!(signs(SignFailure::MalformedCsr), (received + 1, 1, 1));
+    // Every request was counted once: 1 signed + 7 refusals + 2 for the deleted pod + 1 CSR.
+    let refused: u64 = SignFailure::ALL.iter().map(|r| signs(*r).2).sum();
+    assert_eq!((received + 1, refused), (11, 10));
 }
 
 #[tokio::test]
@@ -279,4 +317,54 @@ async fn replicas_starting_together_end_with_one_ca() {
         let stored = ca::secret::from_secret(&name, &secret).expect("a CA in the Secret");
         assert_eq!(stored.trust_anchors_pem(), anchors[0]);
     }
+}
+
+#[tokio::test]
+async fn a_changed_ca_secret_replaces_the_ca_in_use_and_is_counted() {
+    let env = TestEnv::start().await;
+    let ns = env.namespace().to_owned();
+    let name = "rotating-trust-bundle";
+    let first = ca::ensure(env.client(), &ns, name).await.expect("the CA");
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    metrics
+        .ca_loaded(first.issuer_not_after())
+        .expect("the Sentry series");
+    let current = Arc::new(ca::CurrentCa::new(Arc::new(first)));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(ca::follow(
+        env.client(),
+        ns.clone(),
+        name.to_owned(),
+        Arc::clone(&current),
+        Arc::clone(&metrics),
+        std::time::Duration::from_millis(100),
+        shutdown.clone(),
+    ));
+
+    // A rotation: another CA, an hour younger, written into the Secret.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    let (anchors, issuer, key) = ca::sign::generate_ca(later).expect("a new CA");
+    let expiry = ca::ControlPlaneCa::from_pem(&anchors, &issuer, &key)
+        .expect("a CA")
+        .issuer_not_after();
+    let rotation = json!({"stringData": {
+        ca::TRUST_ANCHORS_KEY: anchors, ca::ISSUER_CERT_KEY: issuer, ca::ISSUER_KEY_KEY: key}});
+    env.namespaced::<Secret>()
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&rotation),
+        )
+        .await
+        .expect("rotate the Secret");
+    tandem_envtest::eventually("the new CA in use", REACT, || async {
+        (current.get().trust_anchors_pem() == anchors).then_some(())
+    })
+    .await;
+    assert_eq!(
+        metrics.issuer_certificate(),
+        Some((expiry, 1)),
+        "dapr_sentry_issuercert_changed_total +1, and the new issuer's expiry"
+    );
+    shutdown.cancel();
 }

@@ -5,8 +5,21 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use std::collections::BTreeMap;
 use tandem_envtest::{TestEnv, eventually};
+use tandem_operator::metrics::{Metrics, ServiceChange};
+
+/// Waits until `app_id`'s Service has seen `change` exactly `count` times, as Dapr's
+/// `dapr_operator_service_*_total` counts it (the write lands a moment before it is counted).
+async fn wait_counted(metrics: &Metrics, change: ServiceChange, app_id: &str, count: u64) {
+    eventually(
+        &format!("{change:?} {app_id} counted {count} times"),
+        REACT,
+        || async { (metrics.services_changed(change, app_id) == count).then_some(()) },
+    )
+    .await;
+}
 
 /// A workload manifest; `annotations` are the pod template's, as a YAML flow map.
 fn workload(kind: &str, name: &str, annotations: &str) -> String {
@@ -103,12 +116,41 @@ async fn an_annotated_deployment_owns_a_headless_service_until_the_annotation_go
         ["tandem-operator"],
         "server-side apply, one field manager"
     );
+    wait_counted(&operator.metrics, ServiceChange::Created, "orders", 1).await;
+    assert_eq!(
+        operator
+            .metrics
+            .services_changed(ServiceChange::Updated, "orders"),
+        0,
+        "a settled Service is not rewritten"
+    );
+
+    // Someone edits the Service: the operator puts it back, an update.
+    let edit = serde_json::json!({"metadata": {"annotations": {"dapr.io/app-id": "edited"}}});
+    services
+        .patch("orders-dapr", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .expect("edit the Service");
+    wait_counted(&operator.metrics, ServiceChange::Updated, "orders", 1).await;
+    let repaired = wait_service(&services, "orders-dapr").await;
+    let annotations = repaired.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations.get("dapr.io/app-id").map(String::as_str),
+        Some("orders")
+    );
 
     let plain = workload("Deployment", "checkout", "{}");
     env.kubectl_apply(&plain)
         .await
         .expect("remove the annotation");
     wait_no_service(&services, "orders-dapr").await;
+    wait_counted(&operator.metrics, ServiceChange::Deleted, "orders", 1).await;
+    assert_eq!(
+        operator
+            .metrics
+            .services_changed(ServiceChange::Created, "orders"),
+        1
+    );
     operator.stop().await;
 }
 
@@ -141,6 +183,9 @@ async fn a_statefulset_defaults_its_app_id_to_its_name_and_follows_app_id_change
         .expect("change the app id");
     wait_service(&services, "accounts-dapr").await;
     wait_no_service(&services, "ledger-dapr").await;
+    wait_counted(&operator.metrics, ServiceChange::Created, "ledger", 1).await;
+    wait_counted(&operator.metrics, ServiceChange::Created, "accounts", 1).await;
+    wait_counted(&operator.metrics, ServiceChange::Deleted, "ledger", 1).await;
     operator.stop().await;
 }
 

@@ -27,7 +27,7 @@ fn only_a_token_for_the_ca_audience_is_a_credential() {
     ] {
         let refused = audience_bound_caller(&reviewed(granted), &ours);
         assert!(
-            matches!(refused, Err(Denied::InvalidToken(ref m)) if m.contains("audience")),
+            matches!(refused, Err(Denied::OtherAudience(ref a)) if *a == ours),
             "{granted:?}: {refused:?}"
         );
     }
@@ -78,4 +78,73 @@ fn the_app_id_is_the_annotation_else_the_pod_name() {
             .collect(),
     );
     assert_eq!(pod_app_id(&pod, "web-1"), "orders");
+}
+
+#[test]
+fn every_refusal_has_its_metric_reason() {
+    let pod = || ("p".to_owned(), "ns".to_owned());
+    let cases = [
+        (Denied::NoToken, SignFailure::InvalidToken),
+        (
+            Denied::InvalidToken(String::new()),
+            SignFailure::InvalidToken,
+        ),
+        (
+            Denied::NotServiceAccount("alice".into()),
+            SignFailure::InvalidToken,
+        ),
+        (
+            Denied::OtherAudience(vec!["a".into()]),
+            SignFailure::WrongAudience,
+        ),
+        (
+            Denied::OtherNamespace {
+                token: "a".into(),
+                asked: "b".into(),
+            },
+            SignFailure::NamespaceMismatch,
+        ),
+        (
+            Denied::OtherPod {
+                token: "a".into(),
+                asked: "b".into(),
+            },
+            SignFailure::PodMismatch,
+        ),
+        (
+            Denied::OtherServiceAccount {
+                pod: pod().0,
+                pod_account: "a".into(),
+                token_account: "b".into(),
+            },
+            SignFailure::PodMismatch,
+        ),
+        (
+            Denied::NoSuchPod {
+                namespace: pod().1,
+                pod: pod().0,
+            },
+            SignFailure::NoSuchPod,
+        ),
+        (
+            Denied::NotDaprEnabled { pod: pod().0 },
+            SignFailure::NotDaprEnabled,
+        ),
+    ];
+    for (denied, reason) in cases {
+        assert_eq!(refusal_reason(&denied), reason, "{denied:?}");
+        assert_eq!(Refused::from(denied.clone()).reason, reason, "{denied:?}");
+    }
+    let signs = [
+        (SignError::Csr("x".into()), SignFailure::MalformedCsr),
+        (SignError::Ttl("1ms".into()), SignFailure::InvalidTtl),
+        (SignError::Sign("x".into()), SignFailure::SignError),
+    ];
+    for (error, reason) in signs {
+        assert_eq!(sign_error_reason(&error), reason, "{error:?}");
+    }
+    let malformed = Refused::from(ApiError::Malformed("not JSON".into()));
+    assert_eq!(malformed.reason, SignFailure::MalformedRequest);
+    let unavailable = Refused::from(ApiError::Unavailable("TokenReview failed".into()));
+    assert_eq!(unavailable.reason, SignFailure::Unavailable);
 }
