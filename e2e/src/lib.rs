@@ -15,6 +15,7 @@ pub mod node;
 pub mod one_machine;
 pub mod rbac;
 pub mod sidecar_http;
+pub mod test_actor;
 pub mod test_app;
 pub mod tools;
 

@@ -1,5 +1,6 @@
-//! `tandem-e2e-app --port <port> [--drain-seconds <s>]`: the end-to-end scenario's app (see
-//! `tandem_e2e::test_app`). Its pod name comes from `POD_NAME` or `HOSTNAME`.
+//! `tandem-e2e-app --port <port> [--drain-seconds <s>] [--actor-type <type>]`: the end-to-end
+//! scenario's app (see `tandem_e2e::test_app`), or with `--actor-type` an actor host
+//! (`tandem_e2e::test_actor`). Its pod name comes from `POD_NAME` or `HOSTNAME`.
 
 use std::time::Duration;
 use tandem_e2e::test_app::TestApp;
@@ -7,14 +8,20 @@ use tandem_e2e::test_app::TestApp;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
-    let (mut port, mut drain) = (8080_u16, 2_u64);
+    let (mut port, mut drain, mut actor_type) = (8080_u16, 2_u64, None);
     while let Some(arg) = args.next() {
-        let value = args.next().and_then(|v| v.parse::<u64>().ok());
+        let raw = args.next();
+        let value = raw.as_deref().and_then(|v| v.parse::<u64>().ok());
         match (arg.as_str(), value) {
             ("--port", Some(v)) => port = u16::try_from(v).unwrap_or(port),
             ("--drain-seconds", Some(v)) => drain = v,
+            ("--actor-type", _) if raw.as_deref().is_some_and(|t| !t.is_empty()) => {
+                actor_type = raw;
+            }
             _ => {
-                eprintln!("usage: tandem-e2e-app --port <port> [--drain-seconds <s>]");
+                eprintln!(
+                    "usage: tandem-e2e-app --port <port> [--drain-seconds <s>] [--actor-type <type>]"
+                );
                 return std::process::ExitCode::from(64);
             }
         }
@@ -30,7 +37,23 @@ async fn main() -> std::process::ExitCode {
         }
     };
     eprintln!("tandem-e2e-app: {pod} listening on {port}");
-    let serving = axum::serve(listener, TestApp::new(pod).router());
+    let router = match actor_type {
+        Some(actor_type) => {
+            let dapr_http_port = std::env::var("DAPR_HTTP_PORT")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(3500);
+            match tandem_e2e::test_actor::router(actor_type, pod, dapr_http_port) {
+                Ok(router) => router,
+                Err(e) => {
+                    eprintln!("tandem-e2e-app: {e}");
+                    return std::process::ExitCode::from(1);
+                }
+            }
+        }
+        None => TestApp::new(pod).router(),
+    };
+    let serving = axum::serve(listener, router);
     tokio::select! {
         result = serving => {
             if let Err(e) = result {

@@ -1,0 +1,291 @@
+//! Actors on the one-machine Kubernetes cluster (`tandem_e2e::one_machine`: real kube-apiserver,
+//! kube-controller-manager, the chart's operator and injector, pods as processes in network
+//! namespaces, real Redis as the actor state store). Deployment `counter` hosts actor type
+//! `Counter` (`tandem-e2e-app --actor-type Counter`); four callers drive `add` on 24 ids through
+//! the sidecar of a `caller` pod while `counter` is scaled 3 → 5 → 2. Each `add` reads, holds
+//! 15 ms, writes: if an id ever ran on two pods at once, or an update were lost, two calls would
+//! return the same count. The test asserts no call failed and every id's counts are exactly
+//! 1..=n, and that the calls moved to the new pods and off the removed ones.
+//!
+//! Needs what `kubernetes_cluster.rs` needs (root, `KUBEBUILDER_ASSETS`, `TANDEM_TOOLS`).
+
+#![allow(clippy::unwrap_used, reason = "a test fails on what it unwraps")]
+
+#[allow(
+    dead_code,
+    reason = "this test uses part of the shared cluster helpers"
+)]
+mod cluster_support;
+
+use cluster_support::{Logs, ROLLOUT, apply, kubectl, namespace, ready_pods};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tandem_e2e::one_machine::{APP_IMAGE, OneMachineCluster};
+use tandem_e2e::sidecar_http::SidecarClient;
+use tandem_envtest::{TestEnv, eventually};
+use tandem_testkit::RedisServer;
+
+const IDS: usize = 24;
+const CALLERS: usize = 4;
+/// Successful calls each stage needs before the next scale event.
+const PER_STAGE: usize = 80;
+
+/// One `add` as the caller saw it.
+#[derive(Debug, Clone)]
+struct Call {
+    stage: usize,
+    id: usize,
+    status: u16,
+    body: Value,
+}
+
+fn manifests(redis: &str, replicas: u32) -> String {
+    format!(
+        r#"
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {{name: actorstore}}
+spec:
+  type: state.redis
+  version: v1
+  metadata:
+    - {{name: redisHost, value: "{redis}"}}
+    - {{name: actorStateStore, value: "true"}}
+---
+{}
+---
+{}
+"#,
+        deployment("counter", replicas, &["--actor-type", "Counter"]),
+        deployment("caller", 1, &[]),
+    )
+}
+
+fn deployment(app: &str, replicas: u32, extra: &[&str]) -> String {
+    let mut args = vec!["--port", "8080", "--drain-seconds", "3"];
+    args.extend_from_slice(extra);
+    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {app}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {app}}}}}
+  template:
+    metadata:
+      labels: {{app: {app}}}
+      annotations:
+        dapr.io/enabled: "true"
+        dapr.io/app-id: {app}
+        dapr.io/app-port: "8080"
+        dapr.io/sidecar-listen-addresses: "0.0.0.0"
+    spec:
+      terminationGracePeriodSeconds: 20
+      containers:
+        - name: app
+          image: {APP_IMAGE}
+          args: [{}]
+          ports: [{{containerPort: 8080}}]"#,
+        args.join(", ")
+    )
+}
+
+/// Callers that `add` on ids round-robin until stopped, recording every call under the stage
+/// current when it was sent.
+struct Traffic {
+    calls: Arc<Mutex<Vec<Call>>>,
+    stage: Arc<Mutex<usize>>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Traffic {
+    fn start(http: &SidecarClient, base: &str) -> Traffic {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let stage = Arc::new(Mutex::new(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..CALLERS)
+            .map(|caller| {
+                let (http, base) = (http.clone(), base.to_owned());
+                let (calls, stage, stop) = (calls.clone(), stage.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut n = caller * (IDS / CALLERS);
+                    while !stop.load(Ordering::Relaxed) {
+                        let id = n % IDS;
+                        n += 1;
+                        let now = *stage.lock().unwrap();
+                        let url = format!("{base}/v1.0/actors/Counter/c{id}/method/add");
+                        let (status, body) = http.call(reqwest::Method::PUT, &url, None).await;
+                        calls.lock().unwrap().push(Call {
+                            stage: now,
+                            id,
+                            status,
+                            body,
+                        });
+                    }
+                })
+            })
+            .collect();
+        Traffic {
+            calls,
+            stage,
+            stop,
+            tasks,
+        }
+    }
+
+    fn ok_in(&self, stage: usize) -> usize {
+        let calls = self.calls.lock().unwrap();
+        calls
+            .iter()
+            .filter(|c| c.stage == stage && c.status == 200)
+            .count()
+    }
+
+    /// Waits for `PER_STAGE` successful calls in the current stage, then moves to the next.
+    async fn finish_stage(&self) {
+        let stage = *self.stage.lock().unwrap();
+        let deadline = Instant::now() + ROLLOUT;
+        while self.ok_in(stage) < PER_STAGE {
+            assert!(
+                Instant::now() < deadline,
+                "stage {stage}: only {} calls succeeded",
+                self.ok_in(stage)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        *self.stage.lock().unwrap() = stage + 1;
+    }
+
+    async fn stop(self) -> Vec<Call> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        Arc::try_unwrap(self.calls).unwrap().into_inner().unwrap()
+    }
+}
+
+/// Waits until `app` has exactly `count` pods, terminating ones included.
+async fn all_pods_gone_but(env: &TestEnv, ns: &str, app: &str, count: usize) {
+    let pods: Api<Pod> = Api::namespaced(env.client(), ns);
+    let what = format!("only {count} pods of {app} left");
+    eventually(&what, ROLLOUT, || async {
+        let listed = pods
+            .list(&ListParams::default().labels(&format!("app={app}")))
+            .await
+            .ok()?;
+        (listed.items.len() == count).then_some(())
+    })
+    .await;
+}
+
+fn pods_of(calls: &[Call], stage: usize) -> BTreeSet<String> {
+    calls
+        .iter()
+        .filter(|c| c.stage == stage && c.status == 200)
+        .filter_map(|c| c.body["pod"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn actors_stay_single_while_their_hosts_scale_3_5_2() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the node agent needs root for network namespaces"
+    );
+    let env = TestEnv::start().await;
+    let cluster = OneMachineCluster::start(&env)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ns = namespace(&env, "actors").await;
+    let address = cluster.address();
+    let redis = tokio::task::spawn_blocking(move || RedisServer::start_on(address))
+        .await
+        .unwrap();
+    let _logs = Logs {
+        cluster: &cluster,
+        namespace: ns.clone(),
+    };
+    let started = Instant::now();
+    apply(&env, &ns, &manifests(&redis.addr(), 3)).await;
+    let first: BTreeSet<String> = ready_pods(&env, &ns, "counter", 3)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let (_, caller_ip) = ready_pods(&env, &ns, "caller", 1).await.remove(0);
+    let base = format!("http://{caller_ip}:3500");
+    let http = SidecarClient::new();
+    let traffic = Traffic::start(&http, &base);
+
+    traffic.finish_stage().await; // stage 1: three hosts
+    kubectl(&env, &ns, &["scale", "deployment/counter", "--replicas=5"]).await;
+    let five: BTreeSet<String> = ready_pods(&env, &ns, "counter", 5)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    traffic.finish_stage().await; // stage 2: five hosts (the ring has moved)
+    traffic.finish_stage().await; // stage 3: still five, shards settled on the new hosts
+    kubectl(&env, &ns, &["scale", "deployment/counter", "--replicas=2"]).await;
+    let two: BTreeSet<String> = ready_pods(&env, &ns, "counter", 2)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    traffic.finish_stage().await; // stage 4: three hosts handing their actors off
+    all_pods_gone_but(&env, &ns, "counter", 2).await;
+    traffic.finish_stage().await; // stage 5: two hosts
+    let calls = traffic.stop().await;
+
+    let failed: Vec<&Call> = calls.iter().filter(|c| c.status != 200).collect();
+    let mut counts: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    for c in calls.iter().filter(|c| c.status == 200) {
+        counts
+            .entry(c.id)
+            .or_default()
+            .push(c.body["count"].as_u64().unwrap());
+    }
+    let per_stage: Vec<(usize, usize)> = (1..=5)
+        .map(|s| (s, calls.iter().filter(|c| c.stage == s).count()))
+        .collect();
+    eprintln!(
+        "actors on the cluster: {} calls ({} ok, {} failed) over {} ids in {:.1} s; per stage {:?}; pods answering: stage 1 {:?}, stage 3 {:?}, stage 5 {:?}",
+        calls.len(),
+        calls.len() - failed.len(),
+        failed.len(),
+        counts.len(),
+        started.elapsed().as_secs_f64(),
+        per_stage,
+        pods_of(&calls, 1),
+        pods_of(&calls, 3),
+        pods_of(&calls, 5),
+    );
+    assert!(failed.is_empty(), "failed calls: {failed:#?}");
+    for (id, mut seen) in counts {
+        seen.sort_unstable();
+        let expected: Vec<u64> = (1..=seen.len() as u64).collect();
+        assert_eq!(
+            seen, expected,
+            "id c{id}: each count once, 1..=n (a repeat is two activations or a lost update)"
+        );
+    }
+    assert!(pods_of(&calls, 1).is_subset(&first));
+    let new_hosts: BTreeSet<&String> = five.difference(&first).collect();
+    assert!(
+        pods_of(&calls, 3).iter().any(|p| new_hosts.contains(p)),
+        "after 3 → 5 some actors must move to the new pods {new_hosts:?}"
+    );
+    assert!(
+        pods_of(&calls, 5).is_subset(&two),
+        "after 5 → 2 only the remaining pods {two:?} may answer"
+    );
+}
