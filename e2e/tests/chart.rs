@@ -165,6 +165,7 @@ fn default_values_render_single_replicas_without_leader_election_or_pdbs() {
             "--webhook-addr=0.0.0.0:19443",
             "--leader-elect=false",
             "--leader-election-name=tandem-operator",
+            "--ca-enabled=true",
         ]
     );
     let env = operator.env.unwrap();
