@@ -153,6 +153,8 @@ pub mod flags {
     pub const DAPR_LISTEN_ADDRESSES: &str = "dapr-listen-addresses";
     pub const METRICS_PORT: &str = "metrics-port";
     pub const ENABLE_METRICS: &str = "enable-metrics";
+    /// mTLS between sidecars, certificates from the control plane's CA (Kubernetes mode).
+    pub const ENABLE_MTLS: &str = "enable-mtls";
     pub const RESOURCES_PATH: &str = "resources-path";
     pub const CONFIG: &str = "config";
     pub const LOG_LEVEL: &str = "log-level";

@@ -165,6 +165,7 @@ fn default_values_render_single_replicas_without_leader_election_or_pdbs() {
             "--webhook-addr=0.0.0.0:19443",
             "--leader-elect=false",
             "--leader-election-name=tandem-operator",
+            "--ca-enabled=true",
         ]
     );
     let env = operator.env.unwrap();
@@ -503,6 +504,33 @@ fn roles_grant_least_privilege() {
 }
 
 #[test]
+fn global_mtls_enabled_drives_the_operator_ca_and_the_injected_sidecars() {
+    let flag = |manifest: &Manifest| {
+        let args = container(manifest, "tandem-operator").args.unwrap();
+        let ca: Vec<_> = args
+            .iter()
+            .filter(|a| a.starts_with("--ca-enabled="))
+            .collect();
+        assert_eq!(ca.len(), 1, "{args:?}");
+        ca[0].clone()
+    };
+    let injector_env = |manifest: &Manifest| {
+        env_value(
+            &container(manifest, "tandem-sidecar-injector"),
+            "TANDEM_INJECTOR_SIDECAR_MTLS",
+        )
+    };
+    let on = render(on_1_30(Render::new(NAMESPACE)));
+    assert_eq!(flag(&on), "--ca-enabled=true", "on by default, like Dapr");
+    assert_eq!(injector_env(&on).as_deref(), Some("true"));
+    let off = render(on_1_30(
+        Render::new(NAMESPACE).set("global.mtls.enabled", "false"),
+    ));
+    assert_eq!(flag(&off), "--ca-enabled=false");
+    assert_eq!(injector_env(&off).as_deref(), Some("false"));
+}
+
+#[test]
 fn invalid_values_are_refused_naming_the_key() {
     let tools = tools();
     let cases = [
@@ -510,6 +538,7 @@ fn invalid_values_are_refused_naming_the_key() {
         ("global.ha.replicaCount", "0"),
         ("global.runAsUser", "0"),
         ("global.logAsJson", "maybe"),
+        ("global.mtls.enabled", "maybe"),
         ("tandem_operator.unknownKey", "1"),
     ];
     for (key, value) in cases {

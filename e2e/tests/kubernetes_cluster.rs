@@ -74,6 +74,13 @@ async fn order_catalog_and_shipping_run_on_a_one_machine_cluster() {
         "the injector added daprd: {order_pids:?}"
     );
 
+    let metrics_client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for pod in [&order_pod, &catalog_pod] {
+        assert_mtls_on(&metrics_client, &pod.1).await;
+    }
     let shipping_app = format!("http://{}:8080/_e2e/seen", shipping_pod.1);
     let scenario = Scenario {
         http: SidecarClient::new(),

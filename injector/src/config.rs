@@ -95,6 +95,10 @@ pub struct Args {
     pub sidecar_read_only_root_filesystem: bool,
     #[arg(long, env = "SIDECAR_DROP_ALL_CAPABILITIES", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub sidecar_drop_all_capabilities: bool,
+    /// Injected sidecars speak only mTLS between themselves (`--enable-mtls true`), with
+    /// certificates from the operator's CA; cluster-wide, as Dapr's `global.mtls.enabled`.
+    #[arg(long, env = "TANDEM_INJECTOR_SIDECAR_MTLS", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub sidecar_mtls: bool,
     /// Log JSON lines.
     #[arg(long, env = "TANDEM_INJECTOR_LOG_AS_JSON", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub log_as_json: bool,
@@ -184,6 +188,8 @@ pub struct InjectorConfig {
     pub sidecar_run_as_non_root: bool,
     pub sidecar_read_only_root_filesystem: bool,
     pub sidecar_drop_all_capabilities: bool,
+    /// Injected sidecars get `--enable-mtls true`.
+    pub sidecar_mtls: bool,
     pub log_as_json: bool,
 }
 
@@ -223,6 +229,7 @@ impl InjectorConfig {
             sidecar_run_as_non_root,
             sidecar_read_only_root_filesystem,
             sidecar_drop_all_capabilities,
+            sidecar_mtls,
             log_as_json,
         } = args;
         let socket = |flag, value: &str| {
@@ -343,6 +350,7 @@ impl InjectorConfig {
             sidecar_run_as_non_root,
             sidecar_read_only_root_filesystem,
             sidecar_drop_all_capabilities,
+            sidecar_mtls,
             log_as_json,
         })
     }

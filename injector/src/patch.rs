@@ -192,6 +192,9 @@ pub fn sidecar_args(settings: &SidecarSettings, cfg: &InjectorConfig) -> Vec<Str
     );
     flag(flags::APP_PROTOCOL, settings.app_protocol.clone());
     flag(flags::LOG_LEVEL, settings.log_level.clone());
+    if cfg.sidecar_mtls {
+        flag(flags::ENABLE_MTLS, "true".into());
+    }
     flag(flags::ENABLE_METRICS, settings.enable_metrics.to_string());
     if settings.enable_metrics {
         flag(flags::METRICS_PORT, settings.metrics_port.to_string());

@@ -324,6 +324,7 @@ fn every_flag_is_one_the_sidecar_knows() {
         "dapr-listen-addresses",
         "metrics-port",
         "enable-metrics",
+        "enable-mtls",
         "resources-path",
         "config",
         "log-level",

@@ -11,7 +11,10 @@ use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-use tandem_crds::control_plane::{Resources, resources_path, secrets_path};
+use tandem_crds::control_plane::{
+    CertificateRequest, CertificateResponse, Resources, certificate_path, resources_path,
+    secrets_path,
+};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -119,13 +122,23 @@ impl ControlPlane {
         url: String,
         bounded: bool,
     ) -> Result<reqwest::Response, ControlPlaneError> {
+        self.send(self.http.get(url), bounded).await
+    }
+
+    /// Sends `request` with the token (read again from its file: a rotated token is picked
+    /// up); a non-2xx answer is a [`ControlPlaneError::Refused`] with the operator's message.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        bounded: bool,
+    ) -> Result<reqwest::Response, ControlPlaneError> {
         let token = tokio::fs::read_to_string(&self.token_file)
             .await
             .map_err(|source| ControlPlaneError::Token {
                 path: self.token_file.clone(),
                 source,
             })?;
-        let mut request = self.http.get(url).bearer_auth(token.trim());
+        let mut request = request.bearer_auth(token.trim());
         if bounded {
             request = request.timeout(Duration::from_secs(10));
         }
@@ -183,6 +196,25 @@ impl ControlPlane {
         &self,
     ) -> Result<BTreeMap<String, BTreeMap<String, String>>, ControlPlaneError> {
         let response = self.get(self.secrets_url(None), true).await?;
+        self.json(response).await
+    }
+
+    /// A workload certificate from the control-plane CA for the public key of `csr_pem` (the
+    /// key itself never leaves the sidecar). Plain HTTP like the rest of the sidecar API: what
+    /// comes back is checked by the caller (`security::issuer`), not trusted for the channel.
+    pub async fn certificate(
+        &self,
+        csr_pem: String,
+    ) -> Result<CertificateResponse, ControlPlaneError> {
+        let url = format!(
+            "http://{}{}",
+            self.address,
+            certificate_path(&self.namespace, &self.pod)
+        );
+        let body = CertificateRequest {
+            certificate_signing_request: csr_pem,
+        };
+        let response = self.send(self.http.post(url).json(&body), true).await?;
         self.json(response).await
     }
 

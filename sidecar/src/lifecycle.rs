@@ -268,7 +268,7 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
     let workload = crate::security::start_mtls(
         crate::security::MtlsStart {
             enabled: args.mtls.enable_mtls,
-            kubernetes: kubernetes.is_some(),
+            control_plane: kubernetes.as_ref().map(|k| &k.control_plane),
             ttl: args.mtls.mtls_cert_ttl,
             data_dir: &args.data_dir(),
             app_id: &args.app_id,
@@ -276,7 +276,8 @@ async fn serve(p: Prepared, app_command: Option<Vec<String>>) -> Result<ExitCode
             config: &config,
         },
         metrics.security(),
-    )?;
+    )
+    .await?;
     let listeners = Listeners::bind(&args, env.internal_ip, serve_metrics).await?;
     let (resolver, registration) = peers(&args, env.namespace.as_deref(), kubernetes.as_ref())?;
     let (peers, internal_tls) = peer_channel(resolver, workload.as_ref())?;

@@ -222,3 +222,36 @@ pub fn edited_pubsub_and_refunds(redis: &str) -> String {
         "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: pubsub}}\nspec:\n  type: pubsub.redis\n  version: v1\n  metadata:\n    - {{name: redisHost, value: \"{redis}\"}}\n    - {{name: processingTimeout, value: 30s}}\n---\napiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {{name: refunds}}\nspec:\n  pubsubname: pubsub\n  topic: refunds\n  routes: {{default: /refunds}}\nscopes: [shipping]\n"
     )
 }
+
+/// mTLS is on for an injected sidecar (the chart's default `global.mtls.enabled`): its metrics
+/// port (9090) shows one successful mTLS start, and its internal port (50002) answers no
+/// plaintext request, even one that forges the caller headers.
+pub async fn assert_mtls_on(http: &reqwest::Client, pod_ip: &str) {
+    let metrics = http
+        .get(format!("http://{pod_ip}:9090/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("dapr_runtime_mtls_init_total") && l.ends_with(" 1")),
+        "{pod_ip}: no successful mTLS start in\n{metrics}"
+    );
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect((pod_ip, 50002))
+        .await
+        .unwrap();
+    let forged = "POST /v1.0/invoke/x/method/admin HTTP/1.1\r\nhost: x\r\ndapr-caller-app-id: order\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+    stream.write_all(forged.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "{pod_ip}:50002 answered plaintext: {}",
+        String::from_utf8_lossy(&answer)
+    );
+}

@@ -1,5 +1,6 @@
 //! The mTLS flags. `--enable-mtls` is daprd's name; like daprd's standalone mode it is off
-//! unless asked for (Kubernetes turns it on from the control plane later).
+//! unless asked for (in Kubernetes the injector passes `--enable-mtls true` unless the chart's
+//! `global.mtls.enabled` is false).
 
 use clap::Args;
 use std::time::Duration;
@@ -12,11 +13,12 @@ const MIN_TTL: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Args)]
 pub struct MtlsArgs {
     /// Speak only mTLS on the internal port and to other sidecars, with a SPIFFE identity from
-    /// the local CA in `--data-dir` (standalone).
+    /// the local CA in `--data-dir` (standalone) or the control plane's CA (Kubernetes mode).
     #[arg(long = "enable-mtls", env = "DAPR_ENABLE_MTLS", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub enable_mtls: bool,
     /// How long a workload certificate lives (Go durations: `30s`, `1h30m`, `24h`); renewed at
-    /// half-life.
+    /// half-life. Standalone only: in Kubernetes the control plane's CA decides (the
+    /// Configuration's `spec.mtls.workloadCertTTL`).
     #[arg(long = "mtls-cert-ttl", env = "TANDEM_MTLS_CERT_TTL", default_value = DEFAULT_TTL, value_parser = parse_ttl)]
     pub mtls_cert_ttl: Duration,
 }

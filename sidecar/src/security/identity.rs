@@ -1,17 +1,21 @@
 //! This sidecar's workload identity: a fresh key made in memory (it never touches disk), an SVID
-//! for it from the CA, and the trust bundle, held together as one [`Material`] that TLS reads
-//! at every handshake. [`Workload::renew`] replaces it at half-life (Dapr's `renewalDivisor`),
-//! retrying on failure; open connections keep their session, new handshakes get the new one.
+//! for it from the [`Issuer`] (the local CA, or the control plane's), and the trust bundle, held
+//! together as one [`Material`] that TLS reads at every handshake. [`Workload::renew`] replaces it
+//! at half-life (Dapr's `renewalDivisor`), retrying on failure; open connections keep their
+//! session, new handshakes get the new one.
 
-use super::ca::{BACKDATE, BUNDLE_FILE, CaError, LocalCa, read_bundle};
+use super::ca::CaError;
+use super::issuer::Issuer;
 use super::metrics::SecurityMetrics;
 use super::spiffe::SpiffeId;
+use crate::control_plane::ControlPlaneError;
+use crate::resiliency::Backoff;
 use crate::swap::Swap;
 use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::sign::CertifiedKey;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
@@ -29,7 +33,24 @@ pub enum IdentityError {
     Bundle(String),
     #[error("TLS refused the certificate or key: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("{0}")]
+    ControlPlane(#[from] ControlPlaneError),
+    #[error("the control plane's certificate: {0}")]
+    Certificate(String),
+    #[error("the control plane signed {got}, not this sidecar's identity {want}")]
+    Mismatch { got: String, want: SpiffeId },
 }
+
+impl IdentityError {
+    /// Worth asking again at start: the operator may be starting, or a network blip.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, IdentityError::ControlPlane(e) if e.is_transient())
+    }
+}
+
+/// How long the first certificate may keep failing transiently before start-up gives up.
+const START_WAIT: Duration = Duration::from_secs(30);
+const START_BACKOFF: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
 
 /// The key, certificate and trust anchors of one moment.
 pub struct Material {
@@ -43,9 +64,9 @@ pub struct Material {
 /// The identity of this sidecar, renewed while it runs.
 pub struct Workload {
     id: SpiffeId,
-    /// The CA's directory: the CA and the bundle are read again at every issuance, so a
-    /// rotated CA or bundle takes effect at the next renewal.
-    ca_dir: PathBuf,
+    /// Asked again at every renewal, so a rotated CA or bundle takes effect then.
+    issuer: Issuer,
+    /// The lifetime asked of the local CA (the control plane's CA decides its own).
     ttl: Duration,
     current: Swap<Material>,
     metrics: SecurityMetrics,
@@ -63,25 +84,28 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 impl Workload {
-    /// Opens (or creates) the CA in `ca_dir` and issues the first SVID.
-    pub fn start(
+    /// Prepares the issuer (the local CA is created when missing) and gets the first SVID,
+    /// asking the control plane again while its failures are transient.
+    pub async fn start(
         id: SpiffeId,
-        ca_dir: &Path,
+        issuer: Issuer,
         ttl: Duration,
         metrics: SecurityMetrics,
     ) -> Result<Arc<Workload>, IdentityError> {
-        let first = LocalCa::ensure(ca_dir)
-            .map_err(IdentityError::from)
-            .and_then(|_| issue(ca_dir, &id, ttl));
+        let first = first_material(&issuer, &id, ttl).await;
         metrics.mtls_init(first.is_ok());
         let material = first?;
         Ok(Arc::new(Workload {
             id,
-            ca_dir: ca_dir.to_owned(),
+            issuer,
             ttl,
             current: Swap::new(material),
             metrics,
         }))
+    }
+
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
     }
 
     pub fn id(&self) -> &SpiffeId {
@@ -96,10 +120,9 @@ impl Workload {
         self.current.current()
     }
 
-    /// Renews at half-life until `stop`, retrying failures every 10 s (or sooner for TTLs so
-    /// short that 10 s would let the certificate expire).
+    /// Renews at half-life until `stop`, retrying failures every 10 s (or sooner for
+    /// certificates so short that 10 s would let them expire).
     pub async fn renew(self: Arc<Self>, stop: CancellationToken) {
-        let retry = RETRY.min(self.ttl / 4);
         let mut at = renewal_time(&self.material());
         loop {
             let wait = at
@@ -109,24 +132,17 @@ impl Workload {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
             }
-            let me = self.clone();
-            let renewed =
-                tokio::task::spawn_blocking(move || issue(&me.ca_dir, &me.id, me.ttl)).await;
-            match renewed {
-                Ok(Ok(material)) => {
+            match self.issuer.issue(&self.id, self.ttl).await {
+                Ok(material) => {
                     at = renewal_time(&material);
                     self.current.replace(Arc::new(material));
                     self.metrics.cert_rotated(true);
                     tracing::debug!(id = %self.id, "workload certificate renewed");
                 }
-                Ok(Err(e)) => {
-                    self.metrics.cert_rotated(false);
-                    tracing::warn!(id = %self.id, error = %e, ?retry, "renewing the workload certificate failed; retrying");
-                    at = SystemTime::now() + retry;
-                }
                 Err(e) => {
                     self.metrics.cert_rotated(false);
-                    tracing::warn!(error = %e, "the renewal task failed; retrying");
+                    let retry = retry_after(&self.material());
+                    tracing::warn!(id = %self.id, error = %e, ?retry, "renewing the workload certificate failed; retrying");
                     at = SystemTime::now() + retry;
                 }
             }
@@ -134,27 +150,56 @@ impl Workload {
     }
 }
 
-/// Half-way between issue and expiry.
-pub fn renewal_time(material: &Material) -> SystemTime {
-    let life = material
-        .not_after
-        .duration_since(material.issued)
-        .unwrap_or(Duration::ZERO);
-    material.issued + life / 2
+async fn first_material(
+    issuer: &Issuer,
+    id: &SpiffeId,
+    ttl: Duration,
+) -> Result<Material, IdentityError> {
+    issuer.prepare().await?;
+    let deadline = tokio::time::Instant::now() + START_WAIT;
+    let mut backoff = START_BACKOFF;
+    loop {
+        let error = match issuer.issue(id, ttl).await {
+            Ok(material) => return Ok(material),
+            Err(error) => error,
+        };
+        let delay = backoff.next();
+        if !error.is_transient() || tokio::time::Instant::now() + delay >= deadline {
+            return Err(error);
+        }
+        tracing::warn!(%error, "asking for the workload certificate again");
+        tokio::time::sleep(delay).await;
+    }
 }
 
-/// A fresh key, an SVID for it from the CA, and the trust bundle, as they are on disk now.
-fn issue(ca_dir: &Path, id: &SpiffeId, ttl: Duration) -> Result<Material, IdentityError> {
-    let ca = LocalCa::open(ca_dir)?;
+/// How soon to try again after a failed renewal: 10 s, or a quarter of the certificate's life
+/// when that is shorter.
+pub fn retry_after(material: &Material) -> Duration {
+    RETRY.min(life(material) / 4)
+}
+
+fn life(material: &Material) -> Duration {
+    material
+        .not_after
+        .duration_since(material.issued)
+        .unwrap_or(Duration::ZERO)
+}
+
+/// Half-way between issue and expiry.
+pub fn renewal_time(material: &Material) -> SystemTime {
+    material.issued + life(material) / 2
+}
+
+/// The material of one issuance: `chain` (leaf first) for `key`, trusted by peers holding
+/// `roots`, valid until `not_after`.
+pub fn material(
+    chain: Vec<CertificateDer<'static>>,
+    key: &rcgen::KeyPair,
+    roots: Vec<CertificateDer<'static>>,
+    issued: SystemTime,
+    not_after: SystemTime,
+) -> Result<Material, IdentityError> {
     let provider = provider();
-    let roots = read_bundle(&ca.dir().join(BUNDLE_FILE))?;
-    if !roots.contains(ca.certificate()) {
-        // Peers would refuse certificates of a CA they do not trust yet.
-        return Err(IdentityError::Bundle(format!(
-            "the CA in {} is not in {BUNDLE_FILE}: add its certificate to the bundle first",
-            ca_dir.display()
-        )));
-    }
     let mut store = RootCertStore::empty();
     for root in roots {
         store
@@ -166,13 +211,9 @@ fn issue(ca_dir: &Path, id: &SpiffeId, ttl: Duration) -> Result<Material, Identi
         WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(|e| IdentityError::Bundle(e.to_string()))?;
-    let key = rcgen::KeyPair::generate()?;
-    let issued = SystemTime::now();
-    let not_after = issued + ttl;
-    let cert = ca.issue(id, &key, issued - BACKDATE, not_after)?;
     let private = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der())
         .map_err(|e| IdentityError::Bundle(e.to_owned()))?;
-    let certified = CertifiedKey::from_der(vec![cert], private, &provider)?;
+    let certified = CertifiedKey::from_der(chain, private, &provider)?;
     Ok(Material {
         key: Arc::new(certified),
         roots,
@@ -186,13 +227,15 @@ fn issue(ca_dir: &Path, id: &SpiffeId, ttl: Duration) -> Result<Material, Identi
 mod tests {
     use super::*;
 
-    #[test]
-    fn issues_and_renews_at_half_life() {
+    #[tokio::test]
+    async fn issues_and_renews_at_half_life() {
         let dir = tempfile::tempdir().expect("temp dir");
         let registry = prometheus::Registry::new();
         let metrics = SecurityMetrics::new(&registry).expect("metrics");
         let id = SpiffeId::new("public", "default", "a");
-        let w = Workload::start(id.clone(), dir.path(), Duration::from_secs(100), metrics)
+        let issuer = Issuer::Local(dir.path().to_owned());
+        let w = Workload::start(id.clone(), issuer, Duration::from_secs(100), metrics)
+            .await
             .expect("identity");
         let m = w.material();
         let cert = m.key.end_entity_cert().expect("a certificate");
@@ -201,28 +244,6 @@ mod tests {
             .duration_since(m.issued)
             .expect("after issue");
         assert_eq!(half, Duration::from_secs(50));
-    }
-
-    #[test]
-    fn a_ca_missing_from_the_bundle_signs_nothing() {
-        let (ours, other) = (
-            tempfile::tempdir().expect("dir"),
-            tempfile::tempdir().expect("dir"),
-        );
-        LocalCa::ensure(ours.path()).expect("CA");
-        LocalCa::ensure(other.path()).expect("another CA");
-        std::fs::copy(
-            other.path().join(BUNDLE_FILE),
-            ours.path().join(BUNDLE_FILE),
-        )
-        .expect("replace the bundle");
-        let metrics = SecurityMetrics::new(&prometheus::Registry::new()).expect("metrics");
-        let id = SpiffeId::new("public", "default", "a");
-        let refused = Workload::start(id, ours.path(), Duration::from_secs(100), metrics);
-        assert!(
-            matches!(refused, Err(IdentityError::Bundle(ref m)) if m.contains("not in")),
-            "{:?}",
-            refused.err()
-        );
+        assert_eq!(retry_after(&m), RETRY);
     }
 }

@@ -1,6 +1,7 @@
 //! Zero trust between sidecars. With `--enable-mtls`, each sidecar holds a SPIFFE identity
-//! (`spiffe://<trust-domain>/ns/<namespace>/<app-id>`, [`identity`]) signed by a CA (standalone:
-//! [`ca`], a local CA in the data directory), renewed at half-life. The internal port then
+//! (`spiffe://<trust-domain>/ns/<namespace>/<app-id>`, [`identity`]) signed by a CA ([`issuer`]:
+//! standalone, [`ca`], a local CA in the data directory; Kubernetes, the control plane's CA
+//! through the operator), renewed at half-life. The internal port then
 //! speaks only mTLS ([`tls`], served by `server::serve_with`): a caller must present a
 //! certificate of this trust domain, and the caller's identity travels with each request as a
 //! [`PeerIdentity`] that overwrites the caller headers before anything reads them. The peer
@@ -14,16 +15,19 @@ pub mod acl;
 pub mod api_access;
 pub mod ca;
 pub mod identity;
+pub mod issuer;
 pub mod metrics;
 pub mod refusal;
 pub mod spiffe;
 pub mod tls;
 
 use crate::blocks::error::{BlockError, Code};
+use crate::control_plane::ControlPlane;
 use acl::{Acl, AclError, Operation};
 use api_access::ApiAccess;
 use http::{HeaderMap, HeaderValue};
 use identity::Workload;
+use issuer::Issuer;
 use metrics::SecurityMetrics;
 use spiffe::SpiffeId;
 use std::sync::{Arc, Mutex};
@@ -192,8 +196,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// What mTLS needs to start.
 pub struct MtlsStart<'a> {
     pub enabled: bool,
-    /// Kubernetes mode needs a control-plane CA, which Tandem does not have yet.
-    pub kubernetes: bool,
+    /// Kubernetes mode: the operator whose CA signs (standalone: `None`, the local CA).
+    pub control_plane: Option<&'a ControlPlane>,
     pub ttl: std::time::Duration,
     pub data_dir: &'a std::path::Path,
     pub app_id: &'a str,
@@ -201,15 +205,16 @@ pub struct MtlsStart<'a> {
     pub config: &'a ConfigurationSpec,
 }
 
-/// The workload identity when mTLS is on: the local CA in `<data-dir>/mtls` and a first SVID
-/// for `spiffe://<trust domain>/ns/<namespace>/<app id>`.
-pub fn start_mtls(
+/// The workload identity when mTLS is on: a first SVID for
+/// `spiffe://<trust domain>/ns/<namespace>/<app id>` from the control plane's CA (Kubernetes)
+/// or the local CA in `<data-dir>/mtls` (standalone).
+pub async fn start_mtls(
     start: MtlsStart<'_>,
     metrics: &SecurityMetrics,
 ) -> Result<Option<Arc<Workload>>, String> {
     let MtlsStart {
         enabled,
-        kubernetes,
+        control_plane,
         ttl,
         data_dir,
         app_id,
@@ -219,10 +224,6 @@ pub fn start_mtls(
     if !enabled {
         return Ok(None);
     }
-    if kubernetes {
-        // A local CA per pod would make every pod distrust every other: refuse instead.
-        return Err("--enable-mtls is standalone-only for now: Kubernetes mode needs the control-plane CA, which is not implemented yet".to_owned());
-    }
     if app_id.is_empty() {
         return Err("--enable-mtls needs an --app-id (it is the SPIFFE identity)".to_owned());
     }
@@ -231,10 +232,20 @@ pub fn start_mtls(
         namespace.unwrap_or(DEFAULT_NAMESPACE),
         app_id,
     );
-    let dir = data_dir.join("mtls");
-    let workload =
-        Workload::start(id, &dir, ttl, metrics.clone()).map_err(|e| format!("mTLS: {e}"))?;
-    tracing::info!(id = %workload.id(), ca = %dir.display(), ?ttl, "mTLS on: workload certificate issued");
+    let issuer = match control_plane {
+        Some(plane) => Issuer::ControlPlane(plane.clone()),
+        None => Issuer::Local(data_dir.join("mtls")),
+    };
+    let from = issuer.to_string();
+    let workload = Workload::start(id, issuer, ttl, metrics.clone())
+        .await
+        .map_err(|e| format!("mTLS: a workload certificate from {from}: {e}"))?;
+    let material = workload.material();
+    let life = material
+        .not_after
+        .duration_since(material.issued)
+        .unwrap_or_default();
+    tracing::info!(id = %workload.id(), issuer = %from, ?life, "mTLS on: workload certificate issued");
     Ok(Some(workload))
 }
 
@@ -300,16 +311,17 @@ mod tests {
         assert!(security.authorize(&open, None, &from("b"), OP).is_ok());
     }
 
-    #[test]
-    fn with_mtls_a_request_without_a_verified_peer_is_refused() {
+    #[tokio::test]
+    async fn with_mtls_a_request_without_a_verified_peer_is_refused() {
         let dir = tempfile::tempdir().expect("dir");
         let id = SpiffeId::new("public", "default", "b");
         let workload = Workload::start(
             id,
-            dir.path(),
+            Issuer::Local(dir.path().to_owned()),
             std::time::Duration::from_secs(60),
             metrics(),
         )
+        .await
         .expect("identity");
         let security = Security::new(Some(workload), metrics());
         let open = Arc::new(ConfigurationSpec::default());

@@ -6,153 +6,22 @@
 //!
 //! The whole path — Deployments, the injector, pods in network namespaces, cluster DNS from
 //! Endpoints — is `kubernetes_cluster.rs`; this one isolates the sidecar ↔ operator contract.
+//! `mtls` adds the operator's CA: certificates for pods, mTLS between their sidecars.
 
-use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
-use kube::Api;
-use kube::api::PostParams;
+mod mtls;
+mod support;
+
 use serde_json::json;
 use std::net::Ipv4Addr;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
+use support::{AppPod, env_with_crds, kubernetes_sidecar, operator_api, pod, start, token_file};
 use tandem_e2e::sidecar_http::SidecarClient;
-use tandem_envtest::{TestEnv, eventually};
-use tandem_operator::controller::Scope;
-use tandem_operator::metrics::Metrics;
-use tandem_operator::sidecar_api::{self, SidecarApi, TOKEN_AUDIENCE};
+use tandem_envtest::eventually;
 use tandem_sidecar::testing::echo_app::EchoApp;
-use tandem_sidecar::testing::sidecar::{Sidecar, SidecarBuilder};
 use tandem_testkit::dns_server::DnsServer;
 use tandem_testkit::free_port;
-use tokio_util::sync::CancellationToken;
 
 const REACT: Duration = Duration::from_secs(30);
-
-async fn env_with_crds() -> TestEnv {
-    let env = TestEnv::start().await;
-    env.install_crds(&tandem_crds::crd::all())
-        .await
-        .expect("the CRDs install");
-    env
-}
-
-/// A Dapr-enabled Pod object for `app_id`, running as ServiceAccount `app`.
-async fn pod(env: &TestEnv, name: &str, app_id: &str) -> Pod {
-    let accounts: Api<ServiceAccount> = env.namespaced();
-    let account = serde_json::from_value(json!({"metadata": {"name": "app"}})).expect("sa");
-    let _ = accounts.create(&PostParams::default(), &account).await;
-    let pod = serde_json::from_value(json!({
-        "metadata": {"name": name, "annotations": {"dapr.io/enabled": "true", "dapr.io/app-id": app_id, "dapr.io/config": "appconfig"}},
-        "spec": {"serviceAccountName": "app", "automountServiceAccountToken": false,
-            "containers": [{"name": "app", "image": "app:1"}]}
-    }))
-    .expect("pod");
-    env.namespaced::<Pod>()
-        .create(&PostParams::default(), &pod)
-        .await
-        .expect("create pod")
-}
-
-/// A pod-bound token for the operator's audience, written where the sidecar reads it.
-async fn token_file(env: &TestEnv, pod: &Pod, dir: &Path) -> String {
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![TOKEN_AUDIENCE.into()],
-            bound_object_ref: Some(BoundObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                name: pod.metadata.name.clone(),
-                uid: pod.metadata.uid.clone(),
-            }),
-            expiration_seconds: Some(3600),
-        },
-        ..TokenRequest::default()
-    };
-    let accounts: Api<ServiceAccount> = env.namespaced();
-    let issued = accounts
-        .create_token_request("app", &PostParams::default(), &request)
-        .await
-        .expect("token request");
-    let path = dir.join(format!(
-        "{}.token",
-        pod.metadata.name.clone().unwrap_or_default()
-    ));
-    std::fs::write(&path, issued.status.expect("token").token).expect("write token");
-    path.to_string_lossy().into_owned()
-}
-
-struct Operator {
-    address: String,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn operator_api(client: kube::Client) -> Operator {
-    let shutdown = CancellationToken::new();
-    let metrics = Arc::new(Metrics::new().expect("metrics"));
-    let (api, feeding) = SidecarApi::new(
-        client,
-        Scope::new(None),
-        TOKEN_AUDIENCE,
-        metrics,
-        shutdown.clone(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("addr").to_string();
-    tokio::spawn(sidecar_api::serve(api, feeding, listener));
-    Operator { address, shutdown }
-}
-
-/// One app's pod: its sidecar in Kubernetes mode on `pod_ip`, and the app.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site per app, each argument named there"
-)]
-async fn start_sidecar(
-    app_id: &str,
-    pod_name: &str,
-    pod_ip: Ipv4Addr,
-    namespace: &str,
-    internal_port: u16,
-    operator: &Operator,
-    token: &str,
-    dns: &DnsServer,
-    app_port: u16,
-    dir: &Path,
-) -> Sidecar {
-    let builder = SidecarBuilder::new(
-        &tandem_e2e::binaries::sidecar().to_string_lossy(),
-        app_id,
-        dir,
-    )
-    .app_port(app_port)
-    .internal_port(internal_port)
-    .env("NAMESPACE", namespace)
-    .env("POD_NAME", pod_name)
-    .env("POD_IP", &pod_ip.to_string())
-    .arg("--mode")
-    .arg("kubernetes")
-    .arg("--config")
-    .arg("appconfig")
-    .arg("--control-plane-address")
-    .arg(&operator.address)
-    .arg("--control-plane-token-file")
-    .arg(token)
-    .arg("--dns-server")
-    .arg(&dns.addr().to_string());
-    // `start` polls with blocking calls; the operator serves on this runtime meanwhile.
-    tokio::task::spawn_blocking(move || builder.start())
-        .await
-        .expect("the sidecar starts")
-}
 
 #[tokio::test]
 async fn sidecars_load_from_the_operator_find_peers_by_dns_and_follow_component_changes() {
@@ -186,7 +55,7 @@ spec: {}
     .await
     .expect("kubectl apply");
     let dir = tempfile::tempdir().expect("tempdir");
-    let operator = operator_api(env.client()).await;
+    let operator = operator_api(env.client(), None).await;
     let dns = DnsServer::start(5).await.expect("dns");
     let (order_ip, catalog_ip) = (Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3));
     dns.set(
@@ -200,31 +69,39 @@ spec: {}
     let order_token = token_file(&env, &order_pod, dir.path()).await;
     let catalog_token = token_file(&env, &catalog_pod, dir.path()).await;
     let (order_app, catalog_app) = (EchoApp::start().await, EchoApp::start().await);
-    let catalog = start_sidecar(
-        "catalog",
-        "catalog-1",
-        catalog_ip,
-        &ns,
-        internal_port,
+    let catalog = AppPod {
+        app_id: "catalog",
+        pod_name: "catalog-1",
+        pod_ip: catalog_ip,
+        namespace: &ns,
+        token: &catalog_token,
+        app_port: catalog_app.port,
+        config: "appconfig",
+    };
+    let catalog = start(kubernetes_sidecar(
+        &catalog,
         &operator,
-        &catalog_token,
         &dns,
-        catalog_app.port,
+        internal_port,
         dir.path(),
-    )
+    ))
     .await;
-    let order = start_sidecar(
-        "order",
-        "order-1",
-        order_ip,
-        &ns,
-        internal_port,
+    let order = AppPod {
+        app_id: "order",
+        pod_name: "order-1",
+        pod_ip: order_ip,
+        namespace: &ns,
+        token: &order_token,
+        app_port: order_app.port,
+        config: "appconfig",
+    };
+    let order = start(kubernetes_sidecar(
+        &order,
         &operator,
-        &order_token,
         &dns,
-        order_app.port,
+        internal_port,
         dir.path(),
-    )
+    ))
     .await;
 
     // Each gets its namespace's components in its scope, plus the built-in kubernetes store.
