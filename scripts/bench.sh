@@ -38,7 +38,7 @@ done
 only="${only^^}"
 selected() { [[ ",$only," == *",$1,"* ]]; }
 for b in ${only//,/ }; do
-  case "$b" in B1 | B2 | B3 | B4 | B5 | B7 | B9) ;; *) echo "bench.sh: no benchmark '$b' (have B1 B2 B3 B4 B5 B7 B9)" >&2; exit 64 ;; esac
+  case "$b" in B1 | B1T | B2 | B3 | B4 | B5 | B7 | B9) ;; *) echo "bench.sh: no benchmark '$b' (have B1 B1T B2 B3 B4 B5 B7 B9)" >&2; exit 64 ;; esac
 done
 # B3 (CPU per request) and B4's peak are read during B1.
 if selected B3 || selected B4; then selected B1 || only="$only,B1"; fi
@@ -496,6 +496,95 @@ if selected B1 || selected B2; then
 fi
 
 # ---------------------------------------------------------------------------------------------
+# B1T: the cost of tracing. B1's chain (oha → sidecar A → sidecar B → bench-echo) at B1's rate,
+# restarted per variant with a Configuration whose tracing is: off (samplingRate "0"); up
+# (samplingRate "1", OTLP/gRPC to oteltest's otelsink, on CPU 0 with the load generator: the
+# collector is not under test); down (samplingRate "1", OTLP/gRPC to a port where nothing
+# listens). Rounds interleave off, up, down; the added p50/p99 are up − off and down − off.
+# `scripts/bench.sh --only B1T [--rounds N]`; its table goes to target/bench/b1t.md.
+b1t_variant() {
+  local r=$1 v=$2 cfg="$tmp/b1t-$2.yaml" tracing s f pid_tb pid_ta
+  case $v in
+    off) tracing="{samplingRate: '0'}" ;;
+    up) tracing="{samplingRate: '1', otel: {endpointAddress: '127.0.0.1:$p_otel', protocol: grpc, isSecure: false}}" ;;
+    down) tracing="{samplingRate: '1', otel: {endpointAddress: '127.0.0.1:$p_dead', protocol: grpc, isSecure: false}}" ;;
+  esac
+  printf 'apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: b1t}\nspec:\n  tracing: %s\n' "$tracing" >"$cfg"
+  sidecar_args b p_b "$tmp/components/mem" "$tmp/data" "$p_echo"
+  start_bg "b1t-$v-b" taskset -c 1 "${sidecar_cmd[@]}" --config "$cfg"
+  pid_tb=$last_pid
+  sidecar_args a p_a "$tmp/components/mem" "$tmp/data"
+  start_bg "b1t-$v-a" taskset -c 1 "${sidecar_cmd[@]}" --config "$cfg"
+  pid_ta=$last_pid
+  if wait_http "http://127.0.0.1:${p_b[0]}/v1.0/healthz/outbound" 204 20 "$pid_tb" &&
+    wait_http "http://127.0.0.1:${p_a[0]}/v1.0/healthz/outbound" 204 20 "$pid_ta"; then
+    oha -q "$rate" -n $((rate * warm_secs)) -m POST -D "$tmp/body.bin" -T application/octet-stream "$url_b1t" >/dev/null 2>>"$tmp/logs/oha.log"
+    f="$raw/b1t-$v-r$r.json"
+    oha_open "$f" "$url_b1t" -m POST -D "$tmp/body.bin" -T application/octet-stream
+    s=$("$UTIL" oha "$f")
+    check_run B1T "$v r$r" "$s" open
+    measure "b1t.$v.p50_us" "$r" "$(kv p50_us "$s")"
+    measure "b1t.$v.p99_us" "$r" "$(kv p99_us "$s")"
+  else
+    fail B1T "$v r$r: the sidecars did not become healthy: $(log_tail "$tmp/logs/b1t-$v-a.log") $(log_tail "$tmp/logs/b1t-$v-b.log")"
+  fi
+  stop_pid "$pid_ta"
+  stop_pid "$pid_tb"
+}
+b1t_round() {
+  local v
+  for v in off up down; do b1t_variant "$1" "$v"; done
+}
+# b1t_table: medians over the rounds, as a Markdown table on stdout.
+b1t_table() {
+  awk -F'\t' '
+    function median(key,   n, i, j, t, a) {
+      n = split(vals[key], a, " ")
+      for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      if (n == 0) return ""
+      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    $1 == "m" && $2 ~ /^b1t\./ { vals[$2] = vals[$2] " " $4; rounds[$3] = 1 }
+    END {
+      n = 0; for (r in rounds) n++
+      off50 = median("b1t.off.p50_us"); off99 = median("b1t.off.p99_us")
+      printf "| collector | p50 | p99 | added p50 vs off | added p99 vs off |\n|---|---|---|---|---|\n"
+      split("off up down", vs, " ")
+      for (i = 1; i <= 3; i++) {
+        v = vs[i]; p50 = median("b1t." v ".p50_us"); p99 = median("b1t." v ".p99_us")
+        if (p50 == "") { printf "| %s | – | – | – | – |\n", v; continue }
+        if (v == "off") { printf "| off (tracing disabled) | %d µs | %d µs | – | – |\n", p50, p99; continue }
+        printf "| %s | %d µs | %d µs | %+d µs | %+d µs |\n", v, p50, p99, p50 - off50, p99 - off99
+      }
+      printf "\nMedians of %d rounds, %s req/s open loop through two sidecars (samplingRate 1 when on).\n", n, RATE
+    }' RATE="$rate" "$results"
+}
+if selected B1T; then
+  ensure_otel_sink
+  read -r p_otel p_otel_http p_dead < <("$UTIL" free-ports 3)
+  start_bg b1t-otelsink taskset -c 0 "$TANDEM_OTEL_PYTHON" "$root/sidecar/tests/traces/otlp_receiver.py" "$p_otel" "$p_otel_http"
+  pid_otel=$last_pid
+  # The receiver's span lines go to its log; they show that "up" really received spans.
+  sleep 2
+  start_bg b1t-echo taskset -c 1 "$ECHO" --port "$p_echo"
+  pid_techo=$last_pid
+  url_b1t="http://127.0.0.1:${p_a[0]}/v1.0/invoke/b/method/echo"
+  if ! kill -0 "$pid_otel" 2>/dev/null; then
+    fail B1T "the OTLP receiver (oteltest) did not start: $(log_tail "$tmp/logs/b1t-otelsink.log")"
+  elif ! wait_http "http://127.0.0.1:$p_echo/" 200 10 "$pid_techo"; then
+    fail B1T "bench-echo did not start: $(log_tail "$tmp/logs/b1t-echo.log")"
+  else
+    run_rounds B1T b1t_round
+    meta b1t_spans_received "$(grep -c '"traceId"' "$tmp/logs/b1t-otelsink.log" || true)"
+    b1t_table >"$out_dir/b1t.md"
+    cat "$out_dir/b1t.md" >&2
+  fi
+  stop_pid "$pid_techo"
+  stop_pid "$pid_otel"
+  rm -f "$tmp/logs/b1t-otelsink.log"  # large; not copied into raw/
+fi
+
+# ---------------------------------------------------------------------------------------------
 # Redis (B5's second variant, B7), on CPU 1.
 redis_up=0
 start_redis() {
@@ -660,6 +749,10 @@ cp "$results" "$out_dir/results.tsv"
 cp "$tmp"/logs/*.log "$raw/" 2>/dev/null || true
 say "report (target/bench/results.md), $((SECONDS / 60)) min $((SECONDS % 60)) s"
 "$UTIL" report --results "$results" --out "$out_dir/results.md"
+if selected B1T && [ -s "$out_dir/b1t.md" ]; then
+  printf '\n### B1T, the cost of tracing\n\n' >>"$out_dir/results.md"
+  cat "$out_dir/b1t.md" >>"$out_dir/results.md"
+fi
 if selected B9 && [ -s "$out_dir/b9.md" ]; then
   printf '\n### B9, actors (actors-bench)\n\n' >>"$out_dir/results.md"
   cat "$out_dir/b9.md" >>"$out_dir/results.md"

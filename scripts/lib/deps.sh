@@ -86,8 +86,10 @@ ensure_grpcurl() {
   export TANDEM_GRPCURL="$bin"
 }
 
-# promtool (Debian's prometheus package), for the metrics tests: `promtool check metrics` on a
-# scrape. Tests find it on PATH or through TANDEM_PROMTOOL.
+# promtool and prometheus (Debian's prometheus package), for the metrics tests: `promtool check
+# metrics` on a scrape, and a real Prometheus server that runs Dapr's dashboard queries
+# (sidecar/tests/metrics/dashboards.rs). Tests find them on PATH or through TANDEM_PROMTOOL and
+# TANDEM_PROMETHEUS.
 ensure_promtool() {
-  command -v promtool >/dev/null || apt_install prometheus
+  { command -v promtool && command -v prometheus; } >/dev/null || apt_install prometheus
 }

@@ -198,7 +198,10 @@ pub async fn turn(
         if new {
             sc.metrics().actors().activated(&actor.actor_type);
         }
-        match take_turn(slot.clone(), reentrancy).await {
+        let pending = super::metrics::PendingCall::new(sc.metrics().actors(), &actor.actor_type);
+        let taken = take_turn(slot.clone(), reentrancy).await;
+        drop(pending);
+        match taken {
             // Checked again after the wait: a hand-off that started meanwhile wins.
             Ok(turn)
                 if rt

@@ -3,6 +3,7 @@
 //! hand-offs, the reminder scheduler and idle deactivation for the types the app hosts.
 
 use super::config::ActorsConfig;
+use super::metrics::{ShardChange, StatusReport};
 use super::placement::{self, now_ms, records::HostRecord};
 use super::{actor_store, calls, reminders};
 use crate::blocks::Sidecar;
@@ -84,6 +85,9 @@ pub async fn run(sc: Arc<Sidecar>) {
         }
     };
     tracing::info!(?types, address = %sc.actor_runtime().address(), "hosting actors");
+    for actor_type in &types {
+        sc.metrics().actors().hosting(actor_type);
+    }
     tokio::spawn(reminders::run_scheduler(sc.clone()));
     tokio::spawn(deactivate_idle(sc.clone()));
     let me = HostRecord {
@@ -124,15 +128,23 @@ async fn one_round(
     me: &HostRecord,
     types: &[String],
 ) -> Result<(), crate::components::state::StoreError> {
-    placement::heartbeat(store, me).await?;
+    let metrics = sc.metrics().actors();
+    let beat = placement::heartbeat(store, me).await;
+    metrics.status_report(StatusReport::Heartbeat, beat.is_ok());
+    beat?;
     let hosts = placement::hosts(store).await?;
     let rt = sc.actor_runtime();
     for actor_type in types {
         let outcome =
-            placement::round(rt.placement(), store, &me.address, actor_type, &hosts).await?;
+            placement::round(rt.placement(), store, &me.address, actor_type, &hosts).await;
+        metrics.status_report(StatusReport::Leases, outcome.is_ok());
+        let outcome = outcome?;
         let changes = outcome.acquired.len() + outcome.to_release.len() + outcome.lost.len();
         if changes > 0 {
-            sc.metrics().actors().table_update(actor_type, changes);
+            metrics.table_operation(actor_type);
+            metrics.shards_changed(actor_type, ShardChange::Acquired, outcome.acquired.len());
+            metrics.shards_changed(actor_type, ShardChange::Releasing, outcome.to_release.len());
+            metrics.shards_changed(actor_type, ShardChange::Lost, outcome.lost.len());
             tracing::info!(actor_type = %actor_type, acquired = outcome.acquired.len(), releasing = outcome.to_release.len(), lost = outcome.lost.len(), "placement changed");
         }
         for shard in outcome.acquired {

@@ -93,7 +93,10 @@ pub fn create_here(
                 answer
             }
             .await;
-            metrics.timer_fired(&actor2.actor_type);
+            metrics.timer_fired(
+                &actor2.actor_type,
+                matches!(&answer, Ok(a) if a.status.is_success()),
+            );
             fired += 1;
             let cancel = matches!(&answer, Ok(a) if a.headers.get("x-daprremindercancel").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true")));
             if matches!(&answer, Err(e) if e.code == Code::ActorMoved) || cancel {

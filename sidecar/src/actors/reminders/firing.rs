@@ -124,7 +124,10 @@ async fn fire(sc: &Sidecar, key: String) {
         answer
     }
     .await;
-    sc.metrics().actors().reminder_fired(&actor.actor_type);
+    sc.metrics().actors().reminder_fired(
+        &actor.actor_type,
+        matches!(&answer, Ok(a) if a.status.is_success()),
+    );
     let cancel = matches!(&answer, Ok(a) if a.headers.get("x-daprremindercancel").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true")));
     let next = match &answer {
         Ok(a) if a.status.is_success() && !cancel => record
