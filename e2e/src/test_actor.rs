@@ -3,7 +3,8 @@
 //! from the actor state API, waits a little (so two activations of one id on two pods would
 //! overlap and lose an update), writes `count + 1` back and answers `{"count", "pod"}`. A test
 //! that sees every returned count of an id exactly once, 1..=n, has proven the id never ran in
-//! two places at once and no update was lost.
+//! two places at once and no update was lost. A reminder's callback counts its firings the same
+//! way in `fired`, which method `fired` returns.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -42,6 +43,11 @@ pub fn router(actor_type: String, pod: String, dapr_http_port: u16) -> Result<Ro
     Ok(Router::new()
         .route("/dapr/config", get(config))
         .route("/actors/{actor_type}/{id}/method/add", put(add))
+        .route("/actors/{actor_type}/{id}/method/fired", put(fired))
+        .route(
+            "/actors/{actor_type}/{id}/method/remind/{name}",
+            put(remind),
+        )
         .route(
             "/actors/{actor_type}/{id}",
             delete(|| async { StatusCode::OK }),
@@ -59,41 +65,68 @@ async fn config(State(host): State<Host>) -> Json<Value> {
 }
 
 async fn add(State(host): State<Host>, Path((actor_type, id)): Path<(String, String)>) -> Response {
-    match add_one(&host, &actor_type, &id).await {
+    match add_one(&host, &actor_type, &id, "count").await {
         Ok(count) => Json(json!({"count": count, "pod": host.pod})).into_response(),
         Err(message) => (StatusCode::INTERNAL_SERVER_ERROR, message).into_response(),
     }
 }
 
-async fn add_one(host: &Host, actor_type: &str, id: &str) -> Result<u64, String> {
-    let base = format!("{}/v1.0/actors/{actor_type}/{id}/state", host.sidecar);
+async fn remind(
+    State(host): State<Host>,
+    Path((actor_type, id, _name)): Path<(String, String, String)>,
+) -> Response {
+    match add_one(&host, &actor_type, &id, "fired").await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(message) => (StatusCode::INTERNAL_SERVER_ERROR, message).into_response(),
+    }
+}
+
+async fn fired(
+    State(host): State<Host>,
+    Path((actor_type, id)): Path<(String, String)>,
+) -> Response {
+    match read(&host, &actor_type, &id, "fired").await {
+        Ok(n) => Json(json!({"fired": n, "pod": host.pod})).into_response(),
+        Err(message) => (StatusCode::INTERNAL_SERVER_ERROR, message).into_response(),
+    }
+}
+
+/// The actor's number under `key` (0 when unset).
+async fn read(host: &Host, actor_type: &str, id: &str, key: &str) -> Result<u64, String> {
+    let url = format!("{}/v1.0/actors/{actor_type}/{id}/state/{key}", host.sidecar);
     let read = host
         .http
-        .get(format!("{base}/count"))
+        .get(url)
         .send()
         .await
-        .map_err(|e| format!("reading count: {e}"))?;
-    let count = match read.status().as_u16() {
-        204 => 0,
+        .map_err(|e| format!("reading {key}: {e}"))?;
+    match read.status().as_u16() {
+        204 => Ok(0),
         200 => read
             .json::<u64>()
             .await
-            .map_err(|e| format!("count is not a number: {e}"))?,
-        other => return Err(format!("reading count: status {other}")),
-    };
+            .map_err(|e| format!("{key} is not a number: {e}")),
+        other => Err(format!("reading {key}: status {other}")),
+    }
+}
+
+/// Reads the actor's number under `key`, holds the turn a little, writes it back plus one.
+async fn add_one(host: &Host, actor_type: &str, id: &str, key: &str) -> Result<u64, String> {
+    let count = read(host, actor_type, id, key).await?;
+    let base = format!("{}/v1.0/actors/{actor_type}/{id}/state", host.sidecar);
     tokio::time::sleep(HOLD).await;
     let next = count + 1;
     let write = host
         .http
         .post(base)
-        .json(&json!([{"operation": "upsert", "request": {"key": "count", "value": next}}]))
+        .json(&json!([{"operation": "upsert", "request": {"key": key, "value": next}}]))
         .send()
         .await
-        .map_err(|e| format!("writing count: {e}"))?;
+        .map_err(|e| format!("writing {key}: {e}"))?;
     if !write.status().is_success() {
         let status = write.status();
         let body = write.text().await.unwrap_or_default();
-        return Err(format!("writing count: {status} {body}"));
+        return Err(format!("writing {key}: {status} {body}"));
     }
     Ok(next)
 }

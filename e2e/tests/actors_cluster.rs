@@ -1,11 +1,13 @@
 //! Actors on the one-machine Kubernetes cluster (`tandem_e2e::one_machine`: real kube-apiserver,
 //! kube-controller-manager, the chart's operator and injector, pods as processes in network
 //! namespaces, real Redis as the actor state store). Deployment `counter` hosts actor type
-//! `Counter` (`tandem-e2e-app --actor-type Counter`); four callers drive `add` on 24 ids through
-//! the sidecar of a `caller` pod while `counter` is scaled 3 → 5 → 2. Each `add` reads, holds
-//! 15 ms, writes: if an id ever ran on two pods at once, or an update were lost, two calls would
-//! return the same count. The test asserts no call failed and every id's counts are exactly
-//! 1..=n, and that the calls moved to the new pods and off the removed ones.
+//! `Counter` (`tandem-e2e-app --actor-type Counter`); four callers drive `add` on 120 ids through
+//! the sidecar of a `caller` pod while `counter` is scaled 3 → 5 → 2 and then one of its pods is
+//! killed (deleted with grace 0: SIGTERM and SIGKILL at once). Each `add` reads, holds 15 ms,
+//! writes: if an id ever ran on two pods at once, or an update were lost, two calls would return
+//! the same count. The test asserts no count ever repeats, no call failed except around the kill,
+//! every id untouched by a failure has counts exactly 1..=n, the calls moved to the new pods and
+//! off the removed ones, and reminders registered at the start kept firing to the end.
 //!
 //! Needs what `kubernetes_cluster.rs` needs (root, `KUBEBUILDER_ASSETS`, `TANDEM_TOOLS`).
 
@@ -31,10 +33,14 @@ use tandem_e2e::sidecar_http::SidecarClient;
 use tandem_envtest::{TestEnv, eventually};
 use tandem_testkit::RedisServer;
 
-const IDS: usize = 24;
+const IDS: usize = 120;
+/// Ids that also carry a reminder (every second).
+const REMINDED: usize = 8;
 const CALLERS: usize = 4;
 /// Successful calls each stage needs before the next scale event.
-const PER_STAGE: usize = 80;
+const PER_STAGE: usize = 250;
+/// The stage in which a pod is killed (failures are allowed only there).
+const KILL_STAGE: usize = 6;
 
 /// One `add` as the caller saw it.
 #[derive(Debug, Clone)]
@@ -216,14 +222,22 @@ async fn actors_stay_single_while_their_hosts_scale_3_5_2() {
     };
     let started = Instant::now();
     apply(&env, &ns, &manifests(&redis.addr(), 3)).await;
-    let first: BTreeSet<String> = ready_pods(&env, &ns, "counter", 3)
-        .await
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
+    let first_pods = ready_pods(&env, &ns, "counter", 3).await;
+    // Reminders are registered through a hosting app's sidecar, as Dapr requires.
+    let host_base = format!("http://{}:3500", first_pods[0].1);
+    let first: BTreeSet<String> = first_pods.into_iter().map(|(name, _)| name).collect();
     let (_, caller_ip) = ready_pods(&env, &ns, "caller", 1).await.remove(0);
     let base = format!("http://{caller_ip}:3500");
     let http = SidecarClient::new();
+    for id in 0..REMINDED {
+        let url = format!("{host_base}/v1.0/actors/Counter/c{id}/reminders/tick");
+        let body = serde_json::json!({"dueTime": "1s", "period": "1s"});
+        let (status, answer) = http.call(reqwest::Method::PUT, &url, Some(body)).await;
+        assert!(
+            status == 204 || status == 200,
+            "register reminder on c{id}: {status} {answer}"
+        );
+    }
     let traffic = Traffic::start(&http, &base);
 
     traffic.finish_stage().await; // stage 1: three hosts
@@ -243,8 +257,24 @@ async fn actors_stay_single_while_their_hosts_scale_3_5_2() {
         .collect();
     traffic.finish_stage().await; // stage 4: three hosts handing their actors off
     all_pods_gone_but(&env, &ns, "counter", 2).await;
+    let fired_before = reminders_fired(&http, &base).await;
     traffic.finish_stage().await; // stage 5: two hosts
+    let victim = two.iter().next().unwrap().clone();
+    kubectl(
+        &env,
+        &ns,
+        &["delete", "pod", &victim, "--grace-period=0", "--force"],
+    )
+    .await;
+    traffic.finish_stage().await; // stage 6: one host killed, its actors fail over
+    let after_kill: BTreeSet<String> = ready_pods(&env, &ns, "counter", 2)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    traffic.finish_stage().await; // stage 7: the Deployment's replacement pod serves too
     let calls = traffic.stop().await;
+    let fired_after = reminders_fired(&http, &base).await;
 
     let failed: Vec<&Call> = calls.iter().filter(|c| c.status != 200).collect();
     let mut counts: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
@@ -254,28 +284,48 @@ async fn actors_stay_single_while_their_hosts_scale_3_5_2() {
             .or_default()
             .push(c.body["count"].as_u64().unwrap());
     }
-    let per_stage: Vec<(usize, usize)> = (1..=5)
+    let per_stage: Vec<(usize, usize)> = (1..=7)
         .map(|s| (s, calls.iter().filter(|c| c.stage == s).count()))
         .collect();
+    let failed_ids: BTreeSet<usize> = failed.iter().map(|c| c.id).collect();
+    let mut repeats = 0;
+    for (id, seen) in &mut counts {
+        seen.sort_unstable();
+        let distinct: BTreeSet<u64> = seen.iter().copied().collect();
+        repeats += seen.len() - distinct.len();
+        if !failed_ids.contains(id) {
+            let expected: Vec<u64> = (1..=seen.len() as u64).collect();
+            assert_eq!(*seen, expected, "id c{id}: each count once, 1..=n");
+        }
+    }
     eprintln!(
-        "actors on the cluster: {} calls ({} ok, {} failed) over {} ids in {:.1} s; per stage {:?}; pods answering: stage 1 {:?}, stage 3 {:?}, stage 5 {:?}",
+        "actors on the cluster: {} calls ({} ok, {} failed, all in stage {KILL_STAGE}: {}) over {} ids in {:.1} s; repeated counts {repeats}; per stage {:?}; pods answering: stage 1 {:?}, stage 3 {:?}, stage 5 {:?}, stage 7 {:?}; reminders fired before stage 5 {:?}, at the end {:?}",
         calls.len(),
         calls.len() - failed.len(),
         failed.len(),
+        failed.iter().all(|c| c.stage == KILL_STAGE),
         counts.len(),
         started.elapsed().as_secs_f64(),
         per_stage,
         pods_of(&calls, 1),
         pods_of(&calls, 3),
         pods_of(&calls, 5),
+        pods_of(&calls, 7),
+        fired_before,
+        fired_after,
     );
-    assert!(failed.is_empty(), "failed calls: {failed:#?}");
-    for (id, mut seen) in counts {
-        seen.sort_unstable();
-        let expected: Vec<u64> = (1..=seen.len() as u64).collect();
-        assert_eq!(
-            seen, expected,
-            "id c{id}: each count once, 1..=n (a repeat is two activations or a lost update)"
+    assert_eq!(
+        repeats, 0,
+        "a repeated count is two activations or a lost update"
+    );
+    assert!(
+        failed.iter().all(|c| c.stage == KILL_STAGE),
+        "calls failed outside the kill: {failed:#?}"
+    );
+    for (id, (before, after)) in fired_before.iter().zip(&fired_after).enumerate() {
+        assert!(
+            after >= &(before + 3),
+            "reminder on c{id} stopped firing: {before} before scale-in, {after} at the end"
         );
     }
     assert!(pods_of(&calls, 1).is_subset(&first));
@@ -288,4 +338,20 @@ async fn actors_stay_single_while_their_hosts_scale_3_5_2() {
         pods_of(&calls, 5).is_subset(&two),
         "after 5 → 2 only the remaining pods {two:?} may answer"
     );
+    assert!(
+        !pods_of(&calls, 7).contains(&victim) && pods_of(&calls, 7).is_subset(&after_kill),
+        "after the kill only {after_kill:?} may answer"
+    );
+}
+
+/// How often each reminded id's reminder has fired (its `fired` state, read inside its turn).
+async fn reminders_fired(http: &SidecarClient, base: &str) -> Vec<u64> {
+    let mut fired = Vec::new();
+    for id in 0..REMINDED {
+        let url = format!("{base}/v1.0/actors/Counter/c{id}/method/fired");
+        let (status, body) = http.call(reqwest::Method::PUT, &url, None).await;
+        assert_eq!(status, 200, "fired on c{id}: {body}");
+        fired.push(body["fired"].as_u64().unwrap());
+    }
+    fired
 }
