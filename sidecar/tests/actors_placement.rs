@@ -398,3 +398,101 @@ async fn reminders_survive_every_sidecar_restarting() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Ids whose calls since `from` ran on `label` (from the shared log).
+fn ran_on(log: &ActorLog, label: &str, from: Instant) -> std::collections::BTreeSet<String> {
+    log.spans
+        .lock()
+        .expect("log")
+        .iter()
+        .filter(|s| s.host == label && s.start >= from)
+        .map(|s| s.actor_id.clone())
+        .collect()
+}
+
+/// Increments ids h0..h7 once each through `via`, checking each count against `expected`.
+async fn increment_all(via: &Sidecar, expected: &mut [u64]) {
+    for (i, n) in expected.iter_mut().enumerate() {
+        let url = via.url(&format!("/v1.0/actors/Counter/h{i}/method/increment"));
+        let got = increment(&url, 0).await.expect("increment");
+        *n += 1;
+        assert_eq!(got, *n, "h{i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unhealthy_app_gives_its_actors_up_and_takes_them_back() {
+    let store = Store::embedded();
+    let log = Arc::new(ActorLog::default());
+    let mut hosts = Vec::new();
+    for label in ["a", "b"] {
+        let app = ActorApp::start(label, CONFIG, log.clone()).await;
+        let sidecar = store
+            .sidecar("counter")
+            .app_port(app.port)
+            .arg("--enable-app-health-check")
+            .arg("--app-health-check-path")
+            .arg("/healthz")
+            .arg("--app-health-probe-interval")
+            .arg("1")
+            .arg("--app-health-threshold")
+            .arg("1")
+            .start();
+        app.set_sidecar(&sidecar.url(""));
+        sidecar.wait_ready(Duration::from_secs(30));
+        hosts.push((app, sidecar));
+    }
+    let (app_a, _) = &hosts[0];
+    let (_, b) = &hosts[1];
+    let mut expected = vec![0_u64; 8];
+    let start = Instant::now();
+    increment_all(b, &mut expected).await;
+    assert!(
+        !ran_on(&log, "a", start).is_empty(),
+        "some of the 8 ids should be placed on a"
+    );
+
+    // a's app fails its health checks: its actors move to b, with their state.
+    app_a.set_healthy(false);
+    let unhealthy = Instant::now();
+    let moved = loop {
+        let pass = Instant::now();
+        increment_all(b, &mut expected).await;
+        if ran_on(&log, "a", pass).is_empty() {
+            break pass.duration_since(unhealthy);
+        }
+        assert!(
+            unhealthy.elapsed() < Duration::from_secs(20),
+            "a still runs actors while its app is unhealthy"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let settled = Instant::now();
+    for _ in 0..3 {
+        increment_all(b, &mut expected).await;
+    }
+    assert!(
+        ran_on(&log, "a", settled).is_empty(),
+        "a ran actors while unhealthy"
+    );
+
+    // Healthy again: a takes its share back.
+    app_a.set_healthy(true);
+    let healthy = Instant::now();
+    let back = loop {
+        let pass = Instant::now();
+        increment_all(b, &mut expected).await;
+        if !ran_on(&log, "a", pass).is_empty() {
+            break healthy.elapsed();
+        }
+        assert!(
+            healthy.elapsed() < Duration::from_secs(20),
+            "a never hosted actors again after its app recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!(
+        "app health and placement: actors left the unhealthy host within {moved:?}, came back {back:?} after it recovered; counts {expected:?}"
+    );
+    assert_eq!(log.overlaps(), 0);
+}

@@ -97,7 +97,19 @@ pub async fn run(sc: Arc<Sidecar>) {
         heartbeat_ms: 0,
     };
     let mut first = true;
+    let mut app_health = sc.app_health();
     loop {
+        // A host whose app fails its health checks takes no part in placement: no heartbeat and
+        // no lease renewal, so its shards expire and go to healthy hosts (it stops using them
+        // before they expire); it rejoins when the app is healthy again (dapr/dapr#1070).
+        if !*app_health.borrow_and_update() {
+            tracing::warn!("the app is unhealthy: not hosting actors until it recovers");
+            tokio::select! {
+                () = sc.shutdown().cancelled() => break,
+                changed = app_health.changed() => if changed.is_err() { break },
+            }
+            continue;
+        }
         let beat = HostRecord {
             heartbeat_ms: now_ms(),
             ..me.clone()

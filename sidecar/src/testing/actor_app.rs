@@ -12,6 +12,8 @@
 //! - `fail`: answers 500 with a body; `actor-error`: 200 with `X-DaprErrorResponseHeader`;
 //!   anything else: 404.
 //!
+//! `GET /healthz` answers 200, or 503 after [`ActorApp::set_healthy`]`(false)`.
+//!
 //! Every method call is logged as a [`Span`] (this app's label, actor id, start, end) in a log
 //! the test may share between several app instances, to find overlapping activations.
 
@@ -76,6 +78,7 @@ impl ActorLog {
 }
 
 struct AppState {
+    healthy: std::sync::atomic::AtomicBool,
     host: String,
     config: String,
     sidecar: Mutex<Option<String>>,
@@ -98,6 +101,7 @@ impl ActorApp {
             .expect("bind actor app");
         let port = listener.local_addr().expect("addr").port();
         let state = Arc::new(AppState {
+            healthy: std::sync::atomic::AtomicBool::new(true),
             host: host.to_owned(),
             config: config.to_owned(),
             sidecar: Mutex::new(None),
@@ -106,6 +110,7 @@ impl ActorApp {
         });
         let app = Router::new()
             .route("/dapr/config", get(config_handler))
+            .route("/healthz", get(healthz))
             .route("/actors/{type}/{id}/method/remind/{name}", put(remind))
             .route("/actors/{type}/{id}/method/timer/{name}", put(timer))
             .route("/actors/{type}/{id}/method/{method}", put(method))
@@ -117,9 +122,24 @@ impl ActorApp {
         ActorApp { port, state, task }
     }
 
+    /// What `GET /healthz` answers from now on: 200 when healthy, else 503.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.state
+            .healthy
+            .store(healthy, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Where the app reaches its sidecar's HTTP API (`http://127.0.0.1:port`).
     pub fn set_sidecar(&self, base_url: &str) {
         *self.state.sidecar.lock().unwrap_or_else(|p| p.into_inner()) = Some(base_url.to_owned());
+    }
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> StatusCode {
+    if state.healthy.load(std::sync::atomic::Ordering::Relaxed) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
     }
 }
 
