@@ -2,6 +2,7 @@
 //!
 //! - [`actors`]: B9, an actor app and the open- and closed-loop drivers; [`sidecar_proc`]
 //!   starts release sidecars for it.
+//! - [`grpc`]: B11, a gRPC echo app (`AppCallback`) and a gRPC/HTTP load generator.
 //! - [`echo`]: a minimal hyper HTTP/1.1 server that echoes the request body; the app behind the
 //!   sidecars and the "hello server" baseline.
 //! - [`injector`]: B6, the injector's `/mutate` and a constant server over the same TLS stack.
@@ -15,6 +16,7 @@
 pub mod actors;
 pub mod cold_start;
 pub mod echo;
+pub mod grpc;
 pub mod injector;
 pub mod oha;
 pub mod operator;

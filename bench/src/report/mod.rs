@@ -195,6 +195,7 @@ impl std::fmt::Display for Verdict {
     }
 }
 
+mod b11_rows;
 mod rows;
 pub use rows::{Row, rows};
 

@@ -15,11 +15,11 @@ pub struct Row {
     pub verdict: Verdict,
 }
 
-fn us(v: Option<f64>) -> String {
+pub(super) fn us(v: Option<f64>) -> String {
     v.map_or("n/a".to_owned(), |v| format!("{v:.0} µs"))
 }
 
-fn signed_us(v: Option<f64>) -> String {
+pub(super) fn signed_us(v: Option<f64>) -> String {
     v.map_or("n/a".to_owned(), |v| format!("{v:+.0} µs"))
 }
 
@@ -27,7 +27,7 @@ fn ms(v: Option<f64>) -> String {
     v.map_or("n/a".to_owned(), |v| format!("{v:.1} ms"))
 }
 
-fn rps(v: Option<f64>) -> String {
+pub(super) fn rps(v: Option<f64>) -> String {
     v.map_or("n/a".to_owned(), |v| format!("{v:.0} req/s"))
 }
 
@@ -35,12 +35,12 @@ fn mib(kb: Option<f64>) -> String {
     kb.map_or("n/a".to_owned(), |kb| format!("{:.1} MiB", kb / 1024.0))
 }
 
-fn times(v: Option<f64>) -> String {
+pub(super) fn times(v: Option<f64>) -> String {
     v.map_or("n/a".to_owned(), |v| format!("{v:.2}×"))
 }
 
 /// `value ≤ limit`, or by how much it is over.
-fn at_most(value: Option<f64>, limit: f64, unit: &str) -> Verdict {
+pub(super) fn at_most(value: Option<f64>, limit: f64, unit: &str) -> Verdict {
     match value {
         None => Verdict::Missed("no measurement".to_owned()),
         Some(v) if v <= limit => Verdict::Met,
@@ -77,7 +77,7 @@ fn both(a: Verdict, b: Verdict) -> Verdict {
     }
 }
 
-fn row(
+pub(super) fn row(
     bench: &'static str,
     measure: impl Into<String>,
     tandem: impl Into<String>,
@@ -97,7 +97,7 @@ fn row(
     }
 }
 
-fn failed_row(bench: &'static str, measure: &str, target: &str, why: &str) -> Row {
+pub(super) fn failed_row(bench: &'static str, measure: &str, target: &str, why: &str) -> Row {
     row(
         bench,
         measure,
@@ -477,5 +477,6 @@ pub fn rows(r: &Results) -> Vec<Row> {
     b4_rows(r, &mut out);
     b5_rows(r, &mut out);
     b7_rows(r, &mut out);
+    super::b11_rows::b11_rows(r, &mut out);
     out
 }
