@@ -217,20 +217,27 @@ async fn actor_rpcs_over_grpc() {
     let fired: serde_json::Value = serde_json::from_str(&fired).expect("callback body");
     assert_eq!(fired["data"], "aGVsbG8=");
 
-    let listed = local
-        .list_actor_reminders(rt::ListActorRemindersRequest {
-            actor_type: "Counter".into(),
-            actor_id: Some("g1".into()),
-        })
-        .await
-        .expect("list")
-        .into_inner();
-    let names: Vec<&str> = listed.reminders.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(
-        names,
-        ["later"],
-        "the one-shot reminder is gone after firing"
-    );
+    // The record of a one-shot reminder is deleted right after its callback returns: poll.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = local
+            .list_actor_reminders(rt::ListActorRemindersRequest {
+                actor_type: "Counter".into(),
+                actor_id: Some("g1".into()),
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        let names: Vec<String> = listed.reminders.into_iter().map(|r| r.name).collect();
+        if names == ["later"] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the one-shot reminder is gone after firing: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     local
         .register_actor_reminder(rt::RegisterActorReminderRequest {
             actor_id: "g2".into(),
