@@ -11,6 +11,7 @@
 //! reminder update of a shard carries a condition on the shard's fence, which the next owner
 //! moves before it runs anything, so a holder that lost its lease cannot write.
 
+pub mod callback;
 pub mod calls;
 pub mod config;
 pub mod keys;

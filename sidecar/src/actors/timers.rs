@@ -1,13 +1,12 @@
 //! Timers: in memory on the host of the actor, stopped at deactivation, each callback inside the
 //! actor's turn (`PUT /actors/{type}/{id}/method/timer/{name}`).
 
-use super::calls;
+use super::callback::{self, Callback};
 use super::schedule::parse_schedule;
 use super::table::ActorRef;
 use crate::blocks::Sidecar;
 use crate::blocks::error::{BlockError, Code};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method};
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -70,28 +69,13 @@ pub fn create_here(
                 _ = sc2.shutdown().cancelled() => break,
                 _ = tokio::time::sleep(wait) => {}
             }
-            let path = format!(
-                "/actors/{}/{}/method/timer/{name2}",
-                actor2.actor_type, actor2.actor_id
-            );
-            let answer = async {
-                let turn = calls::turn(&sc2, &actor2, None).await?;
-                let mut headers = HeaderMap::new();
-                headers.insert(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                let answer = calls::to_app(
-                    &sc2,
-                    Method::PUT,
-                    &path,
-                    headers,
-                    Bytes::from(payload.clone()),
-                )
-                .await;
-                drop(turn);
-                answer
-            }
+            let answer = callback::call_app(
+                &sc2,
+                &actor2,
+                Callback::Timer,
+                &name2,
+                Bytes::from(payload.clone()),
+            )
             .await;
             metrics.timer_fired(
                 &actor2.actor_type,

@@ -3,17 +3,15 @@
 //! ETag and the shard's fence. Shards taken or given up load or drop their reminders here.
 
 use super::{ReminderRecord, ms_to_time, time_to_ms};
-use crate::actors::calls::{self, AppAnswer};
+use crate::actors::callback::{self, Callback};
 use crate::actors::placement::now_ms;
 use crate::actors::table::ActorRef;
 use crate::actors::{actor_store, keys};
 use crate::blocks::Sidecar;
-use crate::blocks::error::BlockError;
 use crate::components::state::{
     CheckRequest, Concurrency, DeleteRequest, SetRequest, StateStore, StoreError, TxOperation,
 };
 use bytes::Bytes;
-use http::{HeaderMap, Method};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,28 +99,13 @@ async fn fire(sc: &Sidecar, key: String) {
         return;
     }
     let body = serde_json::json!({"data": record.data, "dueTime": record.due_time, "period": record.period});
-    let path = format!(
-        "/actors/{}/{}/method/remind/{}",
-        actor.actor_type, actor.actor_id, record.name
-    );
-    let answer: Result<AppAnswer, BlockError> = async {
-        let turn = calls::turn(sc, &actor, None).await?;
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-        let answer = calls::to_app(
-            sc,
-            Method::PUT,
-            &path,
-            headers,
-            Bytes::from(body.to_string()),
-        )
-        .await;
-        drop(turn);
-        answer
-    }
+    let answer = callback::call_app(
+        sc,
+        &actor,
+        Callback::Reminder,
+        &record.name,
+        Bytes::from(body.to_string()),
+    )
     .await;
     sc.metrics().actors().reminder_fired(
         &actor.actor_type,
