@@ -19,7 +19,7 @@
 )]
 mod cluster_support;
 
-use cluster_support::{Logs, ROLLOUT, apply, kubectl, namespace, ready_pods};
+use cluster_support::{Logs, ROLLOUT, apply, deployment_with, kubectl, namespace, ready_pods};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tandem_e2e::one_machine::{APP_IMAGE, OneMachineCluster};
+use tandem_e2e::one_machine::OneMachineCluster;
 use tandem_e2e::sidecar_http::SidecarClient;
 use tandem_envtest::{TestEnv, eventually};
 use tandem_testkit::RedisServer;
@@ -73,34 +73,11 @@ spec:
     )
 }
 
+/// A Deployment of the e2e app; actor hosts get 20 s to hand their actors off.
 fn deployment(app: &str, replicas: u32, extra: &[&str]) -> String {
     let mut args = vec!["--port", "8080", "--drain-seconds", "3"];
     args.extend_from_slice(extra);
-    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
-    format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {app}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {app}}}}}
-  template:
-    metadata:
-      labels: {{app: {app}}}
-      annotations:
-        dapr.io/enabled: "true"
-        dapr.io/app-id: {app}
-        dapr.io/app-port: "8080"
-        dapr.io/sidecar-listen-addresses: "0.0.0.0"
-    spec:
-      terminationGracePeriodSeconds: 20
-      containers:
-        - name: app
-          image: {APP_IMAGE}
-          args: [{}]
-          ports: [{{containerPort: 8080}}]"#,
-        args.join(", ")
-    )
+    deployment_with(app, replicas, 20, &args)
 }
 
 /// Callers that `add` on ids round-robin until stopped, recording every call under the stage

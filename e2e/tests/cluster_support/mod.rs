@@ -18,6 +18,17 @@ pub const ROLLOUT: Duration = Duration::from_secs(90);
 pub const REACT: Duration = Duration::from_secs(30);
 
 pub fn deployment(app: &str, replicas: u32) -> String {
+    deployment_with(
+        app,
+        replicas,
+        10,
+        &["--port", "8080", "--drain-seconds", "2"],
+    )
+}
+
+/// A Deployment of the e2e app with Dapr enabled, its grace period and its arguments.
+pub fn deployment_with(app: &str, replicas: u32, grace_seconds: u32, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
     format!(
         r#"
 apiVersion: apps/v1
@@ -35,13 +46,14 @@ spec:
         dapr.io/app-port: "8080"
         dapr.io/sidecar-listen-addresses: "0.0.0.0"
     spec:
-      terminationGracePeriodSeconds: 10
+      terminationGracePeriodSeconds: {grace_seconds}
       containers:
         - name: app
           image: {APP_IMAGE}
-          args: ["--port", "8080", "--drain-seconds", "2"]
+          args: [{}]
           ports: [{{containerPort: 8080}}]
-"#
+"#,
+        args.join(", ")
     )
 }
 
