@@ -44,6 +44,15 @@ pub mod defaults {
     pub const SIDECAR_LISTEN_ADDRESSES: &str = "[::1],127.0.0.1";
     /// The port of the operator's sidecar API (`tandem-api` Service).
     pub const CONTROL_PLANE_PORT: u16 = 6500;
+    /// The operator's name in its SPIFFE ID,
+    /// `spiffe://<control-plane trust domain>/ns/<its namespace>/tandem-operator` (Dapr's is
+    /// `dapr-operator`); no workload may be signed for it.
+    pub const CONTROL_PLANE_APP_ID: &str = "tandem-operator";
+    /// The control plane's trust domain when unset (Dapr's Sentry default).
+    pub const CONTROL_PLANE_TRUST_DOMAIN: &str = "cluster.local";
+    /// The ConfigMap (in the control plane's namespace) where the operator publishes the trust
+    /// anchors, key `ca.crt`, for the injector to hand to sidecars (Dapr's `dapr-trust-bundle`).
+    pub const TRUST_BUNDLE_CONFIGMAP: &str = "tandem-trust-bundle";
     /// Sidecar probes, as in Dapr: (initialDelaySeconds, timeoutSeconds, periodSeconds, failureThreshold).
     pub const LIVENESS_PROBE: (i32, i32, i32, i32) = (180, 3, 10, 5);
     pub const READINESS_PROBE: (i32, i32, i32, i32) = (1, 1, 1, 5);
@@ -195,6 +204,12 @@ pub mod env {
     pub const APP_PROTOCOL: &str = "APP_PROTOCOL";
     /// Set on the sidecar by the injector: the names of the variables from `dapr.io/env`.
     pub const DAPR_ENV_KEYS: &str = "DAPR_ENV_KEYS";
+    /// Set on the sidecar by the injector: the control plane's trust anchors (PEM). With them the
+    /// sidecar talks to the operator over TLS and accepts only the operator's SPIFFE ID.
+    pub const DAPR_TRUST_ANCHORS: &str = "DAPR_TRUST_ANCHORS";
+    /// The control plane's namespace and trust domain: they make the operator's SPIFFE ID.
+    pub const DAPR_CONTROLPLANE_NAMESPACE: &str = "DAPR_CONTROLPLANE_NAMESPACE";
+    pub const DAPR_CONTROLPLANE_TRUST_DOMAIN: &str = "DAPR_CONTROLPLANE_TRUST_DOMAIN";
 }
 
 /// HTTP headers of the Dapr wire protocol.

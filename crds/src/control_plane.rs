@@ -13,6 +13,15 @@ use serde::{Deserialize, Serialize};
 /// The media type of a watch stream.
 pub const STREAM_CONTENT_TYPE: &str = "application/x-ndjson";
 
+/// The operator's SPIFFE ID, what its sidecar API's TLS certificate carries and what sidecars
+/// given trust anchors accept: `spiffe://<trust_domain>/ns/<namespace>/tandem-operator`.
+pub fn operator_spiffe_id(trust_domain: &str, namespace: &str) -> String {
+    format!(
+        "spiffe://{trust_domain}/ns/{namespace}/{}",
+        crate::annotations::defaults::CONTROL_PLANE_APP_ID
+    )
+}
+
 /// The path of one pod's resources.
 pub fn resources_path(namespace: &str, pod: &str) -> String {
     format!("/v1/namespaces/{namespace}/pods/{pod}/resources")

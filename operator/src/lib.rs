@@ -292,6 +292,8 @@ pub async fn run(args: Args) -> Result<()> {
                 sidecar_token_audience,
                 ca_enabled,
                 ca_secret,
+                control_plane_trust_domain,
+                trust_bundle_configmap,
             },
         webhook,
         noop_reconcile,
@@ -350,6 +352,14 @@ pub async fn run(args: Args) -> Result<()> {
         tracing::info!(secret = %ca_secret, namespace = %leader_election_namespace, "control-plane CA loaded");
         sidecar_api = sidecar_api.with_ca(Arc::new(ca));
         sidecar_api.follow_ca_secret(&leader_election_namespace, &ca_secret);
+        let id = sidecar_api::ServingIdentity::operator(
+            &control_plane_trust_domain,
+            &leader_election_namespace,
+            &trust_bundle_configmap,
+        );
+        sidecar_api = sidecar_api.with_tls(id, ca::serving::CHECK_INTERVAL)?;
+    } else {
+        tracing::warn!("no CA (--ca-enabled false): the sidecar API serves plain HTTP");
     }
     let sidecar_shutdown = shutdown.clone();
     let sidecars = tokio::spawn(

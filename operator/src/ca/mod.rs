@@ -5,9 +5,13 @@
 //! what it gets is decided here, by pure functions ([`sign`]): the SPIFFE ID
 //! `spiffe://<trust domain>/ns/<namespace>/<app id>` from the verified pod, never from the CSR,
 //! whose only use is to carry the sidecar's public key (and prove it holds the private half).
+//! The CA also issues the operator's own serving certificate for the sidecar API ([`serving`]),
+//! and publishes its trust anchors for the injector ([`bundle`]).
 
+pub mod bundle;
 pub mod follow;
 pub mod secret;
+pub mod serving;
 pub mod sign;
 
 pub use follow::{CurrentCa, FOLLOW_INTERVAL, follow};
@@ -38,6 +42,8 @@ pub enum CaError {
     Content { name: String, what: String },
     #[error("making the CA: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("the sidecar API's serving certificate: {0}")]
+    Serving(#[from] SignError),
 }
 
 /// The loaded CA: what signs, and the trust anchors handed to every sidecar.

@@ -61,6 +61,7 @@ impl From<ApiError> for Refused {
         let reason = match &error {
             ApiError::Denied(denied) => refusal_reason(denied),
             ApiError::Malformed(_) => SignFailure::MalformedRequest,
+            ApiError::Reserved(_) => SignFailure::PodMismatch,
             ApiError::OutOfScope(_) | ApiError::NotFound(_) | ApiError::Unavailable(_) => {
                 SignFailure::Unavailable
             }
@@ -178,6 +179,9 @@ async fn issue(
     };
     let spec = config.as_ref().map(|c| &c.spec);
     let id = WorkloadIdentity::new(spec, &caller.namespace, &app_id);
+    if api.reserved_id.as_deref() == Some(id.spiffe_id().as_str()) {
+        return Err(ApiError::Reserved(id.spiffe_id()).into());
+    }
     let ttl = workload_ttl(spec).map_err(sign_refused)?;
     let svid = sign_csr(
         &ca,

@@ -35,17 +35,23 @@ pub use resources::{
 };
 pub use routes::router;
 
+pub use crate::ca::serving::ServingIdentity;
+
 use crate::controller::Scope;
 use crate::metrics::Metrics;
 use kube::Client;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_webhook_tls::ServingCert;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// How long one update stream lasts before the sidecar must reconnect (and be checked again).
 pub const STREAM_LIFETIME: Duration = Duration::from_secs(600);
+
+/// The sidecar API's Service (its DNS names go in the TLS certificate).
+pub const SERVICE_NAME: &str = "tandem-api";
 
 /// How long a request waits for the caches to fill after the operator starts.
 const CACHE_WAIT: Duration = Duration::from_secs(10);
@@ -83,6 +89,22 @@ pub struct SidecarApiArgs {
     /// The Secret (in the operator's namespace) holding the CA key and trust bundle.
     #[arg(long, env = "TANDEM_OPERATOR_CA_SECRET", default_value = crate::ca::CA_SECRET_NAME)]
     pub ca_secret: String,
+    /// With the CA: the trust domain of the operator's own SPIFFE ID, which its sidecar API's TLS
+    /// certificate carries (`spiffe://<this>/ns/<namespace>/tandem-operator`).
+    #[arg(
+        long,
+        env = "TANDEM_OPERATOR_CONTROL_PLANE_TRUST_DOMAIN",
+        default_value = tandem_crds::annotations::defaults::CONTROL_PLANE_TRUST_DOMAIN
+    )]
+    pub control_plane_trust_domain: String,
+    /// With the CA: the ConfigMap (in the operator's namespace) where the trust anchors are
+    /// published for the injector ("" publishes none).
+    #[arg(
+        long,
+        env = "TANDEM_OPERATOR_TRUST_BUNDLE_CONFIGMAP",
+        default_value = tandem_crds::annotations::defaults::TRUST_BUNDLE_CONFIGMAP
+    )]
+    pub trust_bundle_configmap: String,
 }
 
 /// What the handlers share.
@@ -95,6 +117,10 @@ pub struct SidecarApi {
     pub(crate) stream_lifetime: Duration,
     /// The CA that signs workload certificates (`None`: the certificate route answers 503).
     pub(crate) ca: Option<Arc<crate::ca::CurrentCa>>,
+    /// The API's own certificate, from that CA (`None`: plain HTTP).
+    pub(crate) tls: Option<Arc<ServingCert>>,
+    /// The operator's SPIFFE ID while it serves TLS: no workload is signed for it.
+    pub(crate) reserved_id: Option<String>,
     /// Cancelled at shutdown: open streams end so the server can stop.
     pub(crate) shutdown: CancellationToken,
 }
@@ -122,6 +148,8 @@ impl SidecarApi {
             metrics,
             stream_lifetime: STREAM_LIFETIME,
             ca: None,
+            tls: None,
+            reserved_id: None,
             shutdown,
         };
         (Arc::new(api), feeding)
@@ -157,6 +185,32 @@ impl SidecarApi {
         tokio::spawn(following.instrument(tracing::info_span!("ca_follow", %namespace, %name)));
     }
 
+    /// Serves over TLS with a certificate the CA issues for `id` (kept current in the background;
+    /// nothing changes without a CA). Before the API is shared.
+    pub fn with_tls(
+        mut self: Arc<Self>,
+        id: ServingIdentity,
+        check_interval: Duration,
+    ) -> Result<Arc<Self>, crate::ca::CaError> {
+        let Some(current) = self.ca.clone() else {
+            return Ok(self);
+        };
+        let spiffe_id = id.spiffe_id.clone();
+        let cert = crate::ca::serving::start(
+            self.client.clone(),
+            current,
+            id,
+            check_interval,
+            self.shutdown.clone(),
+        )?;
+        if let Some(api) = Arc::get_mut(&mut self) {
+            tracing::info!(%spiffe_id, "the sidecar API serves TLS");
+            api.tls = Some(cert);
+            api.reserved_id = Some(spiffe_id);
+        }
+        Ok(self)
+    }
+
     /// Shorter streams (tests).
     pub fn with_stream_lifetime(mut self: Arc<Self>, lifetime: Duration) -> Arc<Self> {
         if let Some(api) = Arc::get_mut(&mut self) {
@@ -166,7 +220,8 @@ impl SidecarApi {
     }
 }
 
-/// Serves the API on `listener` until `api.shutdown` is cancelled, keeping its cache current.
+/// Serves the API on `listener` (over TLS when it has a certificate) until `api.shutdown` is
+/// cancelled, keeping its cache current.
 pub async fn serve(
     api: Arc<SidecarApi>,
     feeding: impl Future<Output = ()> + Send + 'static,
@@ -174,9 +229,19 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let shutdown = api.shutdown.clone();
     let feeding = tokio::spawn(feeding.instrument(tracing::info_span!("sidecar_api_cache")));
-    let served = axum::serve(listener, router(api))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
+    let served = match api.tls.clone() {
+        Some(cert) => {
+            let config = tandem_webhook_tls::server_config(cert).map_err(std::io::Error::other)?;
+            tandem_webhook_tls::serve(listener, config, router(api), shutdown)
+                .await
+                .map_err(std::io::Error::other)
+        }
+        None => {
+            axum::serve(listener, router(api))
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+    };
     feeding.abort();
     served
 }

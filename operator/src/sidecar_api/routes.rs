@@ -62,6 +62,9 @@ pub(crate) enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The control plane's own identity, which no workload may hold.
+    #[error("{0} is the control plane's identity; no workload is signed for it")]
+    Reserved(String),
 }
 
 impl ApiError {
@@ -72,7 +75,7 @@ impl ApiError {
                 "ERR_UNAUTHENTICATED",
                 "unauthenticated",
             ),
-            ApiError::Denied(_) | ApiError::OutOfScope(_) => {
+            ApiError::Denied(_) | ApiError::OutOfScope(_) | ApiError::Reserved(_) => {
                 (StatusCode::FORBIDDEN, "ERR_PERMISSION_DENIED", "forbidden")
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "ERR_SECRET_NOT_FOUND", "not_found"),

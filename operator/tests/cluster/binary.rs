@@ -1,6 +1,9 @@
-//! The `tandem-operator` binary itself: flags, the admin port, and a clean exit on SIGTERM.
+//! The `tandem-operator` binary itself: flags, the admin port, the sidecar API over TLS from its
+//! CA, and a clean exit on SIGTERM.
 
 use crate::support::{REACT, api, env_with_crds, wait_ready};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::net::SocketAddr;
@@ -63,14 +66,40 @@ async fn the_binary_serves_its_admin_port_reconciles_and_stops_on_sigterm() {
             .filter(|(status, _)| *status == 200)
     })
     .await;
-    // The sidecar API is up too, and wants a token.
+    // The sidecar API is up too, over TLS from the CA (on by default), and wants a token; the
+    // anchors are published for the injector; plain HTTP gets no answer.
     let resources = format!(
         "/v1/namespaces/{}/pods/p/resources?appId=a",
         env.namespace()
     );
-    let refused = eventually("the sidecar API", REACT, || get(sidecar_api, &resources)).await;
+    let maps: Api<ConfigMap> = Api::namespaced(env.client(), env.namespace());
+    let anchors = eventually("the trust anchors ConfigMap", REACT, || async {
+        maps.get_opt("tandem-trust-bundle")
+            .await
+            .ok()??
+            .data?
+            .remove("ca.crt")
+    })
+    .await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(anchors.as_bytes()).expect("PEM"))
+        .resolve("tandem-api", sidecar_api)
+        .build()
+        .expect("client");
+    let url = format!("https://tandem-api:{}{resources}", sidecar_api.port());
+    let refused = eventually("the sidecar API", REACT, || async {
+        let response = tls.get(&url).send().await.ok()?;
+        Some((response.status().as_u16(), response.text().await.ok()?))
+    })
+    .await;
     assert_eq!(refused.0, 401, "{}", refused.1);
     assert!(refused.1.contains("ERR_UNAUTHENTICATED"), "{}", refused.1);
+    assert_eq!(
+        get(sidecar_api, &resources).await,
+        None,
+        "plain HTTP answered"
+    );
 
     let component = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: cache}\nspec: {type: state.in-memory, version: v1}\n";
     env.kubectl_apply(component).await.expect("apply");
@@ -137,6 +166,8 @@ async fn a_bad_flag_exits_64_before_binding_anything() {
         "--webhook-addr",
         "--webhook-url",
         "--webhook-tls-san",
+        "--control-plane-trust-domain",
+        "--trust-bundle-configmap",
     ] {
         assert!(stdout.contains(flag), "{flag} in\n{stdout}");
     }

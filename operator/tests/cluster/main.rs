@@ -8,6 +8,7 @@ mod conversion;
 mod leader;
 mod services;
 mod sidecar_api;
+mod sidecar_tls;
 mod status;
 mod steady_state;
 mod support;
