@@ -3,6 +3,7 @@
 //! the flag and the value, and exit code 64 (EX_USAGE).
 
 pub mod app_health;
+pub mod control_plane;
 pub mod mtls;
 
 use app_health::AppHealthArgs;
@@ -187,6 +188,8 @@ pub struct SidecarArgs {
     pub app_health: AppHealthArgs,
     #[command(flatten)]
     pub mtls: mtls::MtlsArgs,
+    #[command(flatten)]
+    pub control_plane_trust: control_plane::ControlPlaneTrustArgs,
 }
 
 /// Parses sizes as daprd does: a number of bytes, or with a `Ki/Mi/Gi` or `K/M/G(B)` suffix.

@@ -3,13 +3,20 @@
 //! ServiceAccount token (read from its file on every connection, so a rotated token is picked up)
 //! and names its namespace, pod and app id. [`ControlPlane::fetch_initial`] gets the first set
 //! before any port is bound; [`ControlPlane::watch`] then follows the update stream for the life of
-//! the sidecar, reconnecting with backoff whenever it ends.
+//! the sidecar, reconnecting with backoff whenever it ends. With the control plane's trust
+//! anchors ([`trust`]) every request goes over TLS to the operator's verified SPIFFE ID; without
+//! them, plain HTTP (a cluster whose control plane runs no CA).
+
+mod trust;
+
+pub use trust::ControlPlaneTrust;
 
 use crate::resiliency::Backoff;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tandem_crds::control_plane::{
     CertificateRequest, CertificateResponse, Resources, certificate_path, resources_path,
@@ -32,6 +39,8 @@ pub enum ControlPlaneError {
     },
     #[error("the operator at {address} cannot be reached: {message}")]
     Unreachable { address: String, message: String },
+    #[error("the operator at {address} is not trusted: {reason}")]
+    Untrusted { address: String, reason: String },
     #[error("the operator refused this sidecar ({status}): {message}")]
     Refused { status: u16, message: String },
     #[error("the operator sent something that is not a resource set: {0}")]
@@ -44,7 +53,7 @@ impl ControlPlaneError {
         match self {
             ControlPlaneError::Unreachable { .. } | ControlPlaneError::Malformed(_) => true,
             ControlPlaneError::Refused { status, .. } => *status >= 500,
-            ControlPlaneError::Token { .. } => false,
+            ControlPlaneError::Token { .. } | ControlPlaneError::Untrusted { .. } => false,
         }
     }
 }
@@ -60,6 +69,8 @@ pub struct ControlPlane {
     pub app_id: String,
     /// `--config`: the Configuration's name.
     pub configuration: Option<String>,
+    /// The anchors and identity the operator is verified against (`None`: plain HTTP).
+    trust: Option<Arc<ControlPlaneTrust>>,
     http: reqwest::Client,
 }
 
@@ -71,10 +82,18 @@ impl ControlPlane {
         pod: String,
         app_id: String,
         configuration: Option<String>,
+        trust: Option<ControlPlaneTrust>,
     ) -> Result<ControlPlane, String> {
-        let http = crate::http_client::builder()
+        let mut builder = crate::http_client::builder()
             .connect_timeout(Duration::from_secs(3))
-            .tcp_keepalive(Duration::from_secs(30))
+            .tcp_keepalive(Duration::from_secs(30));
+        if let Some(trust) = &trust {
+            let tls = trust
+                .client_config()
+                .map_err(|e| format!("the operator client's TLS: {e}"))?;
+            builder = builder.use_preconfigured_tls(tls).https_only(true);
+        }
+        let http = builder
             .build()
             .map_err(|e| format!("cannot build the operator client: {e}"))?;
         Ok(ControlPlane {
@@ -84,20 +103,50 @@ impl ControlPlane {
             pod,
             app_id,
             configuration,
+            trust: trust.map(Arc::new),
             http,
         })
     }
 
-    fn unreachable(&self, error: impl std::fmt::Display) -> ControlPlaneError {
+    /// What the operator is verified against (`None`: it is not).
+    pub fn trust(&self) -> Option<&ControlPlaneTrust> {
+        self.trust.as_deref()
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.trust.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// A failed request: refused at the TLS layer (with the reason), or unreachable.
+    fn unreachable(&self, error: impl std::error::Error + 'static) -> ControlPlaneError {
+        let refusal = self.trust.as_ref().and_then(|t| t.take_refusal());
+        if let Some(reason) = refusal.or_else(|| trust::tls_refusal(&error)) {
+            return ControlPlaneError::Untrusted {
+                address: self.address.clone(),
+                reason,
+            };
+        }
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
         ControlPlaneError::Unreachable {
             address: self.address.clone(),
-            message: error.to_string(),
+            message,
         }
     }
 
     fn url(&self, watch: bool) -> String {
         let mut url = format!(
-            "http://{}{}?appId={}",
+            "{}://{}{}?appId={}",
+            self.scheme(),
             self.address,
             resources_path(&self.namespace, &self.pod),
             self.app_id
@@ -168,7 +217,12 @@ impl ControlPlane {
                 )
             })
             .unwrap_or_default();
-        format!("http://{}{base}{name}?appId={}", self.address, self.app_id)
+        format!(
+            "{}://{}{base}{name}?appId={}",
+            self.scheme(),
+            self.address,
+            self.app_id
+        )
     }
 
     async fn json<T: serde::de::DeserializeOwned>(
@@ -200,14 +254,15 @@ impl ControlPlane {
     }
 
     /// A workload certificate from the control-plane CA for the public key of `csr_pem` (the
-    /// key itself never leaves the sidecar). Plain HTTP like the rest of the sidecar API: what
-    /// comes back is checked by the caller (`security::issuer`), not trusted for the channel.
+    /// key itself never leaves the sidecar). What comes back is checked by the caller
+    /// (`security::issuer`): against the injected trust anchors when there are any.
     pub async fn certificate(
         &self,
         csr_pem: String,
     ) -> Result<CertificateResponse, ControlPlaneError> {
         let url = format!(
-            "http://{}{}",
+            "{}://{}{}",
+            self.scheme(),
             self.address,
             certificate_path(&self.namespace, &self.pod)
         );
@@ -312,51 +367,4 @@ impl LineBuffer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_are_split_across_chunks_and_blank_ones_skipped() {
-        let mut buffer = LineBuffer::default();
-        assert!(buffer.push(b"{\"a\":").is_empty());
-        assert_eq!(buffer.push(b"1}\n\n{\"b\""), vec![b"{\"a\":1}".to_vec()]);
-        assert_eq!(
-            buffer.push(b":2}\n{}\n"),
-            vec![b"{\"b\":2}".to_vec(), b"{}".to_vec()]
-        );
-        assert!(buffer.push(b"  \n").is_empty());
-    }
-
-    #[test]
-    fn the_url_names_the_pod_app_and_configuration() {
-        let plane = ControlPlane::new(
-            "tandem-api.tandem-system.svc.cluster.local:6500".into(),
-            PathBuf::from("/t"),
-            "shop".into(),
-            "order-1".into(),
-            "order".into(),
-            Some("tracing".into()),
-        )
-        .expect("client");
-        assert_eq!(
-            plane.url(true),
-            "http://tandem-api.tandem-system.svc.cluster.local:6500/v1/namespaces/shop/pods/order-1/resources?appId=order&config=tracing&watch=true"
-        );
-    }
-
-    #[test]
-    fn only_server_side_and_network_failures_are_retried() {
-        let refused = |status| ControlPlaneError::Refused {
-            status,
-            message: String::new(),
-        };
-        assert!(refused(503).is_transient());
-        assert!(!refused(403).is_transient());
-        assert!(!refused(401).is_transient());
-        let unreachable = ControlPlaneError::Unreachable {
-            address: "a".into(),
-            message: "refused".into(),
-        };
-        assert!(unreachable.is_transient());
-    }
-}
+mod tests;

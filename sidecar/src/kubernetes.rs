@@ -10,7 +10,7 @@ use crate::components::plan::{Plan, PlanContext, Planned, plan_resources};
 use crate::components::registry::ComponentInfo;
 use crate::components::secrets;
 use crate::components::state::KeyPrefix;
-use crate::control_plane::ControlPlane;
+use crate::control_plane::{ControlPlane, ControlPlaneTrust};
 use crate::reload::{Reloader, unchanged};
 use crate::resolve::dns::{self, DnsResolver, Nameservers};
 use std::path::PathBuf;
@@ -46,9 +46,19 @@ impl Identity {
     }
 }
 
-/// The operator client for this sidecar.
+/// The operator client for this sidecar: over TLS verified against the trust anchors when the
+/// injector passed them, else plain HTTP (said once, loudly).
 pub fn control_plane(args: &SidecarArgs, identity: &Identity) -> Result<ControlPlane, String> {
     let address = args.control_plane_address.clone().unwrap_or_default();
+    let trust = ControlPlaneTrust::from_args(&args.control_plane_trust)?;
+    match &trust {
+        Some(trust) => {
+            tracing::info!(%address, operator = %trust.operator(), "the control plane is verified: TLS against the trust anchors")
+        }
+        None => {
+            tracing::warn!(%address, "no trust anchors (DAPR_TRUST_ANCHORS): the control plane is NOT verified, plain HTTP")
+        }
+    }
     let configuration = args
         .config
         .as_ref()
@@ -61,6 +71,7 @@ pub fn control_plane(args: &SidecarArgs, identity: &Identity) -> Result<ControlP
         identity.pod.clone(),
         args.app_id.clone(),
         configuration,
+        trust,
     )
 }
 

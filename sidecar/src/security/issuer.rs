@@ -3,13 +3,13 @@
 //! control plane's CA, asked over the operator's sidecar API with the pod's ServiceAccount token;
 //! the key is made here and only a CSR leaves. What the control plane answers is checked before
 //! it is used: the certificate must carry exactly the SPIFFE ID this sidecar expects, chain to
-//! the trust anchors that came with it, and its lifetime is read from the certificate itself
+//! the trust anchors that came with it (and to the injected anchors, when given), and its lifetime is read from the certificate itself
 //! (the CA decides the TTL).
 
 use super::ca::{BACKDATE, BUNDLE_FILE, LocalCa, read_bundle};
 use super::identity::{IdentityError, Material, material};
 use super::spiffe::SpiffeId;
-use crate::control_plane::ControlPlane;
+use crate::control_plane::{ControlPlane, ControlPlaneTrust};
 use rcgen::{CertificateParams, DistinguishedName, KeyPair, SanType};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -65,7 +65,7 @@ impl Issuer {
                 let csr = certificate_request(id, &key)?;
                 let issued = SystemTime::now();
                 let answer = plane.certificate(csr).await?;
-                accept(&answer, id, &key, issued)
+                accept(&answer, id, &key, issued, plane.trust())
             }
         }
     }
@@ -101,13 +101,15 @@ pub fn certificate_request(id: &SpiffeId, key: &KeyPair) -> Result<String, Ident
 }
 
 /// The control plane's answer made into [`Material`], if it is a certificate for exactly
-/// `want`, for `key`, chaining to the trust anchors sent with it. A pure function of its inputs
-/// and the clock.
+/// `want`, for `key`, chaining to the trust anchors sent with it and, when the sidecar was given
+/// anchors of its own (`injected`), to those: anchors the answer brings cannot vouch for it. A
+/// pure function of its inputs and the clock.
 pub fn accept(
     answer: &CertificateResponse,
     want: &SpiffeId,
     key: &KeyPair,
     issued: SystemTime,
+    injected: Option<&ControlPlaneTrust>,
 ) -> Result<Material, IdentityError> {
     let bad = |what: &str| IdentityError::Certificate(what.to_owned());
     let chain = pem_certificates(&answer.workload_certificate)
@@ -131,6 +133,13 @@ pub fn accept(
         .client_verifier
         .verify_client_cert(leaf, intermediates, UnixTime::now())
         .map_err(|e| bad(&format!("does not verify against the trust anchors: {e}")))?;
+    if let Some(trust) = injected {
+        trust.check_issued(leaf, intermediates).map_err(|e| {
+            bad(&format!(
+                "does not chain to the injected trust anchors (DAPR_TRUST_ANCHORS): {e}"
+            ))
+        })?;
+    }
     // `CertifiedKey::from_der` has checked that the certificate is for `key`.
     Ok(material)
 }

@@ -59,6 +59,7 @@ fn the_answer_for_this_identity_is_accepted_and_the_ca_decides_the_lifetime() {
         &order(),
         &key,
         issued,
+        None,
     )
     .expect("accepted");
     let life = material
@@ -86,6 +87,7 @@ fn another_identity_is_refused() {
             &order(),
             &key,
             SystemTime::now(),
+            None,
         );
         assert!(
             matches!(refused, Err(IdentityError::Mismatch { ref got, .. }) if got == uri),
@@ -104,6 +106,7 @@ fn a_certificate_for_another_key_or_from_another_ca_is_refused() {
         &order(),
         &key,
         SystemTime::now(),
+        None,
     );
     assert!(
         matches!(for_other_key, Err(IdentityError::Tls(_))),
@@ -112,7 +115,7 @@ fn a_certificate_for_another_key_or_from_another_ca_is_refused() {
     );
     let mut foreign = TestCa::new().answer(URI, &key, Duration::from_secs(60));
     foreign.trust_anchors = ca.pem.clone();
-    let unanchored = accept(&foreign, &order(), &key, SystemTime::now());
+    let unanchored = accept(&foreign, &order(), &key, SystemTime::now(), None);
     assert!(
         matches!(unanchored, Err(IdentityError::Certificate(ref m)) if m.contains("trust anchors")),
         "{:?}",
@@ -121,7 +124,7 @@ fn a_certificate_for_another_key_or_from_another_ca_is_refused() {
     let mut empty = ca.answer(URI, &key, Duration::from_secs(60));
     empty.workload_certificate = String::new();
     assert!(matches!(
-        accept(&empty, &order(), &key, SystemTime::now()),
+        accept(&empty, &order(), &key, SystemTime::now(), None),
         Err(IdentityError::Certificate(_))
     ));
 }
@@ -177,6 +180,29 @@ async fn a_local_ca_missing_from_the_bundle_signs_nothing() {
     .await;
     assert!(
         matches!(refused, Err(IdentityError::Bundle(ref m)) if m.contains("not in")),
+        "{:?}",
+        refused.err()
+    );
+}
+
+#[test]
+fn with_injected_anchors_the_answer_must_chain_to_them_not_to_anchors_it_brings() {
+    let (ca, rogue, key) = (
+        TestCa::new(),
+        TestCa::new(),
+        KeyPair::generate().expect("key"),
+    );
+    let operator = SpiffeId::new("cluster.local", "tandem", "tandem-operator");
+    let injected = ControlPlaneTrust::new(&ca.pem, operator).expect("anchors");
+    let genuine = ca.answer(URI, &key, Duration::from_secs(60));
+    assert!(accept(&genuine, &order(), &key, SystemTime::now(), Some(&injected)).is_ok());
+    // A rogue CA's certificate, with the rogue CA as its own "trust anchors": consistent in
+    // itself, refused because the sidecar was told which anchors to trust.
+    let forged = rogue.answer(URI, &key, Duration::from_secs(60));
+    assert!(accept(&forged, &order(), &key, SystemTime::now(), None).is_ok());
+    let refused = accept(&forged, &order(), &key, SystemTime::now(), Some(&injected));
+    assert!(
+        matches!(refused, Err(IdentityError::Certificate(ref m)) if m.contains("injected trust anchors") && m.contains("unknown CA")),
         "{:?}",
         refused.err()
     );
