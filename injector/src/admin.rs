@@ -1,5 +1,6 @@
 //! The admin port, apart from the webhook: `/healthz` (the process answers), `/readyz` (the
-//! serving certificate is loaded and the first caBundle sync is done) and `/metrics`.
+//! serving certificate is loaded, the control plane's trust anchors are known when a ConfigMap is
+//! configured, and the first caBundle sync is done) and `/metrics`.
 
 use crate::metrics::Metrics;
 use axum::Router;

@@ -70,16 +70,19 @@ pub enum InjectionFailure {
     InvalidAnnotation,
     /// The pod spec cannot take the sidecar (no containers, missing or clashing volumes).
     InvalidPodSpec,
+    /// The control plane's trust anchors are not known yet: no unverified sidecar is injected.
+    NoTrustAnchors,
 }
 
 impl InjectionFailure {
-    pub const ALL: [InjectionFailure; 6] = [
+    pub const ALL: [InjectionFailure; 7] = [
         InjectionFailure::BadRequest,
         InjectionFailure::UnsupportedMediaType,
         InjectionFailure::UnauthorizedRequester,
         InjectionFailure::InvalidPod,
         InjectionFailure::InvalidAnnotation,
         InjectionFailure::InvalidPodSpec,
+        InjectionFailure::NoTrustAnchors,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +93,7 @@ impl InjectionFailure {
             InjectionFailure::InvalidPod => "invalid_pod",
             InjectionFailure::InvalidAnnotation => "invalid_annotation",
             InjectionFailure::InvalidPodSpec => "invalid_pod_spec",
+            InjectionFailure::NoTrustAnchors => "no_trust_anchors",
         }
     }
 
@@ -97,6 +101,7 @@ impl InjectionFailure {
     pub fn of_patch_error(error: &PatchError) -> InjectionFailure {
         match error {
             PatchError::Settings(_) => InjectionFailure::InvalidAnnotation,
+            PatchError::NoTrustAnchors { .. } => InjectionFailure::NoTrustAnchors,
             _ => InjectionFailure::InvalidPodSpec,
         }
     }

@@ -99,6 +99,8 @@ pub struct Args {
     /// certificates from the operator's CA; cluster-wide, as Dapr's `global.mtls.enabled`.
     #[arg(long, env = "TANDEM_INJECTOR_SIDECAR_MTLS", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub sidecar_mtls: bool,
+    #[command(flatten)]
+    pub trust: crate::trust::TrustArgs,
     /// Log JSON lines.
     #[arg(long, env = "TANDEM_INJECTOR_LOG_AS_JSON", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub log_as_json: bool,
@@ -190,6 +192,8 @@ pub struct InjectorConfig {
     pub sidecar_drop_all_capabilities: bool,
     /// Injected sidecars get `--enable-mtls true`.
     pub sidecar_mtls: bool,
+    /// What injected sidecars verify their control plane against.
+    pub control_plane_trust: crate::trust::ControlPlaneTrust,
     pub log_as_json: bool,
 }
 
@@ -230,6 +234,7 @@ impl InjectorConfig {
             sidecar_read_only_root_filesystem,
             sidecar_drop_all_capabilities,
             sidecar_mtls,
+            trust,
             log_as_json,
         } = args;
         let socket = |flag, value: &str| {
@@ -335,6 +340,7 @@ impl InjectorConfig {
             }
             names.push(san.to_owned());
         }
+        let control_plane_trust = crate::trust::ControlPlaneTrust::new(trust, &namespace);
         Ok(InjectorConfig {
             addr,
             admin_addr,
@@ -351,6 +357,7 @@ impl InjectorConfig {
             sidecar_read_only_root_filesystem,
             sidecar_drop_all_capabilities,
             sidecar_mtls,
+            control_plane_trust,
             log_as_json,
         })
     }

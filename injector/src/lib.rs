@@ -5,8 +5,8 @@
 //! Secret (tandem-webhook-tls, shared by all replicas) → [`server`] answers `POST /mutate` over
 //! TLS: [`admission`] decodes the AdmissionReview and decides, [`settings`] reads the
 //! annotations, [`patch`] builds the JSON Patch (all three pure) → [`webhook_config`] keeps the
-//! MutatingWebhookConfiguration's caBundle equal to our CA → [`admin`] serves health, readiness
-//! and [`metrics`].
+//! MutatingWebhookConfiguration's caBundle equal to our CA → [`trust`] keeps the control plane's
+//! trust anchors each sidecar gets → [`admin`] serves health, readiness and [`metrics`].
 
 pub mod admin;
 pub mod admission;
@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod patch;
 pub mod server;
 pub mod settings;
+pub mod trust;
 pub mod webhook_config;
 
 pub use config::{Args, InjectorConfig};
@@ -99,16 +100,29 @@ pub async fn run_with_client(
         .instrument(tracing::info_span!("cert_refresh")),
     );
     tokio::spawn(
-        webhook_config::sync_ca_bundle(
-            client,
-            config.webhook_config_name.clone(),
-            cert,
-            metrics.clone(),
-            readiness,
+        trust::follow(
+            client.clone(),
+            config.control_plane_trust.clone(),
+            trust::FOLLOW_INTERVAL,
             shutdown.clone(),
         )
-        .instrument(tracing::info_span!("ca_bundle")),
+        .instrument(tracing::info_span!("trust_anchors")),
     );
+    // Ready (after the caBundle sync) only once sidecars can get their trust anchors.
+    let syncing = webhook_config::sync_ca_bundle(
+        client.clone(),
+        config.webhook_config_name.clone(),
+        cert,
+        metrics.clone(),
+        readiness,
+        shutdown.clone(),
+    );
+    let trust = config.control_plane_trust.clone();
+    let anchors_first = async move {
+        trust.ready().await;
+        syncing.await;
+    };
+    tokio::spawn(anchors_first.instrument(tracing::info_span!("ca_bundle")));
     let router = server::router(server::WebhookState {
         config: config.clone(),
         metrics,

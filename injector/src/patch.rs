@@ -38,6 +38,13 @@ pub enum PatchError {
     VolumeClash(String),
     #[error("the pod has no containers")]
     NoContainers,
+    #[error(
+        "the control plane's trust anchors (ConfigMap {namespace}/{configmap}, published by the operator) are not available yet"
+    )]
+    NoTrustAnchors {
+        namespace: String,
+        configmap: String,
+    },
 }
 
 /// What the injector adds to `pod`: empty when it already has a sidecar.
@@ -89,11 +96,12 @@ pub fn plan(pod: &Pod, cfg: &InjectorConfig) -> Result<Option<Plan>, PatchError>
         }
     }
 
+    let trust_env = cfg.control_plane_trust.env_vars()?;
     let mut ops = Vec::new();
     // The sidecar goes last so the app stays containers[0] (kubectl exec/logs default to it).
     ops.push(add(
         &["spec", "containers", "-"],
-        to_value(&sidecar_container(&settings, cfg)),
+        to_value(&sidecar_container(&settings, cfg, trust_env)),
     ));
     let token = token_volume();
     if spec.and_then(|s| s.volumes.as_ref()).is_some() {
@@ -223,7 +231,11 @@ pub fn sidecar_args(settings: &SidecarSettings, cfg: &InjectorConfig) -> Vec<Str
     args
 }
 
-fn sidecar_container(settings: &SidecarSettings, cfg: &InjectorConfig) -> Container {
+fn sidecar_container(
+    settings: &SidecarSettings,
+    cfg: &InjectorConfig,
+    trust_env: Vec<EnvVar>,
+) -> Container {
     let port = |name: &str, port: u16| ContainerPort {
         name: Some(name.to_owned()),
         container_port: i32::from(port),
@@ -268,6 +280,8 @@ fn sidecar_container(settings: &SidecarSettings, cfg: &InjectorConfig) -> Contai
         // The sidecar's internal port listens on the pod's IP.
         field(env::POD_IP, "status.podIP"),
     ];
+    // The control plane's trust anchors and identity: the sidecar verifies the operator.
+    env_vars.extend(trust_env);
     if let Some(name) = &settings.api_token_secret {
         env_vars.push(secret(env::DAPR_API_TOKEN, name, "token"));
     }

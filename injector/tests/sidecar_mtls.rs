@@ -9,7 +9,7 @@ mod common;
 
 use clap::Parser;
 use common::{PodBuilder, config, config_with};
-use tandem_injector::patch::patch;
+use tandem_injector::patch::{PatchError, patch};
 use tandem_injector::{Args, InjectorConfig};
 
 /// The injected sidecar's args for `builder` under `cfg`.
@@ -68,4 +68,72 @@ fn a_pod_cannot_opt_its_sidecar_out() {
     let pod = PodBuilder::dapr("shop-1", "shop").annotation("dapr.io/enable-mtls", "false");
     let args = sidecar_args(&pod, &config());
     assert_eq!(enable_mtls(&args), (Some("true"), 1), "{args:?}");
+}
+
+/// The injected sidecar's env var `name`, if set.
+fn sidecar_env(builder: &PodBuilder, cfg: &InjectorConfig, name: &str) -> Option<String> {
+    let ops = patch(&builder.pod(), cfg).unwrap();
+    let mut pod = builder.json();
+    json_patch::patch(&mut pod, &ops).unwrap();
+    let daprd = pod["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "daprd")
+        .cloned()
+        .unwrap();
+    daprd["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str().map(str::to_owned))
+}
+
+const ANCHORS: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+#[test]
+fn with_the_trust_bundle_the_sidecar_gets_the_anchors_and_the_control_plane_identity() {
+    let pod = PodBuilder::dapr("shop-1", "shop");
+    assert_eq!(
+        sidecar_env(&pod, &config(), "DAPR_TRUST_ANCHORS"),
+        None,
+        "no ConfigMap configured: nothing passed (plain HTTP to the operator)"
+    );
+    let cfg = config_with(&[
+        "--namespace",
+        "tandem-system",
+        "--trust-anchors-configmap",
+        "tandem-trust-bundle",
+    ]);
+    // Before the anchors are known, no sidecar that could not verify its control plane.
+    let waiting = patch(&pod.pod(), &cfg);
+    assert!(
+        matches!(&waiting, Err(PatchError::NoTrustAnchors { configmap, .. }) if configmap == "tandem-trust-bundle"),
+        "{waiting:?}"
+    );
+    cfg.control_plane_trust.set_anchors(ANCHORS.to_owned());
+    for (name, want) in [
+        ("DAPR_TRUST_ANCHORS", ANCHORS),
+        ("DAPR_CONTROLPLANE_NAMESPACE", "tandem-system"),
+        ("DAPR_CONTROLPLANE_TRUST_DOMAIN", "cluster.local"),
+    ] {
+        assert_eq!(
+            sidecar_env(&pod, &cfg, name).as_deref(),
+            Some(want),
+            "{name}"
+        );
+    }
+    let other_domain = config_with(&[
+        "--trust-anchors-configmap",
+        "tandem-trust-bundle",
+        "--control-plane-trust-domain",
+        "corp.example",
+    ]);
+    other_domain
+        .control_plane_trust
+        .set_anchors(ANCHORS.to_owned());
+    assert_eq!(
+        sidecar_env(&pod, &other_domain, "DAPR_CONTROLPLANE_TRUST_DOMAIN").as_deref(),
+        Some("corp.example")
+    );
 }
