@@ -52,6 +52,7 @@ const UNNAMED_WRITES: &[(Option<Scope>, &str, &str, &[&str])] = &[
         &["create"],
     ),
     (Some(Scope::Namespace), "", "secrets", &["create"]),
+    (Some(Scope::Namespace), "", "configmaps", &["create"]),
     (
         Some(Scope::Namespace),
         "coordination.k8s.io",

@@ -528,6 +528,39 @@ fn global_mtls_enabled_drives_the_operator_ca_and_the_injected_sidecars() {
     ));
     assert_eq!(flag(&off), "--ca-enabled=false");
     assert_eq!(injector_env(&off).as_deref(), Some("false"));
+    // With the CA, the injector hands sidecars the anchors from the operator's public ConfigMap,
+    // which it may only read, by name; without, neither the env nor the grant.
+    let anchors = |manifest: &Manifest| {
+        env_value(
+            &container(manifest, "tandem-sidecar-injector"),
+            "TANDEM_INJECTOR_TRUST_ANCHORS_CONFIGMAP",
+        )
+    };
+    let configmap_rules = |manifest: &Manifest, role: &str| {
+        let role: Role = manifest.get("Role", role).unwrap();
+        role.rules
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.resources.as_deref() == Some(&["configmaps".to_owned()][..]))
+            .map(|r| (r.verbs, r.resource_names.unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    let bundle = vec!["tandem-trust-bundle".to_owned()];
+    assert_eq!(anchors(&on).as_deref(), Some("tandem-trust-bundle"));
+    assert_eq!(
+        configmap_rules(&on, "tandem-sidecar-injector"),
+        [(vec!["get".to_owned()], bundle.clone())]
+    );
+    assert_eq!(
+        configmap_rules(&on, "tandem-operator"),
+        [
+            (vec!["create".to_owned()], vec![]),
+            (vec!["get".to_owned(), "update".to_owned()], bundle)
+        ]
+    );
+    assert_eq!(anchors(&off), None);
+    assert!(configmap_rules(&off, "tandem-sidecar-injector").is_empty());
+    assert!(configmap_rules(&off, "tandem-operator").is_empty());
 }
 
 #[test]

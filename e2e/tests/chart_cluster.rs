@@ -202,6 +202,12 @@ async fn the_api_server_enforces_the_charts_least_privilege() {
             true,
         ),
         (&["update", "secrets/tandem-webhook-tls", "-n", &ns], true),
+        (&["create", "configmaps", "-n", &ns], true),
+        (
+            &["update", "configmaps/tandem-trust-bundle", "-n", &ns],
+            true,
+        ),
+        (&["update", "configmaps/other", "-n", &ns], false),
         (&["create", "secrets", "-n", "default"], false),
         (
             &["update", "secrets/tandem-webhook-tls", "-n", "default"],
@@ -253,6 +259,13 @@ async fn the_api_server_enforces_the_charts_least_privilege() {
         (&["create", "secrets", "-n", &ns], true),
         (&["patch", "mutatingwebhookconfigurations/other"], false),
         (&["list", "mutatingwebhookconfigurations"], false),
+        (&["get", "configmaps/tandem-trust-bundle", "-n", &ns], true),
+        (&["get", "configmaps/other", "-n", &ns], false),
+        (
+            &["update", "configmaps/tandem-trust-bundle", "-n", &ns],
+            false,
+        ),
+        (&["get", "secrets/tandem-trust-bundle", "-n", &ns], false),
         (&["get", "secrets/tandem-webhook-tls", "-n", &ns], false),
         (&["list", "secrets", "-n", &ns], false),
         (&["create", "secrets", "-n", "default"], false),

@@ -81,6 +81,7 @@ async fn order_catalog_and_shipping_run_on_a_one_machine_cluster() {
     for pod in [&order_pod, &catalog_pod] {
         assert_mtls_on(&metrics_client, &pod.1).await;
     }
+    assert_control_plane_verified(&env, &cluster, &shop, &order_pod.0).await;
     let shipping_app = format!("http://{}:8080/_e2e/seen", shipping_pod.1);
     let scenario = Scenario {
         http: SidecarClient::new(),

@@ -267,3 +267,48 @@ pub async fn assert_mtls_on(http: &reqwest::Client, pod_ip: &str) {
         String::from_utf8_lossy(&answer)
     );
 }
+
+/// The injected sidecar of `pod` got the control plane's trust anchors (the ConfigMap the
+/// operator publishes in the release namespace) and the operator's identity, as Dapr's injector
+/// passes them, and verified the operator's TLS with them (its log says so).
+pub async fn assert_control_plane_verified(
+    env: &TestEnv,
+    cluster: &OneMachineCluster,
+    ns: &str,
+    pod: &str,
+) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let release = &cluster.release_namespace;
+    let bundle: ConfigMap = Api::namespaced(env.client(), release)
+        .get("tandem-trust-bundle")
+        .await
+        .unwrap();
+    let anchors = bundle.data.unwrap()["ca.crt"].clone();
+    let pod: Pod = Api::namespaced(env.client(), ns).get(pod).await.unwrap();
+    let daprd = pod
+        .spec
+        .unwrap()
+        .containers
+        .into_iter()
+        .find(|c| c.name == "daprd")
+        .unwrap();
+    let env_var = |name: &str| {
+        daprd
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+    };
+    assert_eq!(env_var("DAPR_TRUST_ANCHORS"), Some(anchors));
+    assert_eq!(
+        env_var("DAPR_CONTROLPLANE_NAMESPACE").as_deref(),
+        Some(release.as_str())
+    );
+    let logs = cluster.node.logs(ns, 400);
+    let verified = format!("spiffe://cluster.local/ns/{release}/tandem-operator");
+    assert!(
+        logs.contains("the control plane is verified") && logs.contains(&verified),
+        "{logs}"
+    );
+}

@@ -6,10 +6,12 @@
 //!
 //! The whole path — Deployments, the injector, pods in network namespaces, cluster DNS from
 //! Endpoints — is `kubernetes_cluster.rs`; this one isolates the sidecar ↔ operator contract.
-//! `mtls` adds the operator's CA: certificates for pods, mTLS between their sidecars.
+//! `mtls` adds the operator's CA: certificates for pods, mTLS between their sidecars, over a sidecar
+//! API that serves TLS the sidecars verify (`verified_control_plane`: the refusals).
 
 mod mtls;
 mod support;
+mod verified_control_plane;
 
 use serde_json::json;
 use std::net::Ipv4Addr;
@@ -103,6 +105,12 @@ spec: {}
         dir.path(),
     ))
     .await;
+    // No CA in this control plane, so no anchors: the sidecar says it cannot verify it.
+    assert!(
+        order.log().contains("the control plane is NOT verified"),
+        "{}",
+        order.log()
+    );
 
     // Each gets its namespace's components in its scope, plus the built-in kubernetes store.
     assert_eq!(

@@ -4,6 +4,7 @@
 //! (the Configuration's `spec.mtls.workloadCertTTL`) calls keep succeeding across renewals. The CA
 //! refuses a token of another pod, of a deleted pod, or for another audience; a sidecar refuses a
 //! certificate that does not name the identity it expects; the internal port refuses plaintext.
+//! The sidecar API itself is TLS as the operator's SPIFFE ID (`verified_control_plane`).
 
 use super::support::{
     AppPod, Operator, env_with_crds, kubernetes_sidecar, operator_api, pod, start, token,
@@ -126,10 +127,12 @@ async fn sidecars_get_certificates_from_the_operator_ca_and_keep_calling_across_
             metric(sidecar, "dapr_runtime_mtls_init_total", &[]).await,
             1.0
         );
+        let log = sidecar.log();
+        assert!(log.contains("the control-plane CA at"), "{log}");
         assert!(
-            sidecar.log().contains("the control-plane CA at"),
-            "{}",
-            sidecar.log()
+            log.contains("the control plane is verified")
+                && log.contains("spiffe://cluster.local/ns/tandem-system/tandem-operator"),
+            "{log}"
         );
     }
 
@@ -219,11 +222,12 @@ async fn sidecars_get_certificates_from_the_operator_ca_and_keep_calling_across_
 /// caller was admitted (only the CSR was wrong); a refusal comes before the body is read.
 async fn ask_for_certificate(operator: &Operator, ns: &str, pod_name: &str, token: &str) -> u16 {
     let url = format!(
-        "http://{}{}",
-        operator.address,
+        "{}{}",
+        operator.base_url(),
         tandem_crds::control_plane::certificate_path(ns, pod_name)
     );
-    http()
+    operator
+        .http()
         .post(url)
         .bearer_auth(token)
         .json(&json!({"certificateSigningRequest": "not a CSR"}))

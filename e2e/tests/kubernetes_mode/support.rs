@@ -1,6 +1,8 @@
 //! What the Kubernetes-mode tests share: envtest with the CRDs, Pod objects and their
 //! ServiceAccount tokens (TokenRequest, bound to the pod: envtest has no kubelet), the operator's
 //! sidecar API (with or without its CA) on this runtime, and sidecar processes in Kubernetes mode.
+//! With its CA the API serves TLS as the operator's SPIFFE ID, and each sidecar gets the trust
+//! anchors and the control plane's namespace as the injector passes them.
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
@@ -77,12 +79,48 @@ pub async fn token_file(env: &TestEnv, pod: &Pod, dir: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// The control plane's namespace in the operator's SPIFFE ID (the sidecars are told it).
+pub const CONTROL_PLANE_NAMESPACE: &str = "tandem-system";
+
 /// The operator's sidecar API, served on this runtime until dropped.
 pub struct Operator {
     pub address: String,
     pub metrics: Arc<Metrics>,
+    /// With the CA: the trust anchors (PEM) sidecars verify the API against (it serves TLS).
+    pub trust_anchors: Option<String>,
     shutdown: CancellationToken,
 }
+
+impl Operator {
+    /// `https://tandem-api:<port>` with the CA, else `http://<address>`.
+    pub fn base_url(&self) -> String {
+        match &self.trust_anchors {
+            Some(_) => format!("https://{SERVICE}:{}", self.port()),
+            None => format!("http://{}", self.address),
+        }
+    }
+
+    /// A client for [`Self::base_url`]: trusting exactly the anchors, the Service name resolving
+    /// to the API's address.
+    pub fn http(&self) -> reqwest::Client {
+        tandem_sidecar::http_client::install_crypto_provider();
+        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10));
+        if let Some(anchors) = &self.trust_anchors {
+            let roots = reqwest::Certificate::from_pem_bundle(anchors.as_bytes()).expect("PEM");
+            builder = builder
+                .tls_certs_only(roots)
+                .resolve(SERVICE, self.address.parse().expect("socket address"));
+        }
+        builder.build().expect("an HTTP client")
+    }
+
+    fn port(&self) -> &str {
+        self.address.rsplit(':').next().unwrap_or_default()
+    }
+}
+
+/// The sidecar API's Service name (in its certificate).
+const SERVICE: &str = "tandem-api";
 
 impl Drop for Operator {
     fn drop(&mut self) {
@@ -90,7 +128,8 @@ impl Drop for Operator {
     }
 }
 
-/// The sidecar API; with `ca`, its CA signs workload certificates.
+/// The sidecar API; with `ca`, its CA signs workload certificates and issues the API's own TLS
+/// certificate (`spiffe://cluster.local/ns/tandem-system/tandem-operator`).
 pub async fn operator_api(
     client: kube::Client,
     ca: Option<tandem_operator::ca::ControlPlaneCa>,
@@ -104,8 +143,21 @@ pub async fn operator_api(
         metrics.clone(),
         shutdown.clone(),
     );
+    let trust_anchors = ca.as_ref().map(|ca| ca.trust_anchors_pem().to_owned());
     if let Some(ca) = ca {
-        api = api.with_ca(Arc::new(ca));
+        let id = sidecar_api::ServingIdentity {
+            spiffe_id: tandem_crds::control_plane::operator_spiffe_id(
+                "cluster.local",
+                CONTROL_PLANE_NAMESPACE,
+            ),
+            dns_names: vec![SERVICE.to_owned()],
+            namespace: CONTROL_PLANE_NAMESPACE.to_owned(),
+            bundle_configmap: None,
+        };
+        api = api
+            .with_ca(Arc::new(ca))
+            .with_tls(id, std::time::Duration::from_secs(1))
+            .expect("the API's certificate");
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -115,6 +167,7 @@ pub async fn operator_api(
     Operator {
         address,
         metrics,
+        trust_anchors,
         shutdown,
     }
 }
@@ -140,26 +193,33 @@ pub fn kubernetes_sidecar(
     internal_port: u16,
     dir: &Path,
 ) -> SidecarBuilder {
-    SidecarBuilder::new(
+    let mut builder = SidecarBuilder::new(
         &tandem_e2e::binaries::sidecar().to_string_lossy(),
         pod.app_id,
         dir,
-    )
-    .app_port(pod.app_port)
-    .internal_port(internal_port)
-    .env("NAMESPACE", pod.namespace)
-    .env("POD_NAME", pod.pod_name)
-    .env("POD_IP", &pod.pod_ip.to_string())
-    .arg("--mode")
-    .arg("kubernetes")
-    .arg("--config")
-    .arg(pod.config)
-    .arg("--control-plane-address")
-    .arg(&operator.address)
-    .arg("--control-plane-token-file")
-    .arg(pod.token)
-    .arg("--dns-server")
-    .arg(&dns.addr().to_string())
+    );
+    // What the injector passes when the control plane runs its CA.
+    if let Some(anchors) = &operator.trust_anchors {
+        builder = builder
+            .env("DAPR_TRUST_ANCHORS", anchors)
+            .env("DAPR_CONTROLPLANE_NAMESPACE", CONTROL_PLANE_NAMESPACE);
+    }
+    builder
+        .app_port(pod.app_port)
+        .internal_port(internal_port)
+        .env("NAMESPACE", pod.namespace)
+        .env("POD_NAME", pod.pod_name)
+        .env("POD_IP", &pod.pod_ip.to_string())
+        .arg("--mode")
+        .arg("kubernetes")
+        .arg("--config")
+        .arg(pod.config)
+        .arg("--control-plane-address")
+        .arg(&operator.address)
+        .arg("--control-plane-token-file")
+        .arg(pod.token)
+        .arg("--dns-server")
+        .arg(&dns.addr().to_string())
 }
 
 /// Starts `builder` and waits until it is ready.
