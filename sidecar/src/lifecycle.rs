@@ -405,6 +405,18 @@ async fn drain(
     {
         tracing::warn!(?grace, "actors still draining after the grace period");
     }
+    // Invocations arriving from now on are answered "not run" (callers try another instance),
+    // and idle peer connections stay open until every caller's pool has let go of them.
+    let peers = sc.peers().drain();
+    peers.begin();
+    let linger = peers.pools_expire_in().min(grace);
+    if !linger.is_zero() {
+        tracing::info!(
+            ?linger,
+            "shutting down: letting callers' pooled connections expire"
+        );
+        tokio::time::sleep(linger).await;
+    }
     tracing::info!("shutting down: draining in-flight requests");
     stop_accepting.cancel();
     let drained = async {

@@ -231,3 +231,94 @@ async fn calls_spread_over_instances_of_one_app() {
     assert_eq!(n1 + n2, 40);
     assert!(n1 >= 5 && n2 >= 5, "calls not spread: {n1} / {n2}");
 }
+
+/// The peer channel's HTTP/1.1 pool: many calls at once each get their own answer, and after the
+/// callee's internal port has closed the idle connections (its 10 s header read timeout), the
+/// next calls still go through: the pool drops idle connections before the peer does, so no
+/// call is written onto a connection being closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_and_calls_after_idle_connections_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, _b, app) = pair(dir.path(), &[]).await;
+    let http = client();
+    let burst = |round: usize| {
+        let calls = (0..64).map(|i| {
+            let (http, url) = (http.clone(), a.url(&format!("/v1.0/invoke/b/method/n/{i}")));
+            async move {
+                let body = format!("round {round} call {i}");
+                let response = http.post(url).body(body.clone()).send().await;
+                let response = response.expect("invoke");
+                assert_eq!(response.status().as_u16(), 200, "call {i}");
+                assert_eq!(response.text().await.expect("body"), body, "call {i}");
+            }
+        });
+        futures_util::future::join_all(calls)
+    };
+    burst(1).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    burst(2).await;
+    assert_eq!(app.seen().len(), 128, "every call reached the app once");
+}
+
+/// An instance shutting down gracefully under load loses no call: invocations written to it
+/// after its drain began are answered "not run" and go to the other instance, and it closes its
+/// idle connections only after the callers' pools have let go of them. Counted at both apps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_graceful_shutdown_under_load_fails_no_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, mut b1, app1) = pair(dir.path(), &[]).await;
+    let app2 = EchoApp::start().await;
+    let b2 = SidecarBuilder::new(BIN, "b", dir.path())
+        .app_port(app2.port)
+        .start();
+    b2.wait_ready(Duration::from_secs(30));
+    let http = client();
+    let until = Instant::now() + Duration::from_secs(6);
+    let loops = (0..8).map(|worker| {
+        let (http, url) = (http.clone(), a.url("/v1.0/invoke/b/method/work"));
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            let mut i = 0u32;
+            while Instant::now() < until {
+                i += 1;
+                let body = format!("worker {worker} call {i}");
+                match http.post(&url).body(body.clone()).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        assert_eq!(r.text().await.expect("body"), body);
+                        ok += 1;
+                    }
+                    Ok(r) => failed.push(format!(
+                        "{}: {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    )),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        })
+    });
+    let loops: Vec<_> = loops.collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    b1.signal(nix::sys::signal::Signal::SIGTERM);
+    let (mut ok, mut failed) = (0u32, Vec::new());
+    for handle in loops {
+        let (o, f) = handle.await.expect("worker");
+        ok += o;
+        failed.extend(f);
+    }
+    assert!(b1.wait_exit(Duration::from_secs(15)).is_some(), "b1 exited");
+    assert!(
+        failed.is_empty(),
+        "{} calls failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+    let (n1, n2) = (app1.seen().len(), app2.seen().len());
+    assert_eq!(
+        (n1 + n2) as u32,
+        ok,
+        "every successful call ran exactly once ({n1} on b1, {n2} on b2)"
+    );
+    assert!(n1 > 0 && n2 > 0, "both instances served: {n1} / {n2}");
+}

@@ -148,6 +148,7 @@ impl InvokeBlock<'_> {
             path_and_query,
             headers: parts.headers,
             body,
+            wire: crate::channels::peer::Wire::Http1,
         };
         let answer = sc.peers().call(call).await;
         let status = answer.as_ref().ok().map(|r| r.status());

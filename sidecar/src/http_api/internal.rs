@@ -7,6 +7,7 @@
 use super::Shared;
 use crate::actors::calls::FORWARDED;
 use crate::blocks::invoke::proxy::PROXIED;
+use crate::channels::peer::drain;
 use crate::security::PeerIdentity;
 use axum::Router;
 use axum::extract::{Request, State};
@@ -31,8 +32,16 @@ pub async fn serve(State(sc): State<Shared>, actor_routes: Router, mut req: Requ
             Err(e) => tonic::Status::from(e).into_http(),
         };
     }
-    match sc.invoke().serve(req).await {
+    let drain = sc.peers().drain();
+    if drain.draining() {
+        return drain::unprocessed_answer();
+    }
+    drain.served();
+    let mut response = match sc.invoke().serve(req).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
-    }
+    };
+    // Only this port says "not run": an app's header of that name must not make a caller retry.
+    response.headers_mut().remove(drain::UNPROCESSED);
+    response
 }

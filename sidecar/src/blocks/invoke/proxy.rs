@@ -73,6 +73,7 @@ impl InvokeBlock<'_> {
                 path_and_query: path,
                 headers: parts.headers,
                 body,
+                wire: crate::channels::peer::Wire::Http2,
             })
             .await;
         let status = answer.as_ref().map_or("", |r| grpc_code(r.headers()));

@@ -1,9 +1,10 @@
-//! The peer channel: calls to other sidecars' internal ports over h2c. [`Peers::call`] resolves
-//! the target, sends the call, and sends it again to another address when the peer certainly
-//! did not process it (a refused connection, a GOAWAY, a refused stream) and the body can be
-//! replayed. With mTLS ([`tls`]) every call goes over TLS to a peer whose SPIFFE ID is exactly
+//! The peer channel: calls to other sidecars' internal ports, over HTTP/1.1 keep-alive or, for
+//! proxied gRPC, h2 ([`Wire`]). [`Peers::call`] resolves the target, sends the call, and sends it
+//! again to another address when the peer certainly did not process it (a refused connection, a
+//! request hyper never wrote, a GOAWAY, a refused stream) and the body can be replayed. With mTLS ([`tls`]) every call goes over TLS to a peer whose SPIFFE ID is exactly
 //! the target app's.
 
+pub mod drain;
 pub mod errors;
 pub mod tls;
 
@@ -15,6 +16,7 @@ use http::{HeaderMap, Method, Response, Uri};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use std::sync::Arc;
+pub use tls::Wire;
 use tls::{MtlsClients, Transport};
 
 /// Bodies up to this size are buffered so that a refused connection can be retried elsewhere.
@@ -31,6 +33,8 @@ pub struct PeerCall {
     pub path_and_query: String,
     pub headers: HeaderMap,
     pub body: Body,
+    /// HTTP/1.1 for invocations, h2 for proxied gRPC.
+    pub wire: Wire,
 }
 
 /// Why a call to a peer failed.
@@ -49,10 +53,12 @@ pub enum PeerError {
     Send(hyper_util::client::legacy::Error),
     #[error("the mTLS client cannot be built: {0}")]
     Tls(rustls::Error),
+    #[error("every instance tried was shutting down and did not run the call")]
+    Unprocessed,
 }
 
-/// The clients for sidecar-to-sidecar calls (one multiplexed connection per peer) and the
-/// resolver that finds peers.
+/// The clients for sidecar-to-sidecar calls (a keep-alive pool per peer, and one multiplexed h2
+/// connection per peer for proxied gRPC) and the resolver that finds peers.
 #[derive(Clone)]
 pub struct Peers {
     resolver: Arc<dyn Resolver>,
@@ -60,17 +66,25 @@ pub struct Peers {
     mtls: Option<Arc<MtlsClients>>,
     /// `dapr_http_client_*` for calls to other sidecars.
     metrics: Option<Arc<HttpMetrics>>,
+    /// This sidecar's side as a callee: whether its internal port is draining.
+    drain: Arc<drain::Drain>,
 }
 
 impl Peers {
-    /// Peers over h2c.
+    /// Peers over plain TCP.
     pub fn new(resolver: Arc<dyn Resolver>) -> Peers {
         Peers {
             resolver,
             plain: Transport::plain(),
             mtls: None,
             metrics: None,
+            drain: Arc::default(),
         }
+    }
+
+    /// The internal port's drain state (the callee side of this channel).
+    pub fn drain(&self) -> &drain::Drain {
+        &self.drain
     }
 
     /// The same peers, with their calls measured.
@@ -107,6 +121,7 @@ impl Peers {
             path_and_query,
             headers,
             body,
+            wire,
         } = call;
         let small = body
             .size_hint()
@@ -152,7 +167,18 @@ impl Peers {
             *outbound.method_mut() = method.clone();
             *outbound.uri_mut() = uri;
             *outbound.headers_mut() = headers.clone();
-            match transport.request(outbound).await {
+            match transport.request(outbound, wire).await {
+                // A peer shutting down did not run it: another instance gets it.
+                Ok(response) if drain::is_unprocessed(response.status(), response.headers()) => {
+                    self.resolver.forget(&app_id, addr);
+                    if !(replayable && attempts < ATTEMPTS) {
+                        if let Some(call) = measured {
+                            call.failed();
+                        }
+                        return Err(PeerError::Unprocessed);
+                    }
+                    tracing::debug!(app = %app_id, %addr, "the peer is draining; trying again");
+                }
                 Ok(response) => {
                     let (mut parts, body) = response.into_parts();
                     super::hop_by_hop::strip_hop_by_hop(&mut parts.headers);
@@ -211,7 +237,10 @@ impl Peers {
         outbound.headers_mut().remove(http::header::HOST);
         outbound.headers_mut().remove(http::header::CONTENT_LENGTH);
         super::hop_by_hop::strip_hop_by_hop(outbound.headers_mut());
-        let response = transport.request(outbound).await.map_err(PeerError::Send)?;
+        let response = transport
+            .request(outbound, Wire::Http1)
+            .await
+            .map_err(PeerError::Send)?;
         let (mut parts, body) = response.into_parts();
         super::hop_by_hop::strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, Body::new(body)))
