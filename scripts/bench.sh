@@ -16,9 +16,12 @@
 # Installs what it needs when missing (oha into target/tools, nginx and Redis from apt), builds
 # the release binaries, starts everything on free loopback ports under a temp dir and stops it by
 # PID on exit. The load generator runs on CPU 0, everything under test on CPU 1.
-# Binaries come from $CARGO_TARGET_DIR/release when CARGO_TARGET_DIR is set. On a busy machine,
-# TANDEM_BENCH_COOLDOWN_MAX (s) and TANDEM_BENCH_MAX_ATTEMPTS bound the noise guard's waits.
-# Writes target/bench/results.md (the report), results.tsv (raw records) and raw/ (oha JSON, logs).
+# Binaries come from $CARGO_TARGET_DIR/release when CARGO_TARGET_DIR is set, or from
+# TANDEM_BENCH_BIN_DIR (with TANDEM_BENCH_NO_BUILD=1: the test suite's smoke run uses its debug
+# binaries). On a busy machine, TANDEM_BENCH_COOLDOWN_MAX (s) and TANDEM_BENCH_MAX_ATTEMPTS bound
+# the noise guard's waits. B2 runs each path with oha and with wrk.
+# Writes target/bench/results.md (the report), results.tsv (raw records) and raw/ (oha JSON, logs),
+# or into TANDEM_BENCH_OUT_DIR.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -44,7 +47,7 @@ done
 only="${only^^}"
 selected() { [[ ",$only," == *",$1,"* ]]; }
 for b in ${only//,/ }; do
-  case "$b" in B1 | B1T | B2 | B3 | B4 | B5 | B7 | B9 | B11) ;; *) echo "bench.sh: no benchmark '$b' (have B1 B1T B2 B3 B4 B5 B7 B9 B11)" >&2; exit 64 ;; esac
+  case "$b" in B1 | B1M | B1T | B2 | B3 | B4 | B5 | B7 | B9 | B11) ;; *) echo "bench.sh: no benchmark '$b' (have B1 B1M B1T B2 B3 B4 B5 B7 B9 B11)" >&2; exit 64 ;; esac
 done
 # B3 (CPU per request) and B4's peak are read during B1.
 if selected B3 || selected B4; then selected B1 || only="$only,B1"; fi
@@ -69,7 +72,7 @@ max_attempts=${TANDEM_BENCH_MAX_ATTEMPTS:-$max_attempts}
 soak_secs=${TANDEM_BENCH_SOAK_SECS:-600}
 soak_warm=$((soak_secs / 10 < 60 ? soak_secs / 10 : 60))
 
-out_dir="$root/target/bench"
+out_dir="${TANDEM_BENCH_OUT_DIR:-$root/target/bench}"
 raw="$out_dir/raw"
 rm -rf "$raw"
 mkdir -p "$raw"
@@ -150,13 +153,18 @@ SECONDS=0
 say "tools"
 OHA="$root/target/tools/bin/oha"
 # oha drives B1, B1T, B2 (B3, B4 read B1) and B7; the other benches bring their own load generators.
-if (selected B1 || selected B1T || selected B2 || selected B7) && [ ! -x "$OHA" ]; then
+if (selected B1 || selected B1M || selected B1T || selected B2 || selected B7) && [ ! -x "$OHA" ]; then
   note "installing oha into target/tools (several minutes on 2 cores)"
   cargo install oha --locked --root "$root/target/tools" >"$tmp/logs/oha-install.log" 2>&1 ||
     { cat "$tmp/logs/oha-install.log" >&2; exit 1; }
 fi
 command -v curl >/dev/null || apt_install curl
 command -v taskset >/dev/null || apt_install util-linux
+# wrk is B2's second load generator (issue 17: no one tool may flatter the sidecar).
+if selected B2 && ! command -v wrk >/dev/null; then
+  note "installing wrk"
+  apt_install wrk
+fi
 if (selected B1 || selected B2 || selected B11) && ! command -v nginx >/dev/null; then
   note "installing nginx"
   apt_install nginx
@@ -169,14 +177,14 @@ if [ "${TANDEM_BENCH_NO_BUILD:-0}" != 1 ]; then
   note "cargo build --release -p tandem-sidecar -p tandem-bench --locked"
   cargo build --release -p tandem-sidecar -p tandem-bench --locked
 fi
-bin="${CARGO_TARGET_DIR:-$root/target}/release"
+bin="${TANDEM_BENCH_BIN_DIR:-${CARGO_TARGET_DIR:-$root/target}/release}"
 SIDECAR="$bin/tandem-sidecar" ECHO="$bin/bench-echo" COLD="$bin/cold-start" UTIL="$bin/bench-util"
 ACTORS="$bin/actors-bench" GRPC="$bin/grpc-bench"
 for b in "$SIDECAR" "$ECHO" "$COLD" "$UTIL" "$ACTORS" "$GRPC"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
 if [ "$(nproc --all)" -lt 2 ]; then echo "bench.sh needs 2 CPUs (load generator on 0, the rest on 1)" >&2; exit 1; fi
 
-read -r -a port < <("$UTIL" free-ports 24)
-p_echo=${port[0]} p_nginx=${port[1]} p_redis=${port[2]}
+read -r -a port < <("$UTIL" free-ports 26)
+p_echo=${port[0]} p_nginx=${port[1]} p_redis=${port[2]} p_nginx2=${port[24]} p_echo7=${port[25]}
 # Sidecars A (caller, no app), B (callee, app = bench-echo), S (state → Redis), C (cold starts):
 # http, public, internal, metrics, grpc.
 p_a=("${port[@]:3:4}" "${port[20]}") p_b=("${port[@]:7:4}" "${port[21]}")
@@ -379,6 +387,19 @@ start_stack() {
       proxy_http_version 1.1;
       proxy_set_header Connection \"\";
     }
+  }
+  upstream hop1 {
+    server 127.0.0.1:$p_nginx;
+    keepalive 64;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:$p_nginx2;
+    location / {
+      proxy_pass http://hop1;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+    }
   }" || { fail B1 "$nginx_error"; return 1; }
   pid_nginx=$last_pid pid_nginx_worker=$nginx_worker
   wait_http "http://127.0.0.1:$p_nginx/" 200 10 "$pid_nginx" || { fail B1 "nginx did not start: $(log_tail "$tmp/nginx/error.log")"; return 1; }
@@ -392,11 +413,12 @@ start_stack() {
   pid_a=$last_pid
   url_direct="http://127.0.0.1:$p_echo/echo"
   url_nginx="http://127.0.0.1:$p_nginx/echo"
+  url_nginx2="http://127.0.0.1:$p_nginx2/echo"
   url_chain="http://127.0.0.1:${p_a[0]}/v1.0/invoke/b/method/echo"
   url_sidecar1="http://127.0.0.1:${p_b[0]}/v1.0/invoke/b/method/echo"
   # Correctness first: the body must come back through every path.
   local path got
-  for path in direct nginx chain sidecar1; do
+  for path in direct nginx nginx2 chain sidecar1; do
     local u="url_$path"
     got=$(curl -s --max-time 5 -X POST --data-binary @"$tmp/body.bin" "${!u}" || true)
     if [ "$got" != "$(cat "$tmp/body.bin")" ]; then
@@ -417,7 +439,7 @@ start_stack() {
     done
   fi
   say "warming up every path (${warm_secs}s each at $rate req/s)"
-  for path in direct nginx chain sidecar1; do
+  for path in direct nginx nginx2 chain sidecar1; do
     local u="url_$path"
     oha -q "$rate" -n $((rate * warm_secs)) -m POST -D "$tmp/body.bin" -T application/octet-stream "${!u}" >/dev/null 2>>"$tmp/logs/oha.log"
   done
@@ -434,7 +456,7 @@ stop_stack() {
 procs_of() {
   case $1 in
     direct) echo "echo:$pid_echo" ;;
-    nginx) echo "nginx:$pid_nginx_worker echo:$pid_echo" ;;
+    nginx | nginx2) echo "nginx:$pid_nginx_worker echo:$pid_echo" ;;
     sidecar1) echo "sidecar_b:$pid_b echo:$pid_echo" ;;
     chain) echo "sidecar_a:$pid_a sidecar_b:$pid_b echo:$pid_echo" ;;
   esac
@@ -473,16 +495,46 @@ b1_round() {
   done
 }
 
+# wrk_closed OUT URL: wrk on CPU 0 (one thread, $conns connections, keep-alive), closed loop for
+# $tput_secs, posting the 1 KiB body; OUT gets wrk's text and the line its done() hook writes
+# ("summary responses= ok= errors= rps= p50_us= p99_us=", the keys of `bench-util oha`).
+wrk_closed() {
+  taskset -c 0 wrk -t1 -c"$conns" -d"${tput_secs}s" -s "$tmp/wrk-post.lua" "$2" >"$1" 2>>"$tmp/logs/wrk.log"
+}
+cat >"$tmp/wrk-post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("x", 1024)
+wrk.headers["Content-Type"] = "application/octet-stream"
+function done(summary, latency, requests)
+  local e = summary.errors
+  local failed = e.connect + e.read + e.write + e.timeout
+  local responses = summary.requests - failed
+  io.write(string.format("\nsummary responses=%d ok=%d errors=%d rps=%.1f p50_us=%.1f p99_us=%.1f\n",
+    responses, responses - e.status, failed, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(99)))
+end
+LUA
+
+# B2 runs every path with oha and then with wrk (issue 17: the two tools disagreed by 2–3× on
+# the sidecar, so neither alone decides).
 b2_round() {
-  local r=$1 path s
-  for path in direct nginx sidecar1 chain; do
-    local u="url_$path" f="$raw/b2-$path-r$r.json"
+  local r=$1 path s f
+  for path in direct nginx nginx2 sidecar1 chain; do
+    local u="url_$path"
+    f="$raw/b2-$path-r$r.json"
     cpu_snapshot "$path"
     oha_closed "$f" "${!u}" -m POST -D "$tmp/body.bin" -T application/octet-stream
     s=$("$UTIL" oha "$f")
     cpu_record b2cpu "$r" "$path" "$(kv ok "$s")"
     check_run B2 "$path r$r" "$s"
     measure "b2.$path.rps" "$r" "$(kv rps "$s")"
+    f="$raw/b2-wrk-$path-r$r.txt"
+    cpu_snapshot "$path"
+    wrk_closed "$f" "${!u}" || warn B2 "wrk $path r$r exited with an error: $(log_tail "$tmp/logs/wrk.log")"
+    s=$(sed -n 's/^summary //p' "$f" | tail -n 1)
+    cpu_record b2wrkcpu "$r" "$path" "$(kv ok "$s")"
+    check_run B2 "wrk $path r$r" "$s"
+    measure "b2wrk.$path.rps" "$r" "$(kv rps "$s")"
   done
 }
 
@@ -519,6 +571,71 @@ if selected B1 || selected B2; then
     ((soak)) && selected B4 && soak
   fi
   stop_stack
+fi
+
+# ---------------------------------------------------------------------------------------------
+# B1M: the cost of mTLS between sidecars (issue 15). B1's chain twice, side by side: sidecars
+# a → b in plaintext, and am → bm with `--enable-mtls` (the local CA in their shared data dir),
+# both in front of one bench-echo on CPU 1. Rounds interleave direct, plain and mTLS at B1's
+# rate; the peer connections are pooled, so handshakes happen only while warming up.
+# `scripts/bench.sh --only B1M [--rounds N]`.
+b1m_setup() {
+  local ports
+  read -r -a ports < <("$UTIL" free-ports 21)
+  p_m_echo=${ports[0]} p_ma=("${ports[@]:1:5}") p_mb=("${ports[@]:6:5}") p_pa=("${ports[@]:11:5}") p_pb=("${ports[@]:16:5}")
+  say "B1M: bench-echo, a → b in plaintext and am → bm with mTLS (CPU 1)"
+  start_bg b1m-echo taskset -c 1 "$ECHO" --port "$p_m_echo"
+  pid_m_echo=$last_pid
+  wait_http "http://127.0.0.1:$p_m_echo/" 200 10 "$pid_m_echo" || { fail B1M "bench-echo did not start"; return 1; }
+  local v name id app ports_name dir
+  for v in pb:b:app pa:a: mb:b:app ma:a:; do
+    IFS=: read -r name id app <<<"$v"
+    ports_name="p_$name"
+    case $name in m*) dir="$tmp/b1m-mtls" ;; *) dir="$tmp/b1m-plain" ;; esac
+    sidecar_args "$id" "$ports_name" "$tmp/components/mem" "$dir" "${app:+$p_m_echo}"
+    case $name in m*) sidecar_cmd+=(--enable-mtls) ;; esac
+    start_bg "b1m-$name" taskset -c 1 "${sidecar_cmd[@]}"
+    local -n started_ports=$ports_name
+    wait_http "http://127.0.0.1:${started_ports[0]}/v1.0/healthz/outbound" 204 30 "$last_pid" ||
+      { fail B1M "sidecar b1m-$name did not become healthy: $(log_tail "$tmp/logs/b1m-$name.log")"; return 1; }
+    unset -n started_ports
+    printf -v "pid_m_$name" '%s' "$last_pid"
+  done
+  url_m_direct="http://127.0.0.1:$p_m_echo/echo"
+  url_m_plain="http://127.0.0.1:${p_pa[0]}/v1.0/invoke/b/method/echo"
+  url_m_mtls="http://127.0.0.1:${p_ma[0]}/v1.0/invoke/b/method/echo"
+  local path got
+  for path in direct plain mtls; do
+    local u="url_m_$path"
+    got=$(curl -s --max-time 5 -X POST --data-binary @"$tmp/body.bin" "${!u}" || true)
+    [ "$got" = "$(cat "$tmp/body.bin")" ] || { fail B1M "POST ${!u} did not echo the body (got ${#got} bytes: ${got:0:200})"; return 1; }
+    oha -q "$rate" -n $((rate * warm_secs)) -m POST -D "$tmp/body.bin" -T application/octet-stream "${!u}" >/dev/null 2>>"$tmp/logs/oha.log"
+  done
+  grep -q "mTLS" "$tmp/logs/b1m-ma.log" || note "B1M: sidecar am's log does not mention mTLS: $(log_tail "$tmp/logs/b1m-ma.log" 3)"
+}
+b1m_round() {
+  local r=$1 path s f before_a before_b after_a after_b pa pb
+  for path in direct plain mtls; do
+    local u="url_m_$path"
+    f="$raw/b1m-$path-r$r.json"
+    case $path in plain) pa=$pid_m_pa pb=$pid_m_pb ;; mtls) pa=$pid_m_ma pb=$pid_m_mb ;; *) pa="" pb="" ;; esac
+    [ -n "$pa" ] && before_a=$(cpu_us "$pa") before_b=$(cpu_us "$pb")
+    oha_open "$f" "${!u}" -m POST -D "$tmp/body.bin" -T application/octet-stream
+    s=$("$UTIL" oha "$f")
+    check_run B1M "$path r$r" "$s" open
+    measure "b1m.$path.p50_us" "$r" "$(kv p50_us "$s")"
+    measure "b1m.$path.p99_us" "$r" "$(kv p99_us "$s")"
+    if [ -n "$pa" ] && (($(kv ok "$s") > 0)); then
+      after_a=$(cpu_us "$pa") after_b=$(cpu_us "$pb")
+      measure "b1m.$path.cpu_us_per_req" "$r" "$(calc "($after_a - $before_a + $after_b - $before_b) / $(kv ok "$s")")"
+    fi
+  done
+}
+if selected B1M; then
+  b1m_setup && run_rounds B1M b1m_round
+  for p in "${pid_m_ma:-}" "${pid_m_mb:-}" "${pid_m_pa:-}" "${pid_m_pb:-}" "${pid_m_echo:-}"; do
+    if [ -n "$p" ]; then stop_pid "$p"; fi
+  done
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -676,6 +793,10 @@ b7_setup() {
     return 1
   fi
   pid_s=$last_pid
+  # The bare HTTP round trip B7's sidecar share is measured against: GET on a hello server.
+  start_bg echo7 taskset -c 1 "$ECHO" --port "$p_echo7"
+  pid_echo7=$last_pid
+  wait_http "http://127.0.0.1:$p_echo7/" 200 10 "$pid_echo7" || { fail B7 "bench-echo did not start: $(log_tail "$tmp/logs/echo7.log")"; return 1; }
   local base="http://127.0.0.1:${p_s[0]}/v1.0/state/statestore" code got
   code=$(curl -s -o "$tmp/b7-probe.out" -w '%{http_code}' --max-time 5 -X POST -H 'content-type: application/json' \
     -d "[{\"key\":\"bench-probe\",\"value\":$value100}]" "$base" || true)
@@ -726,6 +847,11 @@ b7_round() {
     measure "b7.rb1.${op}_p50_us" "$r" "$(calc "$p50 * 1000")"
     note "redis-benchmark -c 1 $op: $rps req/s, p50 $p50 ms"
   done < <(redis_bench 1 "$rb_n1")
+  f="$raw/b7-echo-open-r$r.json"
+  oha_open "$f" "http://127.0.0.1:$p_echo7/"
+  s=$("$UTIL" oha "$f")
+  check_run B7 "hello server GET open loop r$r" "$s" open
+  measure b7.echo.get_p50_us "$r" "$(kv p50_us "$s")"
   f="$raw/b7-get-open-r$r.json"
   oha_open "$f" "$url_get" --rand-regex-url
   s=$("$UTIL" oha "$f")
@@ -752,6 +878,7 @@ b7_round() {
 if selected B7; then
   b7_setup && run_rounds B7 b7_round
   if [ -n "${pid_s:-}" ]; then stop_pid "$pid_s"; fi
+  if [ -n "${pid_echo7:-}" ]; then stop_pid "$pid_echo7"; fi
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -167,7 +167,7 @@ impl Results {
             .map(|(_, m)| m.as_str())
     }
 
-    fn has_prefix(&self, prefix: &str) -> bool {
+    pub(super) fn has_prefix(&self, prefix: &str) -> bool {
         self.measurements.keys().any(|k| k.starts_with(prefix))
     }
 }
@@ -196,6 +196,7 @@ impl std::fmt::Display for Verdict {
 }
 
 mod b11_rows;
+mod hop_rows;
 mod rows;
 pub use rows::{Row, rows};
 
@@ -326,12 +327,12 @@ mod tests {
     use super::*;
 
     const SAMPLE: &str = "meta\tdate\t2026-01-01\nmeta\trate\t1000\n\
-        m\tb1.direct.p50_us\t1\t100\nm\tb1.chain.p50_us\t1\t300\n\
-        m\tb1.direct.p50_us\t2\t110\nm\tb1.chain.p50_us\t2\t180\n\
-        m\tb1.direct.p50_us\t3\t90\nm\tb1.chain.p50_us\t3\t200\n\
+        m\tb1.direct.p50_us\t1\t100\nm\tb1.chain.p50_us\t1\t300\nm\tb1.nginx.p50_us\t1\t150\n\
+        m\tb1.direct.p50_us\t2\t110\nm\tb1.chain.p50_us\t2\t180\nm\tb1.nginx.p50_us\t2\t150\n\
+        m\tb1.direct.p50_us\t3\t90\nm\tb1.chain.p50_us\t3\t200\nm\tb1.nginx.p50_us\t3\t140\n\
         m\tb1.direct.rps\t1\t999\nm\tb1.chain.rps\t1\t940\n\
         m\tb2.direct.rps\t1\t40000\nm\tb2.nginx.rps\t1\t16000\n\
-        m\tb2.sidecar1.rps\t1\t15000\nm\tb2.chain.rps\t1\t12000\n\
+        m\tb2.sidecar1.rps\t1\t15500\nm\tb2.chain.rps\t1\t12000\nm\tb2.nginx2.rps\t1\t12500\n\
         round\tB1\t1\t1\t0.42\tok\n\
         fail\tB7\tstate.redis did not start\n\
         bogus line\n";
@@ -354,7 +355,8 @@ mod tests {
             .iter()
             .find(|row| row.measure.contains("p50"))
             .expect("p50 row");
-        assert!(matches!(p50.verdict, Verdict::Missed(ref m) if m.starts_with("10.0 µs over")));
+        // Added per round: 200/50, 70/40, 110/50 → median 2.2× one nginx hop (limit 2.0×).
+        assert!(matches!(p50.verdict, Verdict::Missed(ref m) if m.starts_with("2.20× vs")));
         let rate = rows
             .iter()
             .find(|row| row.measure.contains("achieved"))
@@ -364,7 +366,16 @@ mod tests {
             .iter()
             .find(|row| row.measure.contains("one sidecar"))
             .expect("one hop");
-        assert_eq!(one.verdict, Verdict::Met, "15000/16000 = 0.94");
+        assert_eq!(one.verdict, Verdict::Met, "15500/16000 = 0.97");
+        let chain = rows
+            .iter()
+            .find(|row| row.measure.contains("chain (oha)"))
+            .expect("chain");
+        assert_eq!(
+            chain.verdict,
+            Verdict::Met,
+            "12000/12500 = 0.96 two nginx hops"
+        );
         let b7 = rows.iter().find(|row| row.bench == "B7").expect("b7");
         assert!(matches!(b7.verdict, Verdict::Failed(_)));
         let md = render(&r);
