@@ -12,6 +12,9 @@
 #   scripts/bench.sh --soak           adds B4's 10-minute soak at the B1 rate
 #   scripts/bench.sh --only B11       gRPC (grpc-bench): proxied call, InvokeService and GetState vs
 #                                     a direct call, an nginx grpc_pass hop and the HTTP routes
+#   scripts/bench.sh --only B10       the operator (operator-bench) at 5 000 workloads + 5 000
+#                                     Components against envtest's kube-apiserver (--quick: 300);
+#                                     needs the envtest binaries (scripts/envtest.sh builds them)
 #
 # Installs what it needs when missing (oha into target/tools, nginx and Redis from apt), builds
 # the release binaries, starts everything on free loopback ports under a temp dir and stops it by
@@ -27,7 +30,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/lib/deps.sh
 
-usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 quick=0 soak=0 keep=0 only="B1,B2,B3,B4,B5,B7" rounds_opt=""
 orig_args="$*"
@@ -47,7 +50,7 @@ done
 only="${only^^}"
 selected() { [[ ",$only," == *",$1,"* ]]; }
 for b in ${only//,/ }; do
-  case "$b" in B1 | B1M | B1T | B2 | B3 | B4 | B5 | B7 | B9 | B11) ;; *) echo "bench.sh: no benchmark '$b' (have B1 B1M B1T B2 B3 B4 B5 B7 B9 B11)" >&2; exit 64 ;; esac
+  case "$b" in B1 | B1M | B1T | B2 | B3 | B4 | B5 | B7 | B8 | B9 | B10 | B11) ;; *) echo "bench.sh: no benchmark '$b' (have B1 B1M B1T B2 B3 B4 B5 B7 B8 B9 B10 B11)" >&2; exit 64 ;; esac
 done
 # B3 (CPU per request) and B4's peak are read during B1.
 if selected B3 || selected B4; then selected B1 || only="$only,B1"; fi
@@ -173,14 +176,17 @@ if (selected B5 || selected B7) && ! { command -v redis-server && command -v red
   note "installing redis-server and redis-tools"
   apt_install redis-server redis-tools
 fi
+build=(-p tandem-sidecar -p tandem-bench)
+selected B10 && build+=(-p tandem-operator)
 if [ "${TANDEM_BENCH_NO_BUILD:-0}" != 1 ]; then
-  note "cargo build --release -p tandem-sidecar -p tandem-bench --locked"
-  cargo build --release -p tandem-sidecar -p tandem-bench --locked
+  note "cargo build --release ${build[*]} --locked"
+  cargo build --release "${build[@]}" --locked
 fi
 bin="${TANDEM_BENCH_BIN_DIR:-${CARGO_TARGET_DIR:-$root/target}/release}"
 SIDECAR="$bin/tandem-sidecar" ECHO="$bin/bench-echo" COLD="$bin/cold-start" UTIL="$bin/bench-util"
-ACTORS="$bin/actors-bench" GRPC="$bin/grpc-bench"
-for b in "$SIDECAR" "$ECHO" "$COLD" "$UTIL" "$ACTORS" "$GRPC"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
+ACTORS="$bin/actors-bench" GRPC="$bin/grpc-bench" OPBENCH="$bin/operator-bench"
+for b in "$SIDECAR" "$ECHO" "$COLD" "$UTIL" "$ACTORS" "$GRPC" "$OPBENCH"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
+if selected B10 && [ ! -x "$bin/tandem-operator" ]; then echo "missing $bin/tandem-operator" >&2; exit 1; fi
 if [ "$(nproc --all)" -lt 2 ]; then echo "bench.sh needs 2 CPUs (load generator on 0, the rest on 1)" >&2; exit 1; fi
 
 read -r -a port < <("$UTIL" free-ports 26)
@@ -894,6 +900,32 @@ if selected B9; then
     fail B9 "actors-bench: $(log_tail "$tmp/logs/b9.log" 3)"
   fi
   cp "$tmp"/b9/*.log "$raw/" 2>/dev/null || true
+fi
+
+# ---------------------------------------------------------------------------------------------
+# B10: the operator (operator-bench): a fresh envtest control plane per round with N Components and
+# N Dapr-enabled Deployments; the release tandem-operator with --noop-reconcile (baseline), then
+# for real, over the same objects. The apiserver, etcd, the operator and the bench share both
+# CPUs (no pinning: the operator is measured with its API server, as it runs). It runs only when
+# the envtest binaries are there: KUBEBUILDER_ASSETS, or scripts/envtest.sh's cache.
+b10_assets="${KUBEBUILDER_ASSETS:-${TANDEM_ENVTEST_DIR:-$HOME/.cache/tandem/envtest/v1.20.2}}"
+if ((quick)); then b10_n=300 b10_timeout=120; else b10_n=5000 b10_timeout=300; fi
+b10_round() {
+  local r=$1
+  if KUBEBUILDER_ASSETS="$b10_assets" "$OPBENCH" --n "$b10_n" --timeout-s "$b10_timeout" \
+    --records "$round_out" --round "$r" >"$raw/b10-r$r.md" 2>"$tmp/logs/b10-r$r.log"; then
+    note "B10 r$r: $(grep -E 'reconciles/s|first reconcile|RSS at rest' "$raw/b10-r$r.md" | tr -s ' |' ' ' | tr '\n' ';')"
+  else
+    warn B10 "r$r: operator-bench failed: $(log_tail "$tmp/logs/b10-r$r.log" 3)"
+  fi
+}
+if selected B10; then
+  if [ -x "$b10_assets/kube-apiserver" ] && [ -x "$b10_assets/etcd" ]; then
+    meta b10_n "$b10_n"
+    run_rounds B10 b10_round
+  else
+    fail B10 "not run: no envtest binaries in $b10_assets (scripts/envtest.sh builds them)"
+  fi
 fi
 
 # ---------------------------------------------------------------------------------------------

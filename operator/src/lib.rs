@@ -10,32 +10,33 @@
 //!
 //! Writes are server-side applies under one field manager, made only when what is there differs
 //! from what should be, so a settled cluster sees none. The admin port (`admin`) serves health,
-//! readiness and Prometheus metrics (`metrics`).
+//! readiness and Prometheus metrics (`metrics`). Each kind is watched once and cached trimmed to
+//! what is read (`cache`); the controllers and the sidecar API share the dapr.io caches.
 //!
 //! With several replicas, only the one holding the leader Lease (`leader`) runs the controllers;
 //! the others wait, serve their admin port, and start the controllers when they win the Lease.
 
 pub mod admin;
 pub mod ca;
+pub mod cache;
 pub mod conditions;
 pub mod controller;
 pub mod conversion;
 pub mod error;
 pub mod leader;
 pub mod metrics;
+mod operator;
 pub mod services;
 pub mod sidecar_api;
 
 pub use error::{Error, Result};
+pub use operator::Operator;
 
-use admin::Readiness;
 use controller::{Reconciles, Scope};
 use leader::{LeaderElection, Timings};
-use metrics::Metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -121,157 +122,6 @@ impl Args {
     }
 }
 
-/// The controllers, ready to run against one cluster.
-pub struct Operator {
-    client: kube::Client,
-    scope: Scope,
-    metrics: Arc<Metrics>,
-    readiness: Readiness,
-    election: Option<LeaderElection>,
-    reconciles: Reconciles,
-}
-
-impl Operator {
-    /// Controllers over `namespace`, or every namespace when `None`.
-    pub fn new(client: kube::Client, namespace: Option<String>) -> Result<Operator> {
-        Ok(Operator {
-            client,
-            scope: Scope::new(namespace),
-            metrics: Arc::new(Metrics::new()?),
-            readiness: Readiness::default(),
-            election: None,
-            reconciles: Reconciles::Real,
-        })
-    }
-
-    /// Makes every reconcile a counted no-op (the benchmark baseline).
-    pub fn with_reconciles(self, reconciles: Reconciles) -> Operator {
-        Operator { reconciles, ..self }
-    }
-
-    /// Runs the controllers only while `election` holds its Lease (without it: always).
-    pub fn with_leader_election(self, election: LeaderElection) -> Operator {
-        Operator {
-            election: Some(election),
-            ..self
-        }
-    }
-
-    pub fn metrics(&self) -> Arc<Metrics> {
-        Arc::clone(&self.metrics)
-    }
-
-    /// Becomes ready once every controller's cache has synced, or, with leader election, once this
-    /// replica knows it follows.
-    pub fn readiness(&self) -> Readiness {
-        self.readiness.clone()
-    }
-
-    /// Runs until `shutdown` is cancelled (in-flight reconciles finish first, then the Lease is
-    /// released) or a controller stops by itself (an error). With leader election the
-    /// controllers run only while this replica holds the Lease. The election runs inside this
-    /// future, not in a task of its own: dropping the future (a crash) stops renewing at once.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        let Operator {
-            client,
-            scope,
-            metrics,
-            readiness,
-            election,
-            reconciles,
-        } = self;
-        let Some(election) = election else {
-            metrics.set_leader(true);
-            let result = controller::run(
-                client,
-                scope,
-                Arc::clone(&metrics),
-                readiness,
-                reconciles,
-                shutdown,
-            );
-            let result = result.await;
-            metrics.set_leader(false);
-            return result;
-        };
-        let (leading_tx, leading) = watch::channel(false);
-        let stop_electing = CancellationToken::new();
-        let electing = election
-            .run(leading_tx, stop_electing.clone(), true)
-            .instrument(tracing::info_span!("leader_election"));
-        let controlling = async {
-            let result = run_while_leading(
-                client, scope, metrics, readiness, reconciles, leading, &shutdown,
-            );
-            let result = result.await;
-            // The controllers have stopped: now the Lease may go to another replica.
-            stop_electing.cancel();
-            result
-        };
-        let ((), result) = tokio::join!(electing, controlling);
-        result
-    }
-}
-
-/// Starts the controllers whenever `leading` turns true and stops them (at once, dropping any
-/// in-flight reconcile) when it turns false; returns when `shutdown` is cancelled or a controller
-/// fails.
-async fn run_while_leading(
-    client: kube::Client,
-    scope: Scope,
-    metrics: Arc<Metrics>,
-    readiness: Readiness,
-    reconciles: Reconciles,
-    mut leading: watch::Receiver<bool>,
-    shutdown: &CancellationToken,
-) -> Result<()> {
-    // The election's first round says whether we lead.
-    tokio::select! {
-        _ = shutdown.cancelled() => return Ok(()),
-        _ = leading.changed() => {}
-    }
-    loop {
-        if !*leading.borrow_and_update() {
-            metrics.set_leader(false);
-            // A follower has no cache to sync: it is as ready as it will be.
-            readiness.set_ready();
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                elected = leading.wait_for(|leading| *leading) => {
-                    if elected.is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            leading.borrow_and_update();
-        }
-        tracing::info!("leading: starting the controllers");
-        metrics.set_leader(true);
-        let term = shutdown.child_token();
-        let mut controllers = Box::pin(controller::run(
-            client.clone(),
-            scope.clone(),
-            Arc::clone(&metrics),
-            readiness.clone(),
-            reconciles,
-            term.clone(),
-        ));
-        tokio::select! {
-            result = &mut controllers => {
-                metrics.set_leader(false);
-                return result;
-            }
-            _ = leading.wait_for(|leading| !*leading) => {
-                // Another replica may lead already: not one more write from this one.
-                term.cancel();
-                drop(controllers);
-                metrics.set_leader(false);
-                tracing::warn!("lost the lease: controllers stopped");
-            }
-        }
-    }
-}
-
 /// The binary: logging, the in-cluster (or kubeconfig) client, the admin port, the controllers,
 /// and a graceful stop on SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<()> {
@@ -339,10 +189,15 @@ pub async fn run(args: Args) -> Result<()> {
         shutdown.clone(),
     )
     .await?;
+    // One cache per dapr.io kind, read by the sidecar API (always) and the controllers (leading).
+    let scope = Scope::new(namespace);
+    let (caches, feeding) = cache::Caches::start(&client, &scope);
+    operator = operator.with_caches(caches.clone());
     // Every replica serves sidecars, leader or not, and signs with the one CA all replicas share.
-    let (mut sidecar_api, feeding) = sidecar_api::SidecarApi::new(
+    let mut sidecar_api = sidecar_api::SidecarApi::over(
+        &caches,
         client.clone(),
-        controller::Scope::new(namespace),
+        scope,
         &sidecar_token_audience,
         operator.metrics(),
         shutdown.clone(),

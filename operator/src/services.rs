@@ -172,12 +172,12 @@ pub fn service_action(
 /// have: all of them when it is not Dapr-enabled, the ones not called `keep` when it is (its app
 /// id changed).
 pub fn stale_services<'a>(
-    services: &'a [Service],
+    services: impl IntoIterator<Item = &'a Service>,
     owner_uid: &str,
     keep: Option<&str>,
 ) -> Vec<&'a str> {
     services
-        .iter()
+        .into_iter()
         .filter(|s| controller_of(s).is_some_and(|o| o.uid == owner_uid))
         .filter_map(|s| s.metadata.name.as_deref())
         .filter(|name| Some(*name) != keep)

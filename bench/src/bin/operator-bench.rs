@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
-use tandem_bench::operator::{Config, measure, table};
+use tandem_bench::operator::{Config, measure, records, table};
 
 #[derive(Parser)]
 #[command(name = "operator-bench")]
@@ -31,6 +31,13 @@ struct Args {
     /// An environment variable for the operator, `KEY=VALUE` (repeatable; e.g. MALLOC_ARENA_MAX=2).
     #[arg(long = "operator-env", value_parser = key_value)]
     operator_env: Vec<(String, String)>,
+    /// Also append the largest size point's figures to this file as `scripts/bench.sh`
+    /// measurement records.
+    #[arg(long)]
+    records: Option<PathBuf>,
+    /// The round number of those records.
+    #[arg(long, default_value_t = 1)]
+    round: u32,
 }
 
 fn key_value(text: &str) -> Result<(String, String), String> {
@@ -56,11 +63,11 @@ async fn main() -> anyhow::Result<()> {
         namespaces: args.namespaces,
         rest: Duration::from_secs(args.rest_s),
         timeout: Duration::from_secs(args.timeout_s),
-        env: args.operator_env,
+        env: args.operator_env.clone(),
     };
     let mut points = Vec::new();
-    for n in args.sizes {
-        points.push(measure(n, &config).await?);
+    for n in &args.sizes {
+        points.push(measure(*n, &config).await?);
     }
     let size = |path: &PathBuf| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let sizes = [
@@ -68,5 +75,14 @@ async fn main() -> anyhow::Result<()> {
         ("tandem-operator", size(&operator_bin)),
     ];
     print!("{}", table(&points, &sizes));
+    if let Some(path) = &args.records {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        file.write_all(records(&points, args.round).as_bytes())?;
+    }
     Ok(())
 }

@@ -4,12 +4,15 @@
 //! or `kubernetes`). Secrets are watched, so creating a missing one flips the Component to Ready.
 
 use super::{Context, Labelled, Scope, Validate, namespace_of};
+use crate::cache::{Shared, list_from_cache};
 use crate::conditions::{Reason, Verdict};
 use crate::error::{Error, Result};
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tandem_crds::catalogue::{CATALOGUE, CatalogueError, ComponentKind};
@@ -163,13 +166,13 @@ fn check_secret_refs(
 }
 
 /// The Components in `secret`'s namespace whose `secretKeyRef`s read it: the ones to reconcile
-/// when it changes.
+/// when it changes (only its name and namespace matter).
 pub fn components_reading(
     components: &[Arc<Component>],
-    secret: &Secret,
+    secret: &ObjectMeta,
 ) -> Vec<ObjectRef<Component>> {
-    let namespace = secret.metadata.namespace.as_deref();
-    let name = secret.metadata.name.as_deref().unwrap_or_default();
+    let namespace = secret.namespace.as_deref();
+    let name = secret.name.as_deref().unwrap_or_default();
     components
         .iter()
         .filter(|c| c.metadata.namespace.as_deref() == namespace)
@@ -178,14 +181,24 @@ pub fn components_reading(
         .collect()
 }
 
-/// Components, and the Secrets they read.
-pub(crate) fn controller(client: &kube::Client, scope: &Scope) -> Controller<Component> {
-    let controller = Controller::new(scope.api::<Component>(client), watcher::Config::default());
-    let components = controller.store();
-    controller.watches(
-        scope.api::<Secret>(client),
-        watcher::Config::default(),
-        move |secret| components_reading(&components.state(), &secret),
+/// Components (from the shared cache), and the Secrets they read (names only: a watch of their
+/// metadata, never their data).
+pub(crate) fn controller(
+    client: &kube::Client,
+    scope: &Scope,
+    components: &Shared<Component>,
+) -> Controller<Component> {
+    let store = components.store();
+    // `PartialObjectMeta` makes the watch ask for metadata only.
+    let secrets = watcher(
+        scope.api::<PartialObjectMeta<Secret>>(client),
+        list_from_cache(),
+    );
+    Controller::for_shared_stream(components.applied(), store.clone()).watches_stream(
+        secrets.touched_objects(),
+        move |secret: PartialObjectMeta<Secret>| {
+            components_reading(&store.state(), &secret.metadata)
+        },
     )
 }
 

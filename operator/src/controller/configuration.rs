@@ -5,10 +5,11 @@
 //! `deny`, and every `spec.api` rule has a name and an `http`/`grpc` protocol. Every problem is
 //! reported, the first one's reason on the condition.
 
-use super::{Context, Labelled, Scope, Validate};
+use super::{Context, Labelled, Validate};
+use crate::cache::Shared;
 use crate::conditions::{Reason, Verdict};
 use crate::error::Result;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::Controller;
 use tandem_crds::configuration::AccessControlSpec;
 use tandem_crds::{Configuration, Status};
 
@@ -133,12 +134,9 @@ fn access_control_problems(access: &AccessControlSpec) -> Vec<String> {
     problems
 }
 
-/// Configurations; they reference nothing else.
-pub(crate) fn controller(client: &kube::Client, scope: &Scope) -> Controller<Configuration> {
-    Controller::new(
-        scope.api::<Configuration>(client),
-        watcher::Config::default(),
-    )
+/// Configurations (from the shared cache); they reference nothing else.
+pub(crate) fn controller(configurations: &Shared<Configuration>) -> Controller<Configuration> {
+    Controller::for_shared_stream(configurations.applied(), configurations.store())
 }
 
 impl Labelled for Configuration {

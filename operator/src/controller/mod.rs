@@ -28,7 +28,6 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use backoff::Backoff;
 use k8s_openapi::api::core::v1::Service;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::sync::Arc;
@@ -93,7 +92,6 @@ pub enum Reconciles {
 pub struct Context {
     pub(crate) client: Client,
     reconciles: Reconciles,
-    pub(crate) recorder: Recorder,
     pub(crate) metrics: Arc<Metrics>,
     backoff: Backoff,
     /// Held while a workload claims its `<app-id>-dapr` Service (read, decide, apply), so two
@@ -111,12 +109,7 @@ const CLAIM_STRIPES: usize = 64;
 
 impl Context {
     pub fn new(client: Client, metrics: Arc<Metrics>) -> Context {
-        let reporter = Reporter {
-            controller: FIELD_MANAGER.to_owned(),
-            instance: None,
-        };
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
             client,
             reconciles: Reconciles::Real,
             metrics,

@@ -7,6 +7,7 @@ use super::{
     validated, workload,
 };
 use crate::admin::Readiness;
+use crate::cache::{Caches, Shared, ready, trim_service};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use futures_util::future::{BoxFuture, FutureExt, join_all, select_all};
@@ -14,14 +15,13 @@ use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::{self, Action};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 use tandem_crds::{Component, Configuration, Subscription};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -30,35 +30,37 @@ use tracing::Instrument;
 /// (the first list of a large cluster) neither piles up memory nor delays a graceful stop.
 const CONCURRENCY: u16 = 16;
 
-/// How often readiness looks at the caches again.
-const SYNC_POLL: Duration = Duration::from_millis(100);
-
 /// Runs every controller over `scope` until `shutdown` is cancelled (then returns `Ok` once
-/// in-flight reconciles have finished) or one of them stops by itself (an error).
+/// in-flight reconciles have finished) or one of them stops by itself (an error). The dapr.io
+/// kinds come from `caches` (kept current by their owner); the labelled Services and the workloads
+/// are watched here, for as long as the controllers run.
 pub async fn run(
     client: Client,
     scope: Scope,
+    caches: &Caches,
     metrics: Arc<Metrics>,
     readiness: Readiness,
     reconciles: Reconciles,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let (services, services_writer) = reflector::store::<Service>();
+    let (services_cache, services_feed) = Shared::start(
+        scope.api::<Service>(&client),
+        workload::labelled_services(),
+        trim_service,
+        None,
+    );
+    let services = services_cache.store();
     let ctx = Context::new(client.clone(), metrics)
         .with_reconciles(reconciles)
         .with_services(services.clone());
     let ctx = Arc::new(ctx);
-    let services_feed = watcher(scope.api::<Service>(&client), workload::labelled_services())
-        .default_backoff()
-        .reflect(services_writer)
-        .for_each(|_| std::future::ready(()));
     let services_feed =
         tokio::spawn(services_feed.instrument(tracing::info_span!("services_cache")));
-    let components = component::controller(&client, &scope);
-    let subscriptions = subscription::controller(&client, &scope);
-    let configurations = configuration::controller(&client, &scope);
-    let deployments = workload::controller::<Deployment>(&client, &scope);
-    let statefulsets = workload::controller::<StatefulSet>(&client, &scope);
+    let components = component::controller(&client, &scope, &caches.components);
+    let subscriptions = subscription::controller(&caches.subscriptions, &caches.components);
+    let configurations = configuration::controller(&caches.configurations);
+    let deployments = workload::controller::<Deployment>(&client, &scope, &services_cache);
+    let statefulsets = workload::controller::<StatefulSet>(&client, &scope, &services_cache);
 
     let synced = {
         let stores = (
@@ -70,12 +72,12 @@ pub async fn run(
         );
         async move {
             let (a, b, c, d, e, f) = tokio::join!(
-                synced(&services),
-                synced(&stores.0),
-                synced(&stores.1),
-                synced(&stores.2),
-                synced(&stores.3),
-                synced(&stores.4),
+                ready(&services),
+                ready(&stores.0),
+                ready(&stores.1),
+                ready(&stores.2),
+                ready(&stores.3),
+                ready(&stores.4),
             );
             if a && b && c && d && e && f {
                 tracing::info!("caches synced; ready");
@@ -129,21 +131,6 @@ pub async fn run(
     }
     tracing::info!("controllers stopped");
     Ok(())
-}
-
-/// Whether `store` has synced (false: its writer is gone). A store wakes only the latest of the
-/// tasks waiting on it, and the controller's own runner waits on it too, so look again now and
-/// then rather than wait once.
-async fn synced<K>(store: &Store<K>) -> bool
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    loop {
-        let waited = tokio::time::timeout(SYNC_POLL, store.wait_until_ready()).await;
-        if let Ok(outcome) = waited {
-            return outcome.is_ok();
-        }
-    }
 }
 
 /// A controller's run loop as one future, labelled by the reconciled kind.

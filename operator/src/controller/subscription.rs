@@ -3,12 +3,13 @@
 //! `pubsubname` is a `pubsub.*` Component in the same namespace. Components are watched, so
 //! creating the pub/sub flips its Subscriptions to Ready.
 
-use super::{Context, Labelled, Scope, Validate, namespace_of};
+use super::{Context, Labelled, Validate, namespace_of};
+use crate::cache::Shared;
 use crate::conditions::{Reason, Verdict};
 use crate::error::{Error, Result};
 use kube::Api;
+use kube::runtime::Controller;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
 use std::sync::Arc;
 use tandem_crds::subscription::Routes;
 use tandem_crds::{Component, Status, Subscription};
@@ -110,16 +111,16 @@ pub fn subscriptions_using(
         .collect()
 }
 
-/// Subscriptions, and the Components they name.
-pub(crate) fn controller(client: &kube::Client, scope: &Scope) -> Controller<Subscription> {
-    let api = scope.api::<Subscription>(client);
-    let controller = Controller::new(api, watcher::Config::default());
-    let subscriptions = controller.store();
-    controller.watches(
-        scope.api::<Component>(client),
-        watcher::Config::default(),
-        move |component| subscriptions_using(&subscriptions.state(), &component),
-    )
+/// Subscriptions, and the Components they name (both from the shared caches).
+pub(crate) fn controller(
+    subscriptions: &Shared<Subscription>,
+    components: &Shared<Component>,
+) -> Controller<Subscription> {
+    let store = subscriptions.store();
+    Controller::for_shared_stream(subscriptions.applied(), store.clone())
+        .watches_shared_stream(components.touched(), move |component: Arc<Component>| {
+            subscriptions_using(&store.state(), &component)
+        })
 }
 
 impl Labelled for Subscription {

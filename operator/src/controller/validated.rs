@@ -2,6 +2,7 @@
 //! verdict, compute the status, and apply it to the status subresource only when it differs from
 //! what is there. Each kind supplies its verdict through [`Validate`].
 
+use super::events::EventType;
 use super::{Context, FIELD_MANAGER, Labelled, RESYNC, describe, namespace_of};
 use crate::conditions::{Verdict, desired_status, needs_write, ready_changed};
 use crate::error::{Error, Result};
@@ -9,7 +10,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;

@@ -3,6 +3,7 @@
 //! fails on any other request. Steady state is checked the same way: no request at all.
 
 use super::{Context, RESYNC, validated, workload};
+use crate::cache::TrimmedWorkload;
 use crate::metrics::Metrics;
 use http::{Method, Request, Response, StatusCode};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -181,7 +182,8 @@ async fn a_component_whose_status_is_current_costs_reads_only() {
     .await;
 }
 
-fn deployment(annotations: Value) -> Deployment {
+/// A Deployment as the workload controller caches it (decoded from the API's JSON).
+fn deployment(annotations: Value) -> TrimmedWorkload<Deployment> {
     serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "order", "namespace": "shop", "uid": "d-1"},

@@ -4,6 +4,7 @@
 //! current owner, with a Warning Event on the other workload, when two claim one app id.
 
 use super::{Context, FIELD_MANAGER, Labelled, RESYNC, Scope, describe, namespace_of};
+use crate::cache::{Shared, TrimmedWorkload, list_from_cache};
 use crate::error::{Error, Result};
 use crate::metrics::ServiceChange;
 use crate::services::{
@@ -11,76 +12,64 @@ use crate::services::{
     service_app_id, stale_services,
 };
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
-use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How soon a workload that lost an app-id conflict looks again (the holder may have gone).
 const CONFLICT_RETRY: Duration = Duration::from_secs(30);
 
-/// A workload kind with a pod template and a label selector.
+/// A workload kind (Deployment, StatefulSet): the operator caches and reconciles its
+/// [`TrimmedWorkload`].
 pub(crate) trait Workload:
-    Labelled
-    + Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-    + Clone
-    + Debug
-    + DeserializeOwned
-    + Send
-    + Sync
-    + 'static
+    Labelled + Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + 'static
 {
-    fn template(&self) -> Option<&PodTemplateSpec>;
-    fn match_labels(&self) -> Option<&BTreeMap<String, String>>;
 }
 
 impl Labelled for Deployment {
     const LABEL: &'static str = "deployment";
 }
 
-impl Workload for Deployment {
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-    fn match_labels(&self) -> Option<&BTreeMap<String, String>> {
-        self.spec.as_ref()?.selector.match_labels.as_ref()
-    }
-}
+impl Workload for Deployment {}
 
 impl Labelled for StatefulSet {
     const LABEL: &'static str = "statefulset";
 }
 
-impl Workload for StatefulSet {
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-    fn match_labels(&self) -> Option<&BTreeMap<String, String>> {
-        self.spec.as_ref()?.selector.match_labels.as_ref()
-    }
+impl Workload for StatefulSet {}
+
+impl<W: Labelled> Labelled for TrimmedWorkload<W> {
+    const LABEL: &'static str = W::LABEL;
 }
 
 /// The watch of the labelled `<app-id>-dapr` Services.
 pub(crate) fn labelled_services() -> watcher::Config {
-    watcher::Config::default().labels(&format!("{}={}", SERVICE_LABEL.0, SERVICE_LABEL.1))
+    list_from_cache().labels(&format!("{}={}", SERVICE_LABEL.0, SERVICE_LABEL.1))
 }
 
-/// Workloads of kind `W`, and the labelled Services they own.
-pub(crate) fn controller<W: Workload>(client: &kube::Client, scope: &Scope) -> Controller<W> {
-    Controller::new(scope.api::<W>(client), watcher::Config::default())
-        .owns(scope.api::<Service>(client), labelled_services())
+/// Workloads of kind `W` (trimmed as they are decoded), and the labelled Services they own.
+pub(crate) fn controller<W: Workload>(
+    client: &kube::Client,
+    scope: &Scope,
+    services: &Shared<Service>,
+) -> Controller<TrimmedWorkload<W>> {
+    let (store, writer) = reflector::store();
+    let workloads = watcher(scope.api::<TrimmedWorkload<W>>(client), list_from_cache());
+    let workloads = reflector::reflector(writer, workloads).applied_objects();
+    Controller::for_stream(workloads, store).owns_shared_stream(services.touched())
 }
 
 /// `reconcile` for a workload kind.
 #[tracing::instrument(skip_all, fields(kind = W::LABEL, object = %describe(workload.as_ref())))]
-pub(crate) async fn reconcile<W: Workload>(workload: Arc<W>, ctx: Arc<Context>) -> Result<Action> {
+pub(crate) async fn reconcile<W: Workload>(
+    workload: Arc<TrimmedWorkload<W>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
     ctx.reconcile_measured(
         W::LABEL,
         workload.as_ref(),
@@ -89,17 +78,21 @@ pub(crate) async fn reconcile<W: Workload>(workload: Arc<W>, ctx: Arc<Context>) 
     .await
 }
 
-async fn reconcile_service<W: Workload>(workload: &W, ctx: &Context) -> Result<Action> {
+async fn reconcile_service<W: Workload>(
+    workload: &TrimmedWorkload<W>,
+    ctx: &Context,
+) -> Result<Action> {
     let namespace = namespace_of(workload)?;
     let uid = workload.uid().ok_or_else(|| Error::Incomplete {
         object: describe(workload),
         field: "uid",
     })?;
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
-    let annotations = workload
-        .template()
-        .and_then(|t| t.metadata.as_ref()?.annotations.as_ref());
-    let spec = dapr_app(&workload.name_any(), annotations, workload.match_labels());
+    let spec = dapr_app(
+        &workload.name_any(),
+        workload.template_annotations.as_ref(),
+        workload.match_labels.as_ref(),
+    );
     let mut keep = None;
     let mut next = Action::requeue(RESYNC);
     match spec {
@@ -117,6 +110,8 @@ async fn reconcile_service<W: Workload>(workload: &W, ctx: &Context) -> Result<A
                 })?;
             let desired = desired_service(&app, &namespace, owner);
             let name = desired.metadata.name.clone().unwrap_or_default();
+            // Until the Services are listed, every lookup would miss and read from the API.
+            crate::cache::ready(&ctx.services).await;
             let _claim = ctx.claim(&namespace, &name).await;
             let cached = ctx
                 .services
@@ -172,16 +167,16 @@ async fn delete_stale(
     owner_uid: &str,
     keep: Option<&str>,
 ) -> Result<()> {
-    let labelled: Vec<Service> = ctx
+    let labelled: Vec<Arc<Service>> = ctx
         .services
         .state()
-        .iter()
+        .into_iter()
         .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
-        .map(|s| s.as_ref().clone())
         .collect();
-    for name in stale_services(&labelled, owner_uid, keep) {
+    let labelled = labelled.iter().map(AsRef::as_ref);
+    for name in stale_services(labelled.clone(), owner_uid, keep) {
         let stale = labelled
-            .iter()
+            .clone()
             .find(|s| s.metadata.name.as_deref() == Some(name));
         let uid = stale.and_then(|s| s.metadata.uid.clone());
         let params = DeleteParams {

@@ -37,6 +37,7 @@ pub use routes::router;
 
 pub use crate::ca::serving::ServingIdentity;
 
+use crate::cache::Caches;
 use crate::controller::Scope;
 use crate::metrics::Metrics;
 use kube::Client;
@@ -126,7 +127,7 @@ pub struct SidecarApi {
 }
 
 impl SidecarApi {
-    /// The API over `scope`, with the future that keeps its cache current.
+    /// The API over `scope`, with caches of its own and the future that keeps them current.
     pub fn new(
         client: Client,
         scope: Scope,
@@ -134,7 +135,21 @@ impl SidecarApi {
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> (Arc<SidecarApi>, impl Future<Output = ()> + Send + 'static) {
-        let (index, feeding) = Index::start(&client, &scope);
+        let (caches, feeding) = Caches::start(&client, &scope);
+        let api = SidecarApi::over(&caches, client, scope, audience, metrics, shutdown);
+        (api, feeding)
+    }
+
+    /// The API over `scope`, reading `caches` (which the caller keeps current).
+    pub fn over(
+        caches: &Caches,
+        client: Client,
+        scope: Scope,
+        audience: &str,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Arc<SidecarApi> {
+        let index = Index::new(caches);
         let audiences = if audience.is_empty() {
             Vec::new()
         } else {
@@ -152,7 +167,7 @@ impl SidecarApi {
             reserved_id: None,
             shutdown,
         };
-        (Arc::new(api), feeding)
+        Arc::new(api)
     }
 
     /// Signs workload certificates with `ca` (before the API is shared), and reports as Dapr's

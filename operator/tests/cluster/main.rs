@@ -7,6 +7,7 @@ mod ca;
 mod conversion;
 mod leader;
 mod services;
+mod shared_caches;
 mod sidecar_api;
 mod sidecar_tls;
 mod status;

@@ -209,6 +209,6 @@ fn secret_events_map_to_the_components_that_read_them() {
     let mut secret = Secret::default();
     secret.metadata.name = Some("redis".into());
     secret.metadata.namespace = Some("prod".into());
-    let refs = components_reading(&components, &secret);
+    let refs = components_reading(&components, &secret.metadata);
     assert_eq!(refs, vec![ObjectRef::from_obj(components[0].as_ref())]);
 }

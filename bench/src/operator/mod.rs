@@ -10,12 +10,21 @@
 //! every Deployment its `<app-id>-dapr` Service, seen through watches), the reconciles per second
 //! in between, and the memory (`VmHWM`, and `VmRSS` after a rest) from /proc.
 
+mod fixtures;
+mod table;
+
+pub use fixtures::{INVALID_EVERY, component, deployment, namespace_of};
+pub use table::{
+    TARGET_FIRST_RECONCILE_MS, TARGET_RECONCILES_PER_S, TARGET_RSS_MB, TARGET_SIDECAR_MB, records,
+    table,
+};
+
 use crate::procfs;
 use anyhow::{Context as _, bail};
+use fixtures::{fill, install_crds};
 use futures_util::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::Api;
 use kube::runtime::watcher;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -29,10 +38,6 @@ use tandem_envtest::{Assets, ControlPlane};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
-/// Every this-many-th Component has a type Tandem does not know (it gets `Ready=False`).
-pub const INVALID_EVERY: usize = 10;
-/// How many creates are in flight at once while filling the cluster.
-const CREATE_CONCURRENCY: usize = 32;
 /// How often the admin port is asked for the reconcile count.
 const METRICS_POLL: Duration = Duration::from_millis(5);
 
@@ -79,47 +84,6 @@ pub struct SizePoint {
     pub real: RunResult,
 }
 
-/// The namespace of object `i`.
-pub fn namespace_of(i: usize, namespaces: usize) -> String {
-    format!("bench-{}", i % namespaces.max(1))
-}
-
-/// Component `i`: `state.in-memory`, or an unknown type for every [`INVALID_EVERY`]th.
-pub fn component(i: usize) -> serde_json::Value {
-    let type_ = if i % INVALID_EVERY == INVALID_EVERY - 1 {
-        "state.no-such-store"
-    } else {
-        "state.in-memory"
-    };
-    serde_json::json!({
-        "apiVersion": "dapr.io/v1alpha1",
-        "kind": "Component",
-        "metadata": {"name": format!("store-{i}")},
-        "spec": {"type": type_, "version": "v1", "metadata": []},
-    })
-}
-
-/// Deployment `i`, Dapr-enabled with app id `app-<i>` (no pods: envtest has no controllers).
-pub fn deployment(i: usize) -> serde_json::Value {
-    let app = format!("app-{i}");
-    serde_json::json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": app},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": app}},
-            "template": {
-                "metadata": {
-                    "labels": {"app": app},
-                    "annotations": {"dapr.io/enabled": "true", "dapr.io/app-id": app},
-                },
-                "spec": {"containers": [{"name": "app", "image": "app:1"}]},
-            },
-        },
-    })
-}
-
 /// The sum of `tandem_operator_reconciles_total` over every kind, from `/metrics` text.
 pub fn reconciles_total(metrics: &str) -> u64 {
     metrics
@@ -156,72 +120,6 @@ pub async fn measure(n: usize, config: &Config) -> anyhow::Result<SizePoint> {
     let real = run_operator(&control_plane, &client, n, config, false).await?;
     eprintln!("n={n} real: {real:?}");
     Ok(SizePoint { n, baseline, real })
-}
-
-async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
-    let params = kube::api::PatchParams::apply("operator-bench").force();
-    let crds = tandem_crds::crd::all();
-    for crd in &crds {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        api.patch(&name, &params, &kube::api::Patch::Apply(crd))
-            .await?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for crd in &crds {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        loop {
-            let status = api.get(&name).await?.status.and_then(|s| s.conditions);
-            let established = status
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("CRD {name} not established after 30 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    Ok(())
-}
-
-async fn fill(client: &kube::Client, n: usize, namespaces: usize) -> anyhow::Result<()> {
-    let ns_api = Api::<Namespace>::all(client.clone());
-    for i in 0..namespaces.max(1) {
-        let ns: Namespace = serde_json::from_value(
-            serde_json::json!({"metadata": {"name": namespace_of(i, namespaces)}}),
-        )?;
-        ns_api.create(&PostParams::default(), &ns).await?;
-    }
-    let creates = (0..n)
-        .flat_map(|i| [(i, true), (i, false)])
-        .map(|(i, is_component)| {
-            let namespace = namespace_of(i, namespaces);
-            let client = client.clone();
-            async move {
-                let params = PostParams::default();
-                if is_component {
-                    let object: Component = serde_json::from_value(component(i))?;
-                    Api::namespaced(client, &namespace)
-                        .create(&params, &object)
-                        .await?;
-                } else {
-                    let object: Deployment = serde_json::from_value(deployment(i))?;
-                    Api::namespaced(client, &namespace)
-                        .create(&params, &object)
-                        .await?;
-                }
-                anyhow::Ok(())
-            }
-        });
-    stream::iter(creates)
-        .buffer_unordered(CREATE_CONCURRENCY)
-        .try_collect::<()>()
-        .await
 }
 
 /// Starts the operator, measures it, stops it.
@@ -424,129 +322,9 @@ fn free_addr() -> anyhow::Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
-/// B10's targets.
-pub const TARGET_RECONCILES_PER_S: f64 = 500.0;
-pub const TARGET_RSS_MB: f64 = 25.0;
-pub const TARGET_FIRST_RECONCILE_MS: f64 = 200.0;
-pub const TARGET_SIDECAR_MB: f64 = 25.0;
-
-/// The results as a Markdown table: one block of rows per size, then the binary sizes.
-pub fn table(points: &[SizePoint], sizes: &[(&str, u64)]) -> String {
-    let mb = |kb: u64| kb as f64 / 1024.0;
-    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-    let mut out = String::from(
-        "| N (cached objects) | measure | tandem-operator | no-op baseline | real / baseline | target |\n\
-         |---|---|---|---|---|---|\n",
-    );
-    for p in points {
-        let (r, b) = (&p.real, &p.baseline);
-        let cached = 3 * p.n;
-        let rows = [
-            (
-                "first reconcile (ms from exec)",
-                r.first_reconcile.as_secs_f64() * 1e3,
-                b.first_reconcile.as_secs_f64() * 1e3,
-                format!(
-                    "≤ {TARGET_FIRST_RECONCILE_MS} ms: {}",
-                    verdict(r.first_reconcile.as_secs_f64() * 1e3 <= TARGET_FIRST_RECONCILE_MS)
-                ),
-            ),
-            (
-                "all done (s from exec)",
-                r.done.as_secs_f64(),
-                b.done.as_secs_f64(),
-                if r.converged {
-                    String::new()
-                } else {
-                    format!(
-                        "NOT converged at the timeout: {}/{} Components judged, {}/{} Services",
-                        r.judged, p.n, r.services, p.n
-                    )
-                },
-            ),
-            (
-                "reconciles in the window",
-                r.reconciles as f64,
-                b.reconciles as f64,
-                String::new(),
-            ),
-            (
-                "reconciles/s",
-                r.reconciles_per_s,
-                b.reconciles_per_s,
-                format!(
-                    "≥ {TARGET_RECONCILES_PER_S}: {}",
-                    verdict(r.reconciles_per_s >= TARGET_RECONCILES_PER_S)
-                ),
-            ),
-            (
-                "peak RSS (VmHWM, MB)",
-                mb(r.peak_rss_kb),
-                mb(b.peak_rss_kb),
-                String::new(),
-            ),
-            (
-                "RSS at rest (MB)",
-                mb(r.rest_rss_kb),
-                mb(b.rest_rss_kb),
-                if cached >= 10_000 {
-                    format!(
-                        "≤ {TARGET_RSS_MB} MB at 10 k cached: {}",
-                        verdict(mb(r.rest_rss_kb) <= TARGET_RSS_MB)
-                    )
-                } else {
-                    String::new()
-                },
-            ),
-        ];
-        let stop = |run: &RunResult| run.stop.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
-        let rows = rows.into_iter().chain([(
-            "exit after SIGTERM (ms; NaN: killed after 15 s)",
-            stop(r),
-            stop(b),
-            String::new(),
-        )]);
-        for (what, real, baseline, target) in rows {
-            out.push_str(&format!(
-                "| {} ({cached}) | {what} | {real:.1} | {baseline:.1} | {:.2} | {target} |\n",
-                p.n,
-                real / baseline
-            ));
-        }
-    }
-    for (name, bytes) in sizes {
-        let size = *bytes as f64 / (1024.0 * 1024.0);
-        let target = if *name == "tandem-sidecar" {
-            format!(
-                "≤ {TARGET_SIDECAR_MB} MB: {}",
-                verdict(size <= TARGET_SIDECAR_MB)
-            )
-        } else {
-            String::new()
-        };
-        out.push_str(&format!(
-            "| | {name} stripped release binary (MB) | {size:.1} | | | {target} |\n"
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fixtures_are_valid_objects() {
-        let c: Component = serde_json::from_value(component(9)).expect("component");
-        assert_eq!(c.spec.type_, "state.no-such-store");
-        let c: Component = serde_json::from_value(component(3)).expect("component");
-        assert_eq!(c.spec.type_, "state.in-memory");
-        let d: Deployment = serde_json::from_value(deployment(7)).expect("deployment");
-        let template = d.spec.expect("spec").template.metadata.expect("meta");
-        let annotations = template.annotations.expect("annotations");
-        assert_eq!(annotations["dapr.io/app-id"], "app-7");
-        assert_eq!(namespace_of(7, 4), "bench-3");
-    }
 
     #[test]
     fn sums_reconciles_over_kinds() {
@@ -571,37 +349,5 @@ mod tests {
             status.observed_generation = Some(2);
         }
         assert!(component_done(&c));
-    }
-
-    #[test]
-    fn table_marks_missed_targets() {
-        let run = |per_s, first_ms, rss_kb| RunResult {
-            first_reconcile: Duration::from_millis(first_ms),
-            done: Duration::from_secs(3),
-            converged: true,
-            judged: 0,
-            services: 0,
-            reconciles: 4000,
-            reconciles_per_s: per_s,
-            peak_rss_kb: rss_kb,
-            rest_rss_kb: rss_kb,
-            stop: None,
-        };
-        let point = SizePoint {
-            n: 5000,
-            baseline: run(4000.0, 100, 10_000),
-            real: run(400.0, 150, 20_000),
-        };
-        let text = table(&[point], &[("tandem-sidecar", 20 << 20)]);
-        assert!(
-            text.contains("| reconciles/s | 400.0 | 4000.0 | 0.10 | ≥ 500: MISSED |"),
-            "{text}"
-        );
-        assert!(text.contains("≤ 200 ms: met"), "{text}");
-        assert!(text.contains("≤ 25 MB at 10 k cached: met"), "{text}");
-        assert!(
-            text.contains("tandem-sidecar stripped release binary (MB) | 20.0"),
-            "{text}"
-        );
     }
 }
