@@ -477,6 +477,7 @@ pub fn rows(r: &Results) -> Vec<Row> {
     b4_rows(r, &mut out);
     b5_rows(r, &mut out);
     b7_rows(r, &mut out);
+    super::b8_rows::b8_rows(r, &mut out);
     super::b11_rows::b11_rows(r, &mut out);
     out
 }
