@@ -149,7 +149,7 @@ mod tests {
         );
         assert_eq!(find(&rows, "publish-ack").verdict, Verdict::Met);
         assert!(matches!(
-            find(&rows, "publish → delivery").verdict,
+            find(&rows, "publish → delivery latency").verdict,
             Verdict::Missed(_)
         ));
         assert_eq!(find(&rows, "B8a: lost").verdict, Verdict::Met);
