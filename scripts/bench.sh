@@ -5,6 +5,8 @@
 #   scripts/bench.sh                  full run: 3 rounds per benchmark (about 15 min on 2 cores)
 #   scripts/bench.sh --quick          1 short round: smoke-tests the script; numbers are rough
 #   scripts/bench.sh --only B1,B7     a subset (B3 and B4 take their numbers from B1, so they run it)
+#   scripts/bench.sh --only B8        pub/sub end to end (pubsub-bench): in-memory throughput and
+#                                     latency, Redis Streams throughput vs redis-benchmark XADD
 #   scripts/bench.sh --only B9        actors (actors-bench): activation, warm invoke vs B1's chain,
 #                                     100 000 reminders; its own table in target/bench/b9.md
 #   scripts/bench.sh --only B1T       the cost of tracing: B1's chain with the OTLP collector off,
@@ -30,7 +32,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/lib/deps.sh
 
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 quick=0 soak=0 keep=0 only="B1,B2,B3,B4,B5,B7" rounds_opt=""
 orig_args="$*"
@@ -172,7 +174,7 @@ if (selected B1 || selected B2 || selected B11) && ! command -v nginx >/dev/null
   note "installing nginx"
   apt_install nginx
 fi
-if (selected B5 || selected B7) && ! { command -v redis-server && command -v redis-benchmark && command -v redis-cli; } >/dev/null; then
+if (selected B5 || selected B7 || selected B8) && ! { command -v redis-server && command -v redis-benchmark && command -v redis-cli; } >/dev/null; then
   note "installing redis-server and redis-tools"
   apt_install redis-server redis-tools
 fi
@@ -184,8 +186,8 @@ if [ "${TANDEM_BENCH_NO_BUILD:-0}" != 1 ]; then
 fi
 bin="${TANDEM_BENCH_BIN_DIR:-${CARGO_TARGET_DIR:-$root/target}/release}"
 SIDECAR="$bin/tandem-sidecar" ECHO="$bin/bench-echo" COLD="$bin/cold-start" UTIL="$bin/bench-util"
-ACTORS="$bin/actors-bench" GRPC="$bin/grpc-bench" OPBENCH="$bin/operator-bench"
-for b in "$SIDECAR" "$ECHO" "$COLD" "$UTIL" "$ACTORS" "$GRPC" "$OPBENCH"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
+ACTORS="$bin/actors-bench" GRPC="$bin/grpc-bench" OPBENCH="$bin/operator-bench" PUBSUB="$bin/pubsub-bench"
+for b in "$SIDECAR" "$ECHO" "$COLD" "$UTIL" "$ACTORS" "$GRPC" "$OPBENCH" "$PUBSUB"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
 if selected B10 && [ ! -x "$bin/tandem-operator" ]; then echo "missing $bin/tandem-operator" >&2; exit 1; fi
 if [ "$(nproc --all)" -lt 2 ]; then echo "bench.sh needs 2 CPUs (load generator on 0, the rest on 1)" >&2; exit 1; fi
 
@@ -885,6 +887,25 @@ if selected B7; then
   b7_setup && run_rounds B7 b7_round
   if [ -n "${pid_s:-}" ]; then stop_pid "$pid_s"; fi
   if [ -n "${pid_echo7:-}" ]; then stop_pid "$pid_echo7"; fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# B8: pub/sub end to end (pubsub-bench, one call per round: fresh sidecars and redis-server, each
+# warmed up). The bench process (closed- and open-loop publishers, the subscriber app,
+# redis-benchmark) on CPU 0; the sidecar and redis-server on CPU 1. Its records go into the
+# round's buffer, so the report's B8 rows are medians of per-round results like the others.
+if ((quick)); then b8_args=(--messages 3000 --secs 2); else b8_args=(); fi
+b8_round() {
+  local r=$1
+  if ! taskset -c 0 "$PUBSUB" --sidecar "$SIDECAR" --dir "$tmp/b8-r$r" --cpu 1 --rounds 1 --first-round "$r" \
+    --records "$round_out" "${b8_args[@]}" >"$raw/b8-r$r.md" 2>"$tmp/logs/b8-r$r.log"; then
+    fail B8 "pubsub-bench r$r: $(log_tail "$tmp/logs/b8-r$r.log" 3)"
+  fi
+  for f in "$tmp/b8-r$r"/*.log; do [ -e "$f" ] && cp "$f" "$raw/b8-r$r-$(basename "$f")"; done
+  return 0
+}
+if selected B8; then
+  run_rounds B8 b8_round
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -197,6 +197,7 @@ impl std::fmt::Display for Verdict {
 
 mod b10_rows;
 mod b11_rows;
+mod b8_rows;
 mod hop_rows;
 mod rows;
 pub use rows::{Row, rows};
@@ -256,9 +257,8 @@ pub fn render(r: &Results) -> String {
         .count();
     let _ = writeln!(
         md,
-        "\nTargets: {met} met, {missed} missed, {failed} failed to run. B6 (injector) and B8 \
-         (pub/sub) have binaries of their own; B9 (actors) runs with `--only B9`, B10 (operator) \
-         with `--only B10`.\n"
+        "\nTargets: {met} met, {missed} missed, {failed} failed to run. B6 (injector) has a \
+         binary of its own; B1M, B1T, B8, B9, B10 and B11 run with `--only`.\n"
     );
 
     if !r.fails.is_empty() || !r.warns.is_empty() {

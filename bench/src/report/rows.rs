@@ -345,6 +345,7 @@ pub fn rows(r: &Results) -> Vec<Row> {
     b5_rows(r, &mut out);
     b7_rows(r, &mut out);
     super::b10_rows::b10_rows(r, &mut out);
+    super::b8_rows::b8_rows(r, &mut out);
     super::b11_rows::b11_rows(r, &mut out);
     out
 }

@@ -245,9 +245,12 @@ pub fn expiration(
 ///
 /// An `expiration` that is not RFC 3339 is ignored, as Dapr does (it only logs).
 pub fn is_expired(event: &Value, now: OffsetDateTime) -> bool {
-    event
-        .get("expiration")
-        .and_then(Value::as_str)
+    expired(event.get("expiration").and_then(Value::as_str), now)
+}
+
+/// Whether an `expiration` (absent, or not RFC 3339: never) has passed.
+pub fn expired(expiration: Option<&str>, now: OffsetDateTime) -> bool {
+    expiration
         .and_then(parse_rfc3339)
         .is_some_and(|expires| expires < now)
 }
@@ -323,15 +326,17 @@ fn new_uuid_v4() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex = |bytes: &[u8]| bytes.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!(
-        "{}-{}-{}-{}-{}",
-        hex(&b[0..4]),
-        hex(&b[4..6]),
-        hex(&b[6..8]),
-        hex(&b[8..10]),
-        hex(&b[10..16])
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // One allocation: a `format!` per byte made this 12 000 instructions a publish (callgrind).
+    let mut id = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id.push('-');
+        }
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    id
 }
 
 /// Parses RFC 3339 (`2024-01-02T03:04:05.678Z`, `...+02:00`). The `time` crate's parser sits

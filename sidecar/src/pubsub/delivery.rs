@@ -7,12 +7,12 @@
 //! starts; unstarted messages are nacked, in-flight ones finish within the grace period.
 
 use super::cloudevent;
+use super::prepared::{Event, Prepared, prepare};
 use super::sink::EventSink;
 use super::subscriptions::Subscription;
 use crate::blocks::Sidecar;
 use crate::channels::app::{EventDelivery, Outcome, Unreachable};
 use crate::components::pubsub::{Delivery, Message};
-use bytes::Bytes;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,23 +118,24 @@ async fn deliver(
     stop: &CancellationToken,
 ) {
     let Delivery { message, acker } = delivery;
-    let event = event_of(sub, &message);
-    let now = time::OffsetDateTime::now_utc();
-    if cloudevent::is_expired(&event, now) {
-        tracing::debug!(topic = %sub.topic, "expired message dropped");
-        sc.metrics()
-            .components()
-            .delivered(&sub.pubsub, &sub.topic, "drop", None);
-        acker.ack().await;
-        return;
-    }
-    let Some(path) = sub.routes.route(&event).map(str::to_owned) else {
-        tracing::warn!(topic = %sub.topic, "no route matched; message dropped");
-        dead_letter_or_drop(sc, sub, &message).await;
-        acker.ack().await;
-        return;
+    let event = match prepare(sub, &message, time::OffsetDateTime::now_utc()) {
+        Prepared::Deliver(event) => event,
+        Prepared::Expired => {
+            tracing::debug!(topic = %sub.topic, "expired message dropped");
+            sc.metrics()
+                .components()
+                .delivered(&sub.pubsub, &sub.topic, "drop", None);
+            acker.ack().await;
+            return;
+        }
+        Prepared::NoRoute => {
+            tracing::warn!(topic = %sub.topic, "no route matched; message dropped");
+            dead_letter_or_drop(sc, sub, &message).await;
+            acker.ack().await;
+            return;
+        }
     };
-    let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+    let path = event.path.as_str();
     let mut backoff =
         crate::resiliency::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut attempt = 0;
@@ -143,12 +144,12 @@ async fn deliver(
             break;
         }
         let delivery = EventDelivery {
-            path: &path,
+            path,
             pubsub: &sub.pubsub,
             topic: &message.topic,
-            body: body.clone(),
+            body: event.body.clone(),
             metadata: &message.metadata,
-            traceparent: event.get("traceparent").and_then(Value::as_str),
+            traceparent: event.traceparent.as_deref(),
         };
         let started = std::time::Instant::now();
         let outcome = match deliver_traced(sink, sub, &event, delivery).await {
@@ -214,11 +215,13 @@ async fn deliver(
 async fn deliver_traced(
     sink: &dyn EventSink,
     sub: &Subscription,
-    event: &Value,
+    event: &Event,
     mut delivery: EventDelivery<'_>,
 ) -> Result<Outcome, Unreachable> {
-    let text = |key: &str| event.get(key).and_then(Value::as_str);
-    let parent = crate::traces::context::from_traceparent(text("traceparent"), text("tracestate"));
+    let parent = crate::traces::context::from_traceparent(
+        event.traceparent.as_deref(),
+        event.tracestate.as_deref(),
+    );
     let cx = crate::traces::spans::delivery(&parent, &sub.pubsub, &sub.topic, delivery.path);
     let traceparent = crate::traces::context::traceparent(&cx).map(|(tp, _)| tp);
     if let Some(tp) = traceparent.as_deref() {

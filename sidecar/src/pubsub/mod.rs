@@ -7,6 +7,7 @@
 pub mod bulk;
 pub mod cloudevent;
 pub mod delivery;
+mod prepared;
 pub mod routing;
 pub mod sink;
 pub mod streams;

@@ -106,6 +106,16 @@ impl RouteTable {
         self.default.as_deref()
     }
 
+    /// The route when it does not depend on the event: `Some(path)` (or `Some(None)`: no route)
+    /// when no rule has to be evaluated before one matches, `None` when the event decides.
+    pub fn fixed(&self) -> Option<Option<&str>> {
+        match self.rules.first() {
+            None => Some(self.default.as_deref()),
+            Some(rule) if rule.program.is_none() => Some(Some(&rule.path)),
+            Some(_) => None,
+        }
+    }
+
     /// All paths this table can route to (for /v1.0/metadata): each rule as `(match, path)` in
     /// order, then the default (if any) as a rule with an empty match, as Dapr lists it.
     pub fn rules(&self) -> Vec<(&str, &str)> {

@@ -77,19 +77,22 @@ pub fn inject_grpc(cx: &Context, headers: &mut HeaderMap) {
 
 /// The `traceparent` of `cx`'s span, for carriers that are not headers (a CloudEvent, binding
 /// metadata).
+///
+/// Written as the W3C propagator writes them ([`inject_http`]), without a header map in between:
+/// that cost a publish and a delivery 13 000 instructions each (callgrind).
 pub fn traceparent(cx: &Context) -> Option<(String, Option<String>)> {
-    let mut headers = HeaderMap::new();
-    inject_http(cx, &mut headers);
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    Some((
-        text(opentelemetry_http_names::TRACEPARENT)?,
-        text(opentelemetry_http_names::TRACESTATE),
-    ))
+    let span = cx.span();
+    let sc = span.span_context();
+    if !sc.is_valid() {
+        return None;
+    }
+    let traceparent = format!(
+        "00-{}-{}-{:02x}",
+        sc.trace_id(),
+        sc.span_id(),
+        sc.trace_flags() & TraceFlags::SAMPLED
+    );
+    Some((traceparent, Some(sc.trace_state().header())))
 }
 
 /// The context a `traceparent`/`tracestate` pair names (a CloudEvent's).

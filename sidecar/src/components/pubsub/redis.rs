@@ -3,13 +3,15 @@
 //! message bytes). A subscription is a consumer group (the component's `consumerID`, else the
 //! app id) created from `0`, so messages published before the first subscription are delivered.
 //! Every `subscribe` call reads as its own consumer of the group (`XREADGROUP ... >`) on a
-//! dedicated connection; an ack is `XACK`, a nack leaves the entry pending, and a reclaimer
+//! dedicated connection; an ack is `XACK` (batched: the acks that come while one `XACK` is on
+//! the wire go together in the next, see `acks`), a nack leaves the entry pending, and a reclaimer
 //! (`XAUTOCLAIM`, every `redeliverInterval`) delivers entries pending for longer than
 //! `processingTimeout` again: at-least-once. Entries this process is still handling are claimed
 //! (which keeps them idle-fresh) but not delivered twice, so a slow app causes no duplicates.
 //! Nor does it make the sidecar buffer the stream: a reader waits for room in the bounded
 //! delivery channel before it reads again, so a slow app slows `XREADGROUP` down.
 
+mod acks;
 mod entries;
 mod subscription;
 #[cfg(test)]
@@ -49,8 +51,9 @@ pub struct RedisPubSubConfig {
 /// Dapr's defaults.
 const DEFAULT_PROCESSING_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_REDELIVER_INTERVAL: Duration = Duration::from_secs(60);
-/// Entries per `XREADGROUP` and how long it blocks on the server.
-const READ_COUNT: usize = 10;
+/// Entries per `XREADGROUP` (as many as the delivery channel holds: the reader waits for room
+/// for each before it reads again) and how long it blocks on the server.
+const READ_COUNT: usize = super::DELIVERY_BUFFER;
 const READ_BLOCK: Duration = Duration::from_secs(1);
 /// How long an `XACK` is retried through a broker outage.
 const ACK_RETRY_FOR: Duration = Duration::from_secs(10);
@@ -194,6 +197,7 @@ impl PubSub for RedisPubSub {
             .map_err(|e| backend("XGROUP CREATE", topic, e))?;
         let (tx, rx) = delivery_channel();
         let sub = Subscription {
+            acks: acks::AckQueue::start(self.conn.clone(), topic.to_owned(), group.clone()),
             conn: self.conn.clone(),
             topic: topic.to_owned(),
             consumer: format!("{group}-{:016x}", rand::random::<u64>()),

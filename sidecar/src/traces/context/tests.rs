@@ -89,3 +89,26 @@ fn traceparent_text_for_cloud_events() {
     );
     assert_eq!(traceparent(&from_traceparent(None, None)), None);
 }
+
+#[test]
+fn traceparent_text_is_what_the_propagator_writes() {
+    for (parent, state) in [
+        (PARENT, Some("k=v,other=1")),
+        (
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+            None,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03",
+            None,
+        ),
+    ] {
+        let cx = from_traceparent(Some(parent), state);
+        let mut out = HeaderMap::new();
+        inject_http(&cx, &mut out);
+        let text = |name: &str| out.get(name).map(|v| v.to_str().expect("ascii").to_owned());
+        let (tp, ts) = traceparent(&cx).expect("a valid context");
+        assert_eq!(Some(tp), text("traceparent"), "{parent}");
+        assert_eq!(ts, text("tracestate"), "{parent}");
+    }
+}

@@ -1,12 +1,11 @@
 //! One subscription's work: a reader (`XREADGROUP ... >` on its own connection, waiting for room in
 //! the bounded delivery channel before it reads again), the reclaimer (`XAUTOCLAIM` of entries
-//! pending longer than `processingTimeout`), and the acker each delivery carries (`XACK`; a nack
-//! leaves the entry pending).
+//! pending longer than `processingTimeout`), and the acker each delivery carries (`XACK` through
+//! the subscription's batching [`AckQueue`]; a nack leaves the entry pending).
 
+use super::acks::AckQueue;
 use super::entries::{Entry, items, parse_claim, parse_read, text};
-use super::{
-    ACK_RETRY_FOR, BACKOFF, CLAIM_COUNT, READ_BLOCK, READ_COUNT, RedisPubSubConfig, ensure_group,
-};
+use super::{BACKOFF, CLAIM_COUNT, READ_BLOCK, READ_COUNT, RedisPubSubConfig, ensure_group};
 use crate::components::pubsub::{Acker, Delivery, Message};
 use crate::resiliency::Backoff;
 use ::redis::aio::{ConnectionManager, MultiplexedConnection};
@@ -22,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 /// What every delivery of one subscription shares.
 #[derive(Clone)]
 pub(super) struct Subscription {
+    /// Where this subscription's acks go, batched into `XACK`s.
+    pub(super) acks: AckQueue,
     pub(super) conn: ConnectionManager,
     pub(super) topic: String,
     pub(super) group: String,
@@ -37,9 +38,7 @@ pub(super) type InFlight = Arc<Mutex<HashSet<String>>>;
 
 /// Acks with `XACK`; a nack leaves the entry pending for the reclaimer.
 struct RedisAcker {
-    conn: ConnectionManager,
-    topic: String,
-    group: String,
+    acks: AckQueue,
     id: String,
     in_flight: InFlight,
 }
@@ -58,24 +57,7 @@ impl Acker for RedisAcker {
     async fn ack(self: Box<Self>) {
         // Retried through a short outage: while the XACK is outstanding the entry stays in
         // flight here, so the reclaimer does not hand it out again (a duplicate) meanwhile.
-        let deadline = tokio::time::Instant::now() + ACK_RETRY_FOR;
-        let mut backoff = BACKOFF;
-        loop {
-            let acked: Result<i64, _> = ::redis::cmd("XACK")
-                .arg(&self.topic)
-                .arg(&self.group)
-                .arg(&self.id)
-                .query_async(&mut self.conn.clone())
-                .await;
-            let Err(e) = acked else { break };
-            let delay = backoff.next();
-            if tokio::time::Instant::now() + delay > deadline {
-                // Still pending: the reclaimer delivers it again (at-least-once).
-                tracing::warn!(topic = %self.topic, group = %self.group, id = %self.id, error = %e, "redis XACK failed");
-                break;
-            }
-            tokio::time::sleep(delay).await;
-        }
+        self.acks.ack(self.id.clone()).await;
         self.settled();
     }
 
@@ -98,9 +80,7 @@ impl Subscription {
                 continue; // still being handled here; the claim only refreshed its idle time
             }
             let acker = RedisAcker {
-                conn: self.conn.clone(),
-                topic: self.topic.clone(),
-                group: self.group.clone(),
+                acks: self.acks.clone(),
                 id: entry.id,
                 in_flight: self.in_flight.clone(),
             };
