@@ -8,6 +8,7 @@
 //! `ATTEMPTS` times, then dead-letters or nacks them for the broker to deliver again.
 
 pub mod envelope;
+pub mod traced;
 
 use super::cloudevent;
 use super::delivery::{ATTEMPTS, UNREACHABLE_PAUSE, dead_letter_or_drop, event_of, nack_unstarted};
@@ -214,13 +215,18 @@ async fn post(
     let envelope = bulk_envelope(&id, &sub.pubsub, &sub.topic, open.iter().map(|o| &o.entry));
     let entry_ids: Vec<String> = open.iter().map(|o| o.entry.entry_id.clone()).collect();
     let body = Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default());
+    let target = (sub.pubsub.as_str(), sub.topic.as_str(), path);
+    let spans = traced::BatchSpans::start(open.iter().map(|o| &o.entry.event), target);
+    let traceparent = spans.traceparent();
     let outcomes = app
         .deliver_bulk(BulkEventDelivery {
             path,
             pubsub: &sub.pubsub,
             body,
             entry_ids: &entry_ids,
+            traceparent: traceparent.as_deref(),
         })
-        .await?;
-    Ok(outcomes)
+        .await;
+    spans.finish(outcomes.as_deref());
+    outcomes
 }

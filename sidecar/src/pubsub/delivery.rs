@@ -229,14 +229,21 @@ async fn deliver_traced(
     }
     let outcome = sink.deliver(delivery).await;
     let status = match &outcome {
-        Ok(Outcome::Success) => Ok(()),
-        Ok(Outcome::Drop) => Err("the app dropped the event"),
-        Ok(Outcome::Retry) => Err("the app asked for a retry"),
-        Ok(Outcome::NoRoute) => Err("the app has no such route"),
+        Ok(outcome) => outcome_status(outcome),
         Err(Unreachable) => Err("the app is unreachable"),
     };
     crate::traces::spans::finish(&cx, status);
     outcome
+}
+
+/// A delivery span's status for the app's answer.
+pub(super) fn outcome_status(outcome: &Outcome) -> Result<(), &'static str> {
+    match outcome {
+        Outcome::Success => Ok(()),
+        Outcome::Drop => Err("the app dropped the event"),
+        Outcome::Retry => Err("the app asked for a retry"),
+        Outcome::NoRoute => Err("the app has no such route"),
+    }
 }
 
 pub(super) async fn dead_letter_or_drop(sc: &Sidecar, sub: &Subscription, message: &Message) {

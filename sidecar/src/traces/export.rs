@@ -88,7 +88,23 @@ fn with_pipeline<E: SpanExporter + 'static>(
 }
 
 fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder().timeout(timeout).build()
+    crate::http_client::builder().timeout(timeout).build()
+}
+
+/// The PEM of the extra CAs an `https` collector is trusted with, if configured (read on each
+/// build, so a changed Configuration also picks up a renewed file).
+fn ca_pem(otlp: &Otlp) -> Result<Option<Vec<u8>>, ExportError> {
+    let Some(path) = &otlp.ca_certificate else {
+        return Ok(None);
+    };
+    if !otlp.endpoint.starts_with("https://") {
+        return Ok(None);
+    }
+    std::fs::read(path).map(Some).map_err(|e| {
+        ExportError::Otlp(format!(
+            "OTEL_EXPORTER_OTLP_(TRACES_)CERTIFICATE {path}: {e}"
+        ))
+    })
 }
 
 fn otlp_exporter(otlp: &Otlp) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
@@ -108,7 +124,10 @@ fn otlp_exporter(otlp: &Otlp) -> Result<opentelemetry_otlp::SpanExporter, Export
                 .with_timeout(otlp.timeout)
                 .with_metadata(metadata);
             if otlp.endpoint.starts_with("https://") {
-                let tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+                let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+                if let Some(pem) = ca_pem(otlp)? {
+                    tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+                }
                 builder = builder.with_tls_config(tls);
             }
             builder.build().map_err(|e| fail(&e))
@@ -118,9 +137,14 @@ fn otlp_exporter(otlp: &Otlp) -> Result<opentelemetry_otlp::SpanExporter, Export
                 Protocol::HttpJson => opentelemetry_otlp::Protocol::HttpJson,
                 _ => opentelemetry_otlp::Protocol::HttpBinary,
             };
+            let mut client = crate::http_client::builder().timeout(otlp.timeout);
+            if let Some(pem) = ca_pem(otlp)? {
+                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(&e))?;
+                client = client.tls_certs_merge(certs);
+            }
             opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
-                .with_http_client(http_client(otlp.timeout).map_err(|e| fail(&e))?)
+                .with_http_client(client.build().map_err(|e| fail(&e))?)
                 .with_endpoint(&otlp.endpoint)
                 .with_protocol(protocol)
                 .with_timeout(otlp.timeout)
@@ -128,5 +152,36 @@ fn otlp_exporter(otlp: &Otlp) -> Result<opentelemetry_otlp::SpanExporter, Export
                 .build()
                 .map_err(|e| fail(&e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn otlp(endpoint: &str, ca_certificate: Option<&str>) -> Otlp {
+        Otlp {
+            endpoint: endpoint.to_owned(),
+            protocol: Protocol::Grpc,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(1),
+            ca_certificate: ca_certificate.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_ca_file_is_read_for_https_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pem = dir.path().join("ca.pem");
+        std::fs::write(&pem, "PEM").expect("write");
+        let pem = pem.to_str().expect("utf-8");
+        let missing = dir.path().join("missing.pem");
+        let missing = missing.to_str().expect("utf-8");
+        let read = |endpoint, ca| ca_pem(&otlp(endpoint, ca)).map_err(|e| e.to_string());
+        assert_eq!(read("https://c:4317", None), Ok(None));
+        assert_eq!(read("https://c:4317", Some(pem)), Ok(Some(b"PEM".to_vec())));
+        assert_eq!(read("http://c:4317", Some(missing)), Ok(None), "plain text");
+        let error = read("https://c:4317", Some(missing)).expect_err("unreadable");
+        assert!(error.contains(missing), "{error}");
     }
 }

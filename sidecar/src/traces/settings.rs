@@ -45,6 +45,9 @@ pub struct Otlp {
     pub protocol: Protocol,
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
+    /// A PEM file of CAs trusted for an `https` endpoint besides the system's
+    /// (`OTEL_EXPORTER_OTLP_(TRACES_)CERTIFICATE`, as daprd's exporter reads it).
+    pub ca_certificate: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -132,9 +135,17 @@ pub fn trace_settings(
         .zipkin
         .map(|z| z.endpoint_address)
         .filter(|a| !a.is_empty());
+    let ca_certificate = either(
+        env,
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    );
     let otlp = match otel.endpoint_address.is_empty() {
         true => None,
-        false => Some(otlp(&otel, headers_key, timeout_key)?),
+        false => Some(Otlp {
+            ca_certificate,
+            ..otlp(&otel, headers_key, timeout_key)?
+        }),
     };
     Ok(TraceSettings {
         sampling_rate,
@@ -203,6 +214,7 @@ fn otlp(
         protocol,
         headers,
         timeout,
+        ca_certificate: None,
     })
 }
 

@@ -3,7 +3,7 @@
 //! the new span; [`finish`] ends it with a status.
 
 use super::TRACER_NAME;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{Link, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, global};
 
 /// Starts a span of `kind` named `name` under `parent`.
@@ -13,11 +13,23 @@ pub fn start(
     kind: SpanKind,
     attributes: Vec<KeyValue>,
 ) -> Context {
+    start_linked(parent, name, kind, attributes, Vec::new())
+}
+
+/// [`start`] with links to spans of other traces.
+pub fn start_linked(
+    parent: &Context,
+    name: impl Into<std::borrow::Cow<'static, str>>,
+    kind: SpanKind,
+    attributes: Vec<KeyValue>,
+    links: Vec<Link>,
+) -> Context {
     let tracer = global::tracer(TRACER_NAME);
     let span = tracer
         .span_builder(name)
         .with_kind(kind)
         .with_attributes(attributes)
+        .with_links(links)
         .start_with_context(&tracer, parent);
     parent.with_span(span)
 }
@@ -78,17 +90,40 @@ pub fn publish(parent: &Context, pubsub: &str, topic: &str) -> Context {
     )
 }
 
+fn delivery_attributes(pubsub: &str, topic: &str, route: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new("messaging.system", "pubsub"),
+        KeyValue::new("messaging.destination.name", topic.to_owned()),
+        KeyValue::new("dapr.component", pubsub.to_owned()),
+        KeyValue::new("dapr.route", route.to_owned()),
+    ]
+}
+
 /// The consumer span of a delivery to the app, a child of the CloudEvent's context.
 pub fn delivery(parent: &Context, pubsub: &str, topic: &str, route: &str) -> Context {
+    let attributes = delivery_attributes(pubsub, topic, route);
     start(
         parent,
         format!("pubsub/{topic}"),
         SpanKind::Consumer,
-        vec![
-            KeyValue::new("messaging.system", "pubsub"),
-            KeyValue::new("messaging.destination.name", topic.to_owned()),
-            KeyValue::new("dapr.component", pubsub.to_owned()),
-            KeyValue::new("dapr.route", route.to_owned()),
-        ],
+        attributes,
     )
+}
+
+/// The consumer span of one entry of a bulk delivery (Dapr's name, `pubsub/<topic>`), a child
+/// of the entry's CloudEvent context, counting the entries the request carries and linking to
+/// the other entries' spans in `links`.
+pub fn bulk_delivery(
+    parent: &Context,
+    (pubsub, topic, route): (&str, &str, &str),
+    batch_size: usize,
+    links: Vec<Link>,
+) -> Context {
+    let mut attributes = delivery_attributes(pubsub, topic, route);
+    attributes.push(KeyValue::new(
+        "messaging.batch.message_count",
+        i64::try_from(batch_size).unwrap_or(i64::MAX),
+    ));
+    let name = format!("pubsub/{topic}");
+    start_linked(parent, name, SpanKind::Consumer, attributes, links)
 }

@@ -5,9 +5,11 @@
 
 mod actors;
 mod app;
+mod bulk;
 mod grpc;
 mod receivers;
 mod sampling;
+mod tls;
 
 use app::TracedApp;
 use receivers::Receiver;

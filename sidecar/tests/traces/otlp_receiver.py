@@ -43,6 +43,10 @@ class SpanPrinter(RequestHandler):
                         "kind": span.kind,
                         "status": span.status.code,
                         "attributes": {a.key: str(any_value(a.value)) for a in span.attributes},
+                        "links": [
+                            {"traceId": link.trace_id.hex(), "spanId": link.span_id.hex()}
+                            for link in span.links
+                        ],
                     }))
         if lines:
             sys.stdout.write("\n".join(lines) + "\n")

@@ -5,6 +5,7 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,20 +27,31 @@ impl Receiver {
         let python = std::env::var("TANDEM_OTEL_PYTHON").unwrap_or_else(|_| {
             panic!("TANDEM_OTEL_PYTHON is unset: run scripts/test.sh (ensure_otel_sink installs oteltest)")
         });
-        Receiver::start(&python, "otlp_receiver.py", 2)
+        Receiver::start(&python, "otlp_receiver.py", 2, &[])
+    }
+
+    /// An OTLP receiver over TLS (gRPC and HTTP/protobuf) serving `cert` (PEM, chain first)
+    /// with `key`, built from the grpcio and opentelemetry-proto that oteltest brings.
+    pub fn otlp_tls(cert: &Path, key: &Path) -> Receiver {
+        let python = std::env::var("TANDEM_OTEL_PYTHON").unwrap_or_else(|_| {
+            panic!("TANDEM_OTEL_PYTHON is unset: run scripts/test.sh (ensure_otel_sink installs oteltest)")
+        });
+        let files = [cert, key].map(|p| p.to_str().expect("utf-8 path").to_owned());
+        Receiver::start(&python, "otlp_tls_receiver.py", 2, &files)
     }
 
     /// A Zipkin v2 JSON endpoint (`POST /api/v2/spans`) on a free port.
     pub fn zipkin() -> Receiver {
-        Receiver::start("python3", "zipkin_receiver.py", 1)
+        Receiver::start("python3", "zipkin_receiver.py", 1, &[])
     }
 
-    fn start(python: &str, name: &str, n_ports: usize) -> Receiver {
+    fn start(python: &str, name: &str, n_ports: usize, extra: &[String]) -> Receiver {
         let ports: Vec<u16> = (0..n_ports).map(|_| free_port()).collect();
         let mut child = Command::new(python)
             .arg("-u")
             .arg(script(name))
             .args(ports.iter().map(u16::to_string))
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -15,6 +15,8 @@ pub struct BulkEventDelivery<'a> {
     /// The envelope `{"id","type","topic","pubsubname","metadata","entries":[..]}`.
     pub body: Bytes,
     pub entry_ids: &'a [String],
+    /// The context the app's request carries (a delivery span's).
+    pub traceparent: Option<&'a str>,
 }
 
 #[derive(Deserialize)]

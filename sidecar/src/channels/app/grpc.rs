@@ -201,10 +201,17 @@ impl AppChannel for GrpcAppChannel {
         batch: BulkEventDelivery<'_>,
     ) -> Result<Vec<Outcome>, Unreachable> {
         let message = bulk_request(&batch);
+        let mut metadata = MetadataMap::new();
+        if let Some(tp) = batch
+            .traceparent
+            .and_then(|t| MetadataValue::try_from(t).ok())
+        {
+            metadata.insert(headers::TRACEPARENT, tp);
+        }
         // As daprd: the stable RPC, then the Alpha1 one for apps (the JS SDK) that only have it.
         let mut answer = self
             .client()
-            .on_bulk_topic_event(self.request(message.clone(), MetadataMap::new()))
+            .on_bulk_topic_event(self.request(message.clone(), metadata.clone()))
             .await;
         if matches!(&answer, Err(s) if s.code() == tonic::Code::Unimplemented) {
             let mut alpha = AppCallbackAlphaClient::new(self.channel.clone())
@@ -212,7 +219,7 @@ impl AppChannel for GrpcAppChannel {
                 .max_encoding_message_size(self.max_message);
             #[allow(deprecated)]
             let fallback = alpha
-                .on_bulk_topic_event_alpha1(self.request(message, MetadataMap::new()))
+                .on_bulk_topic_event_alpha1(self.request(message, metadata))
                 .await;
             answer = fallback;
         }

@@ -265,6 +265,12 @@ impl AppChannel for HttpAppChannel {
         if let Ok(v) = HeaderValue::from_str(batch.pubsub) {
             h.insert(HeaderName::from_static("pubsubname"), v);
         }
+        if let Some(tp) = batch
+            .traceparent
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
+            h.insert(HeaderName::from_static(dapr::TRACEPARENT), tp);
+        }
         match self.exchange_raw(req).await {
             Ok((status, body)) => Ok(super::bulk::read_bulk_answer(
                 status,

@@ -218,3 +218,39 @@ fn zipkin_and_stdout() {
     );
     assert!(got.stdout && got.exports() && got.otlp.is_none());
 }
+
+#[test]
+fn tls_trust_comes_from_the_certificate_variables() {
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        Option<&'static str>,
+    );
+    let cases: &[Case] = &[
+        (&[], None),
+        (
+            &[("OTEL_EXPORTER_OTLP_CERTIFICATE", "/ca.pem")],
+            Some("/ca.pem"),
+        ),
+        (
+            &[
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/general.pem"),
+                ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/traces.pem"),
+            ],
+            Some("/traces.pem"),
+        ),
+        (&[("OTEL_EXPORTER_OTLP_CERTIFICATE", "")], None),
+    ];
+    for (vars, want) in cases {
+        let env = |k: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        // Applies to the Configuration's endpoint as well as to one from the environment.
+        let spec = otel("collector:4317", Some("grpc"), Some(true));
+        let got = trace_settings(Some(&spec), &env).expect("valid");
+        let otlp = got.otlp.expect("on");
+        assert_eq!(otlp.endpoint, "https://collector:4317");
+        assert_eq!(otlp.ca_certificate.as_deref(), *want, "{vars:?}");
+    }
+}
