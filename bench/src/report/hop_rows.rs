@@ -216,6 +216,7 @@ pub(super) fn b1m_rows(r: &Results, out: &mut Vec<Row>) {
     }
     for pct in ["p50", "p99"] {
         let key = |path: &str| format!("b1m.{path}.{pct}_us");
+        let added = r.delta(&key("mtls"), &key("direct"));
         out.push(row(
             "B1M",
             format!("two sidecars with mTLS, {pct} at B1's rate"),
@@ -226,11 +227,21 @@ pub(super) fn b1m_rows(r: &Results, out: &mut Vec<Row>) {
                 us(r.median(&key("direct")))
             ),
             format!(
-                "{} vs plaintext",
+                "{} vs direct; {} vs plaintext",
+                signed_us(added),
                 signed_us(r.delta(&key("mtls"), &key("plain")))
             ),
-            "reference (issue 15: the cost of mTLS)",
-            Verdict::Info,
+            // Issue 15: two sidecars over mTLS add ≤ 150 µs p50 over direct.
+            if pct == "p50" {
+                "≤ +150 µs over direct"
+            } else {
+                "reference"
+            },
+            if pct == "p50" {
+                super::rows::at_most(added, 150.0, "µs")
+            } else {
+                Verdict::Info
+            },
         ));
     }
     out.push(row(
@@ -245,4 +256,42 @@ pub(super) fn b1m_rows(r: &Results, out: &mut Vec<Row>) {
         "reference",
         Verdict::Info,
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b1m(text: &str) -> Vec<Row> {
+        let mut out = Vec::new();
+        b1m_rows(&Results::parse(text), &mut out);
+        out
+    }
+
+    #[test]
+    fn b1m_judges_mtls_against_direct_per_round() {
+        // Per round: 250 − 120 = 130 and 300 − 140 = 160 → median 145 µs ≤ 150.
+        let rows = b1m(
+            "m\tb1m.direct.p50_us\t1\t120\nm\tb1m.mtls.p50_us\t1\t250\nm\tb1m.plain.p50_us\t1\t230\n\
+             m\tb1m.direct.p50_us\t2\t140\nm\tb1m.mtls.p50_us\t2\t300\nm\tb1m.plain.p50_us\t2\t260\n",
+        );
+        let p50 = rows
+            .iter()
+            .find(|r| r.measure.contains("p50"))
+            .expect("p50 row");
+        assert_eq!(p50.verdict, Verdict::Met);
+        assert!(
+            p50.result
+                .starts_with("+145 µs vs direct; +30 µs vs plaintext"),
+            "{}",
+            p50.result
+        );
+        let slow = b1m("m\tb1m.direct.p50_us\t1\t100\nm\tb1m.mtls.p50_us\t1\t400\n");
+        let p50 = slow
+            .iter()
+            .find(|r| r.measure.contains("p50"))
+            .expect("p50 row");
+        assert!(matches!(p50.verdict, Verdict::Missed(ref m) if m.starts_with("150.0 µs over")));
+        assert!(b1m("fail\tB1M\tbm did not start\n")[0].verdict != Verdict::Met);
+    }
 }
