@@ -167,17 +167,12 @@ impl Peers {
             *outbound.method_mut() = method.clone();
             *outbound.uri_mut() = uri;
             *outbound.headers_mut() = headers.clone();
-            match transport.request(outbound, wire).await {
-                // A peer shutting down did not run it: another instance gets it.
+            // What was not run — a peer that refused the connection, is going away and did not
+            // take the request, or is draining and said so — goes to another address when the
+            // body can be sent again.
+            let not_run = match transport.request(outbound, wire).await {
                 Ok(response) if drain::is_unprocessed(response.status(), response.headers()) => {
-                    self.resolver.forget(&app_id, addr);
-                    if !(replayable && attempts < ATTEMPTS) {
-                        if let Some(call) = measured {
-                            call.failed();
-                        }
-                        return Err(PeerError::Unprocessed);
-                    }
-                    tracing::debug!(app = %app_id, %addr, "the peer is draining; trying again");
+                    PeerError::Unprocessed
                 }
                 Ok(response) => {
                     let (mut parts, body) = response.into_parts();
@@ -188,25 +183,22 @@ impl Peers {
                     };
                     return Ok(Response::from_parts(parts, body));
                 }
-                // A peer that refused the connection, or is going away and did not take the
-                // request: another address gets it (when the body can be sent again).
-                Err(e) if e.is_connect() || errors::unprocessed(&e) => {
-                    self.resolver.forget(&app_id, addr);
-                    if !(replayable && attempts < ATTEMPTS) {
-                        if let Some(call) = measured {
-                            call.failed();
-                        }
-                        return Err(PeerError::Send(e));
-                    }
-                    tracing::debug!(app = %app_id, %addr, error = %errors::describe(&e), "the peer did not take the request; trying again");
-                }
+                Err(e) if e.is_connect() || errors::unprocessed(&e) => PeerError::Send(e),
                 Err(e) => {
                     if let Some(call) = measured {
                         call.failed();
                     }
                     return Err(PeerError::Send(e));
                 }
+            };
+            self.resolver.forget(&app_id, addr);
+            if !(replayable && attempts < ATTEMPTS) {
+                if let Some(call) = measured {
+                    call.failed();
+                }
+                return Err(not_run);
             }
+            tracing::debug!(app = %app_id, %addr, error = %not_run, "the peer did not run the call; trying again");
         }
     }
 
