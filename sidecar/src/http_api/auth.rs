@@ -3,12 +3,10 @@
 //! `/v1.0/healthz/../state/x` or `?x=/healthz` tricks need the token like any other route. The
 //! compare is the one token rule (`blocks::api_token`), and the header is removed so it never travels further.
 
-use super::Shared;
+use crate::blocks::Sidecar;
 use crate::blocks::error::{BlockError, Code};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use tandem_crds::annotations::headers::API_TOKEN;
 
 /// Whether a request may skip the token.
@@ -16,16 +14,17 @@ pub fn exempt(method: &Method, path: &str) -> bool {
     method == Method::GET && matches!(path, "/v1.0/healthz" | "/v1.0/healthz/outbound")
 }
 
-pub async fn require_token(State(sc): State<Shared>, mut req: Request, next: Next) -> Response {
+/// Checks the token (unless [`exempt`]) and removes its header from the request.
+pub fn check_token(sc: &Sidecar, req: &mut Request) -> Result<(), BlockError> {
     if !exempt(req.method(), req.uri().path()) {
         let presented = req.headers().get(API_TOKEN).map(|v| v.as_bytes());
         if sc.check_api_token(presented).is_err() {
             // Dapr's HTTP API answers every refusal alike.
-            return BlockError::new(Code::Unauthorized, "invalid api token").into_response();
+            return Err(BlockError::new(Code::Unauthorized, "invalid api token"));
         }
     }
     req.headers_mut().remove(API_TOKEN);
-    next.run(req).await
+    Ok(())
 }
 
 #[cfg(test)]

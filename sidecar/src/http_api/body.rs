@@ -2,10 +2,10 @@
 //! counting while streaming) and reading JSON bodies with Dapr's `ERR_MALFORMED_REQUEST`.
 
 use super::Shared;
+use crate::blocks::Sidecar;
 use crate::blocks::error::{BlockError, Code};
 use axum::body::Body;
-use axum::extract::{FromRequest, Request, State};
-use axum::middleware::Next;
+use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -16,19 +16,24 @@ use serde::de::DeserializeOwned;
 pub const MAX_HEADER_BYTES: usize = 64 << 10;
 
 /// Refuses oversize header blocks (431) and bodies over `--max-body-size` (413): at once when
-/// `Content-Length` says so, otherwise when the streamed body passes the limit.
-pub async fn limit_body(State(rt): State<Shared>, req: Request, next: Next) -> Response {
+/// `Content-Length` says so, otherwise when the streamed body passes the limit (the request
+/// given back reads its body through that limit).
+pub fn limit(rt: &Sidecar, req: Request) -> Result<Request, Box<Response>> {
     let header_bytes: usize = req
         .headers()
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len())
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return BlockError::new(
-            Code::HeadersTooLarge,
-            format!("request headers total {header_bytes} bytes; the limit is {MAX_HEADER_BYTES}"),
-        )
-        .into_response();
+        return Err(Box::new(
+            BlockError::new(
+                Code::HeadersTooLarge,
+                format!(
+                    "request headers total {header_bytes} bytes; the limit is {MAX_HEADER_BYTES}"
+                ),
+            )
+            .into_response(),
+        ));
     }
     let limit = rt.max_body_size();
     let declared = req
@@ -44,11 +49,10 @@ pub async fn limit_body(State(rt): State<Shared>, req: Request, next: Next) -> R
             http::header::CONNECTION,
             http::HeaderValue::from_static("close"),
         );
-        return refused;
+        return Err(Box::new(refused));
     }
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    let req = req.map(|body| Body::new(Limited::new(body, limit_usize)));
-    next.run(req).await
+    Ok(req.map(|body| Body::new(Limited::new(body, limit_usize))))
 }
 
 /// Maps a body read failure: over the limit is 413, anything else `ERR_BODY_READ`.

@@ -20,19 +20,22 @@ pub async fn serve(State(sc): State<Shared>, actor_routes: Router, mut req: Requ
         let peer = req.extensions().get::<PeerIdentity>().cloned();
         crate::security::stamp_caller(req.headers_mut(), peer.as_ref());
     }
+    let drain = sc.peers().drain();
     if req.headers().contains_key(FORWARDED) {
+        // A call on a pooled connection like any other: the connection must outlive the pools.
+        drain.served();
         return match actor_routes.oneshot(req).await {
             Ok(response) => response,
             Err(never) => match never {},
         };
     }
     if req.headers().contains_key(PROXIED) {
+        drain.served();
         return match sc.invoke().serve_grpc_proxy(req).await {
             Ok(response) => response,
             Err(e) => tonic::Status::from(e).into_http(),
         };
     }
-    let drain = sc.peers().drain();
     if drain.draining() {
         return drain::unprocessed_answer();
     }

@@ -1,7 +1,12 @@
 //! Serving a router on a listener with hyper-util directly (instead of `axum::serve`) for the
-//! settings a sidecar needs: a header read timeout like daprd's 10 s (slow clients cannot hold
-//! connections open), TCP_NODELAY, HTTP/1.1 and h2c on one port, and a graceful stop that lets
-//! in-flight requests finish while refusing new connections.
+//! settings a sidecar needs: daprd's 10 s header read timeout, started as Go starts it
+//! ([`header_timeout`]: slow clients cannot hold connections open, idle kept-alive ones stay),
+//! TCP_NODELAY, HTTP/1.1 and h2c on one port, and a graceful stop that lets in-flight requests
+//! finish while refusing new connections.
+
+mod header_timeout;
+
+use header_timeout::{BytesRead, HeaderTimer, ReadCounted, sniff_over};
 
 use axum::Router;
 use hyper::body::Incoming;
@@ -22,17 +27,27 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
+    builder.http1().keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(1024)
         // Above the API's own 64 KiB header check, so peers never refuse what the caller accepted.
         .max_header_list_size(H2_MAX_HEADER_LIST);
+    builder
+}
+
+/// The builder for one connection whose reads `read` counts: its own HTTP/1 header timer.
+fn connection_builder(
+    shared: &auto::Builder<TokioExecutor>,
+    read: &BytesRead,
+    header_timeout: Duration,
+) -> auto::Builder<TokioExecutor> {
+    let mut builder = shared.clone();
+    builder
+        .http1()
+        .timer(HeaderTimer::new(read.clone()))
+        .header_read_timeout(header_timeout);
     builder
 }
 
@@ -48,6 +63,17 @@ pub async fn serve_with(
     router: Router,
     stop: CancellationToken,
     mtls: Option<crate::security::tls::Acceptor>,
+) {
+    serve_timed(listener, router, stop, mtls, HEADER_READ_TIMEOUT).await;
+}
+
+/// As [`serve_with`], with the header read timeout given.
+async fn serve_timed(
+    listener: TcpListener,
+    router: Router,
+    stop: CancellationToken,
+    mtls: Option<crate::security::tls::Acceptor>,
+    header_timeout: Duration,
 ) {
     let builder = builder();
     let graceful = GracefulShutdown::new();
@@ -67,41 +93,68 @@ pub async fn serve_with(
         let _ = stream.set_nodelay(true);
         if let Some(mtls) = &mtls {
             // The handshake runs in the connection's task, so a slow client holds no one up.
-            let (mtls, router, builder) = (mtls.clone(), router.clone(), builder.clone());
+            let (mtls, router, shared) = (mtls.clone(), router.clone(), builder.clone());
             let watcher = graceful.watcher();
             tokio::spawn(async move {
                 let Some((tls, identity)) = mtls.accept(stream).await else {
                     return;
                 };
+                let read = BytesRead::default();
+                let builder = connection_builder(&shared, &read, header_timeout);
                 let service = router.map_request(move |req: http::Request<Incoming>| {
                     let mut req = req.map(axum::body::Body::new);
                     req.extensions_mut().insert(identity.clone());
                     req
                 });
                 let connection = builder.serve_connection_with_upgrades(
-                    TokioIo::new(tls),
+                    TokioIo::new(ReadCounted::new(tls, read.clone())),
                     TowerToHyperService::new(service),
                 );
-                if let Err(e) = watcher.watch(connection.into_owned()).await {
-                    tracing::debug!(%peer, error = %e, "connection closed with an error");
-                }
+                let connection = watcher.watch(connection.into_owned());
+                run_connection(connection, read, header_timeout, peer).await;
             });
             continue;
         }
         let service = router
             .clone()
             .map_request(|req: http::Request<Incoming>| req.map(axum::body::Body::new));
-        let connection = builder.serve_connection_with_upgrades(
-            TokioIo::new(stream),
+        let read = BytesRead::default();
+        let per_connection = connection_builder(&builder, &read, header_timeout);
+        let connection = per_connection.serve_connection_with_upgrades(
+            TokioIo::new(ReadCounted::new(stream, read.clone())),
             TowerToHyperService::new(service),
         );
         let connection = graceful.watch(connection.into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection closed with an error");
-            }
-        });
+        tokio::spawn(run_connection(connection, read, header_timeout, peer));
     }
     drop(listener);
     graceful.shutdown().await;
 }
+
+/// Drives one connection to its end. hyper-util reads the first bytes to tell HTTP/1 from h2
+/// before either has a timer, so a client that sends (almost) nothing is cut off here once
+/// `header_timeout` passes with that sniff still running.
+async fn run_connection<E: std::fmt::Display>(
+    connection: impl std::future::Future<Output = Result<(), E>>,
+    read: BytesRead,
+    header_timeout: Duration,
+    peer: std::net::SocketAddr,
+) {
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = &mut connection => ended,
+        () = tokio::time::sleep(header_timeout) => {
+            if !sniff_over(&read) {
+                tracing::debug!(%peer, "no request within the header read timeout: closed");
+                return;
+            }
+            connection.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(%peer, error = %e, "connection closed with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests;
