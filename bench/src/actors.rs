@@ -9,6 +9,10 @@
 //!
 //! The same listener type, with actors off, is the echo app behind B1's two-sidecar chain.
 
+pub mod invoke_phase;
+pub mod reminder_phase;
+pub mod setup;
+
 use bytes::Bytes;
 use http::Method;
 use http_body_util::{BodyExt, Full};

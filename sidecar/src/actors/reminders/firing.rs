@@ -50,20 +50,37 @@ pub fn unload_shard(sc: &Sidecar, actor_type: &str, shard: u32) {
         .reminders_scheduled(actor_type, -i64::try_from(gone).unwrap_or(0));
 }
 
-/// Fires due reminders until the sidecar stops. At most `PARALLEL` callbacks run at once.
+/// Fires due reminders until the sidecar stops. At most `PARALLEL` callbacks run at once, and
+/// the scheduler takes from the index only as many as can start: the rest wait there, not as
+/// parked tasks (100 000 due at once are 64 tasks, not 100 000).
 pub async fn run_scheduler(sc: Arc<Sidecar>) {
     const PARALLEL: usize = 64;
     let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
     loop {
-        let (due, wait) = sc.actor_runtime().reminders().take_due(now_ms(), PARALLEL);
-        for key in due {
-            let (sc, permits) = (sc.clone(), permits.clone());
+        let first = tokio::select! {
+            _ = sc.shutdown().cancelled() => return,
+            permit = permits.clone().acquire_owned() => permit,
+        };
+        let Ok(first) = first else { return };
+        let mut slots = vec![first];
+        while let Ok(permit) = permits.clone().try_acquire_owned() {
+            slots.push(permit);
+        }
+        let (due, wait) = sc
+            .actor_runtime()
+            .reminders()
+            .take_due(now_ms(), slots.len());
+        let all_slots_used = due.len() == slots.len();
+        for (key, permit) in due.into_iter().zip(slots.drain(..)) {
+            let sc = sc.clone();
             tokio::spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else {
-                    return;
-                };
                 fire(&sc, key).await;
+                drop(permit);
             });
+        }
+        drop(slots); // the ones not needed go back
+        if all_slots_used && wait == Some(0) {
+            continue; // more are due: take them as callbacks finish
         }
         let wait = Duration::from_millis(wait.unwrap_or(1_000).clamp(1, 1_000));
         tokio::select! {

@@ -2,21 +2,52 @@
 //! given. Every statement runs on the blocking pool, never on the async runtime.
 
 mod query;
+mod worker;
 
 use super::*;
 use crate::components::factory::{Instance, Settings};
 use crate::components::metadata::{Metadata, MetadataError};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The SQLite store: one connection, serialised by a mutex that is only taken inside
-/// `spawn_blocking`.
+/// The SQLite store: one connection behind the queue of [`worker::ConnectionQueue`], which runs
+/// calls on the blocking pool in rounds and commits the transactions of a round together.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
-    table: Arc<str>,
+    conn: Arc<worker::ConnectionQueue>,
+}
+
+/// The statements on the store's table, built once so the connection's cache reuses their
+/// compiled forms.
+#[derive(Debug)]
+struct Statements {
+    table: String,
+    get: String,
+    select_etag: String,
+    upsert: String,
+    delete: String,
+}
+
+impl Statements {
+    fn new(table: &str) -> Self {
+        Statements {
+            table: table.to_owned(),
+            get: format!(
+                "SELECT value, etag, expire_at FROM {table}
+                 WHERE key = ?1 AND (expire_at IS NULL OR expire_at > ?2)"
+            ),
+            select_etag: format!(
+                "SELECT etag FROM {table} WHERE key = ?1 AND (expire_at IS NULL OR expire_at > ?2)"
+            ),
+            upsert: format!(
+                "INSERT INTO {table} (key, value, etag, expire_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(key) DO UPDATE SET value = ?2, etag = ?3, expire_at = ?4"
+            ),
+            delete: format!("DELETE FROM {table} WHERE key = ?1"),
+        }
+    }
 }
 
 fn now_millis() -> i64 {
@@ -69,8 +100,7 @@ impl SqliteStore {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
-            table: table.into(),
+            conn: Arc::new(worker::ConnectionQueue::new(conn, Statements::new(table))),
         })
     }
 
@@ -78,93 +108,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection, &str) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let (conn, table) = (self.conn.clone(), self.table.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn, &table)
-        })
-        .await
-        .map_err(StoreError::backend)?
-    }
-
-    fn current_etag(tx: &Connection, table: &str, key: &str, now: i64) -> StoreResult<Option<i64>> {
-        tx.query_row(
-            &format!(
-                "SELECT etag FROM {table} WHERE key = ?1 AND (expire_at IS NULL OR expire_at > ?2)"
-            ),
-            params![key, now],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(StoreError::backend)
-    }
-
-    /// Checks one operation's etag / first-write condition against the current row.
-    fn check(tx: &Connection, table: &str, op: &TxOperation, now: i64) -> StoreResult<()> {
-        let (key, etag, first_write) = match op {
-            TxOperation::Upsert(r) => (&r.key, &r.etag, r.concurrency == Concurrency::FirstWrite),
-            TxOperation::Delete(r) => (&r.key, &r.etag, false),
-            TxOperation::Check(r) => {
-                let current = Self::current_etag(tx, table, &r.key, now)?;
-                return match current == Some(parse_etag(&r.etag)?) {
-                    true => Ok(()),
-                    false => Err(StoreError::EtagMismatch(format!("key {}", r.key))),
-                };
-            }
-        };
-        let current = Self::current_etag(tx, table, key, now)?;
-        match etag {
-            Some(etag) if current != Some(parse_etag(etag)?) => {
-                Err(StoreError::EtagMismatch(format!("key {key}")))
-            }
-            None if first_write && current.is_some() => Err(StoreError::EtagMismatch(format!(
-                "key {key} already exists"
-            ))),
-            _ => Ok(()),
-        }
-    }
-
-    fn apply(tx: &Connection, table: &str, op: &TxOperation, now: i64) -> StoreResult<()> {
-        match op {
-            TxOperation::Upsert(r) => {
-                let expire_at =
-                    expiry_seconds(r.ttl).map(|s| now.saturating_add(s.saturating_mul(1000)));
-                tx.execute(
-                    &format!(
-                        "INSERT INTO {table} (key, value, etag, expire_at) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT(key) DO UPDATE SET value = ?2, etag = ?3, expire_at = ?4"
-                    ),
-                    params![r.key, r.value.as_ref(), new_etag(), expire_at],
-                )
-                .map_err(StoreError::backend)?;
-            }
-            TxOperation::Delete(r) => {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE key = ?1"),
-                    params![r.key],
-                )
-                .map_err(StoreError::backend)?;
-            }
-            TxOperation::Check(_) => {}
-        }
-        Ok(())
-    }
-
-    fn run(conn: &mut Connection, table: &str, ops: &[TxOperation]) -> StoreResult<()> {
-        let now = now_millis();
-        // IMMEDIATE takes the write lock up front, so two processes sharing the file cannot both
-        // read an etag and then both write.
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::backend)?;
-        // Every condition is checked against the state before the transaction, then all apply.
-        for op in ops {
-            Self::check(&tx, table, op, now)?;
-        }
-        for op in ops {
-            Self::apply(&tx, table, op, now)?;
-        }
-        tx.commit().map_err(StoreError::backend)
+        self.conn.read(move |conn, sql| f(conn, &sql.table)).await
     }
 }
 
@@ -189,14 +133,10 @@ impl StateStore for SqliteStore {
 
     async fn get(&self, key: &str) -> StoreResult<Option<StoredItem>> {
         let key = key.to_owned();
-        self.blocking(move |conn, table| {
-            conn.query_row(
-                &format!(
-                    "SELECT value, etag, expire_at FROM {table}
-                     WHERE key = ?1 AND (expire_at IS NULL OR expire_at > ?2)"
-                ),
-                params![key, now_millis()],
-                |row| {
+        self.conn
+            .read(move |conn, sql| {
+                let mut stmt = conn.prepare_cached(&sql.get).map_err(StoreError::backend)?;
+                stmt.query_row(params![key, now_millis()], |row| {
                     let data: Vec<u8> = row.get(0)?;
                     let etag: i64 = row.get(1)?;
                     let expire_at: Option<i64> = row.get(2)?;
@@ -206,12 +146,11 @@ impl StateStore for SqliteStore {
                         expires_at: expire_at
                             .map(|ms| UNIX_EPOCH + Duration::from_millis(ms.max(0).unsigned_abs())),
                     })
-                },
-            )
-            .optional()
-            .map_err(StoreError::backend)
-        })
-        .await
+                })
+                .optional()
+                .map_err(StoreError::backend)
+            })
+            .await
     }
 
     async fn set(&self, req: SetRequest) -> StoreResult<()> {
@@ -223,8 +162,7 @@ impl StateStore for SqliteStore {
     }
 
     async fn transact(&self, ops: Vec<TxOperation>) -> StoreResult<()> {
-        self.blocking(move |conn, table| Self::run(conn, table, &ops))
-            .await
+        self.conn.transact(ops).await
     }
 
     async fn scan_prefix(
@@ -318,6 +256,106 @@ mod tests {
             super::super::conformance::EtagOnMissingKey::Conflicts,
         )
         .await;
+    }
+
+    fn upsert(key: &str, value: &str, etag: Option<&str>) -> TxOperation {
+        TxOperation::Upsert(SetRequest {
+            key: key.into(),
+            value: Bytes::from(value.to_owned()),
+            etag: etag.map(str::to_owned),
+            concurrency: Concurrency::LastWrite,
+            ttl: None,
+        })
+    }
+
+    async fn value(store: &SqliteStore, key: &str) -> Option<Bytes> {
+        store.get(key).await.expect("get").map(|i| i.data)
+    }
+
+    async fn open_temp(dir: &tempfile::TempDir) -> SqliteStore {
+        let path = dir.path().join("state.sqlite");
+        SqliteStore::open(&path.to_string_lossy(), "state", Duration::from_secs(5))
+            .await
+            .expect("open")
+    }
+
+    /// Two transactions in one group: the second's ETag went stale when the first committed, so
+    /// it fails alone and none of its writes stay; the first's all do.
+    #[tokio::test]
+    async fn group_commit_rolls_back_only_the_stale_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_temp(&dir).await;
+        store
+            .set(match upsert("k1", "v0", None) {
+                TxOperation::Upsert(r) => r,
+                _ => unreachable!("an upsert"),
+            })
+            .await
+            .expect("set");
+        let etag = store.get("k1").await.expect("get").and_then(|i| i.etag);
+        let etag = etag.as_deref();
+        let first = vec![upsert("k1", "a", etag), upsert("k2", "a2", None)];
+        let stale = vec![upsert("k3", "b3", None), upsert("k1", "b", etag)];
+        let outcomes = {
+            let (mut conn, sql) = store.conn.lock_for_test();
+            worker::write_group(&mut conn, sql, &[first, stale])
+        };
+        assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+        assert!(
+            matches!(outcomes[1], Err(StoreError::EtagMismatch(_))),
+            "{:?}",
+            outcomes[1]
+        );
+        assert_eq!(value(&store, "k1").await.as_deref(), Some(&b"a"[..]));
+        assert_eq!(value(&store, "k2").await.as_deref(), Some(&b"a2"[..]));
+        assert_eq!(value(&store, "k3").await, None);
+    }
+
+    /// Many concurrent callers through `transact`: each gets its own outcome, the one with a
+    /// stale ETag gets `EtagMismatch` and leaves nothing behind, every other one is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_transactions_commit_or_fail_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_temp(&dir).await;
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..64 {
+            let store = store.clone();
+            calls.spawn(async move {
+                let ops = match i {
+                    13 => vec![upsert("stale-a", "x", None), upsert("k13", "x", Some("1"))],
+                    _ => vec![
+                        upsert(&format!("k{i}"), "v", None),
+                        upsert(&format!("j{i}"), "w", None),
+                    ],
+                };
+                (i, store.transact(ops).await)
+            });
+        }
+        let mut answered = 0;
+        while let Some(joined) = calls.join_next().await {
+            let (i, outcome) = joined.expect("join");
+            answered += 1;
+            match i {
+                13 => assert!(
+                    matches!(outcome, Err(StoreError::EtagMismatch(_))),
+                    "{outcome:?}"
+                ),
+                _ => assert!(outcome.is_ok(), "{i}: {outcome:?}"),
+            }
+        }
+        assert_eq!(answered, 64);
+        assert_eq!(value(&store, "stale-a").await, None);
+        assert_eq!(value(&store, "k13").await, None);
+        for i in (0..64).filter(|i| *i != 13) {
+            assert_eq!(
+                value(&store, &format!("k{i}")).await.as_deref(),
+                Some(&b"v"[..])
+            );
+            assert_eq!(
+                value(&store, &format!("j{i}")).await.as_deref(),
+                Some(&b"w"[..])
+            );
+        }
     }
 
     #[tokio::test]
