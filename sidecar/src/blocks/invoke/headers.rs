@@ -42,8 +42,11 @@ pub fn proxy_headers(headers: &mut HeaderMap, id: &CallIdentity<'_>) {
 }
 
 fn stamp_identity(headers: &mut HeaderMap, id: &CallIdentity<'_>) {
-    for name in SIDECAR_OWNED {
-        headers.remove(*name);
+    // One pass over the request's names; a client rarely sends any of these.
+    if headers.keys().any(|k| SIDECAR_OWNED.contains(&k.as_str())) {
+        for name in SIDECAR_OWNED {
+            headers.remove(*name);
+        }
     }
     insert(headers, dapr::CALLER_APP_ID, id.caller_app_id);
     if let Some(ns) = id.caller_namespace {
