@@ -443,6 +443,7 @@ start_stack() {
     for p in sidecar_a:$pid_a sidecar_b:$pid_b echo:$pid_echo; do
       s=$("$UTIL" proc "${p#*:}")
       measure "b4.${p%%:*}.idle_rss_kb" 0 "$(kv rss_kb "$s")"
+      measure "b4.${p%%:*}.idle_anon_kb" 0 "$(kv anon_kb "$s")"
       note "B4 idle ${p%%:*}: $s"
     done
   fi

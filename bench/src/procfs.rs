@@ -16,14 +16,17 @@ pub struct ProcSample {
     pub rss_kb: u64,
     /// VmHWM (peak RSS since start) in KiB.
     pub hwm_kb: u64,
+    /// RssAnon in KiB: the anonymous part of VmRSS (heap, stacks), without the executable's
+    /// clean file-backed pages, which every process of the same binary shares.
+    pub anon_kb: u64,
 }
 
 impl std::fmt::Display for ProcSample {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "pid={} cpu_us={} rss_kb={} hwm_kb={}",
-            self.pid, self.cpu_us, self.rss_kb, self.hwm_kb
+            "pid={} cpu_us={} rss_kb={} hwm_kb={} anon_kb={}",
+            self.pid, self.cpu_us, self.rss_kb, self.hwm_kb, self.anon_kb
         )
     }
 }
@@ -73,6 +76,7 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
         cpu_us: ticks * (1_000_000 / USER_HZ),
         rss_kb,
         hwm_kb,
+        anon_kb: parse_status_kb(&status, "RssAnon").unwrap_or(0),
     })
 }
 
@@ -148,8 +152,9 @@ mod tests {
 
     #[test]
     fn status_lines() {
-        let status = "Name:\tx\nVmHWM:\t    9000 kB\nVmRSS:\t    8123 kB\n";
+        let status = "Name:\tx\nVmHWM:\t    9000 kB\nVmRSS:\t    8123 kB\nRssAnon:\t    2600 kB\n";
         assert_eq!(parse_status_kb(status, "VmRSS"), Some(8123));
+        assert_eq!(parse_status_kb(status, "RssAnon"), Some(2600));
         assert_eq!(parse_status_kb(status, "VmHWM"), Some(9000));
         assert_eq!(parse_status_kb(status, "VmSwap"), None);
     }

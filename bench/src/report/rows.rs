@@ -132,6 +132,23 @@ fn b4_rows(r: &Results, out: &mut Vec<Row>) {
         "≤ 10 MiB",
         at_most(max2(idle_a, idle_b).map(|kb| kb / 1024.0), 10.0, "MiB"),
     ));
+    let (anon_a, anon_b) = (
+        r.median("b4.sidecar_a.idle_anon_kb"),
+        r.median("b4.sidecar_b.idle_anon_kb"),
+    );
+    if anon_a.is_some() || anon_b.is_some() {
+        // The part of the idle RSS a sidecar costs on its own: the rest is the executable's
+        // clean pages, shared by every sidecar of the same image on a node.
+        out.push(row(
+            "B4",
+            "idle anonymous RSS (RssAnon; A / B)",
+            format!("{} / {}", mib(anon_a), mib(anon_b)),
+            format!("hello server {}", mib(r.median("b4.echo.idle_anon_kb"))),
+            "–",
+            "–",
+            Verdict::Info,
+        ));
+    }
     let peak_a = r.median("b4.sidecar_a.peak_kb");
     let peak_b = r.median("b4.sidecar_b.peak_kb");
     if peak_a.is_some() || peak_b.is_some() {
