@@ -20,17 +20,17 @@ pub async fn serve(State(sc): State<Shared>, actor_routes: Router, mut req: Requ
         let peer = req.extensions().get::<PeerIdentity>().cloned();
         crate::security::stamp_caller(req.headers_mut(), peer.as_ref());
     }
+    // Every call here came over a caller's pooled connection (invocations, forwarded actor calls,
+    // proxied gRPC), so each one keeps the connections open past the callers' pools on drain.
     let drain = sc.peers().drain();
+    drain.served();
     if req.headers().contains_key(FORWARDED) {
-        // A call on a pooled connection like any other: the connection must outlive the pools.
-        drain.served();
         return match actor_routes.oneshot(req).await {
             Ok(response) => response,
             Err(never) => match never {},
         };
     }
     if req.headers().contains_key(PROXIED) {
-        drain.served();
         return match sc.invoke().serve_grpc_proxy(req).await {
             Ok(response) => response,
             Err(e) => tonic::Status::from(e).into_http(),
@@ -39,7 +39,6 @@ pub async fn serve(State(sc): State<Shared>, actor_routes: Router, mut req: Requ
     if drain.draining() {
         return drain::unprocessed_answer();
     }
-    drain.served();
     let mut response = match sc.invoke().serve(req).await {
         Ok(response) => response,
         Err(e) => e.into_response(),

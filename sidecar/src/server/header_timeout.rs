@@ -100,11 +100,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ReadCounted<T> {
     }
 }
 
-/// When a header wait's timer starts, given the bytes read when the wait began and now: at once
-/// on a connection that has read nothing yet (its first request), at the first byte of the next
-/// request otherwise, and never while the connection is idle.
-pub fn timer_starts(read_at_wait: u64, read_now: u64) -> bool {
-    read_at_wait == 0 || read_now > read_at_wait
+/// When a header wait's timer starts, given the bytes read when the wait began (`None`: the
+/// connection's first wait) and now: at once for a new connection's first request, at the first
+/// byte of the next request otherwise, and never while the connection is idle.
+pub fn timer_starts(read_at_wait: Option<u64>, read_now: u64) -> bool {
+    read_at_wait.is_none_or(|at_wait| read_now > at_wait)
 }
 
 /// hyper's timer for one HTTP/1 connection: its header waits become [`HeaderSleep`]s, each as
@@ -125,11 +125,7 @@ impl hyper::rt::Timer for HeaderTimer {
         // The connection's first head wait counts as a new connection's even when the version
         // sniff already read some of its bytes: that request is timed from now, not its next byte.
         let first = !self.read.head_waited.swap(true, Ordering::Relaxed);
-        let read_at_wait = if first {
-            0
-        } else {
-            self.read.bytes.load(Ordering::Relaxed)
-        };
+        let read_at_wait = (!first).then(|| self.read.bytes.load(Ordering::Relaxed));
         Box::pin(HeaderSleep {
             read: self.read.clone(),
             read_at_wait,
@@ -147,7 +143,7 @@ impl hyper::rt::Timer for HeaderTimer {
 #[derive(Debug)]
 pub struct HeaderSleep {
     read: BytesRead,
-    read_at_wait: u64,
+    read_at_wait: Option<u64>,
     timeout: Duration,
     armed: Option<Pin<Box<tokio::time::Sleep>>>,
 }
@@ -181,12 +177,12 @@ mod tests {
     fn the_timer_starts_on_a_new_connection_or_at_the_next_requests_first_byte() {
         // (bytes read when the wait began, bytes read now, timer running)
         for (at_wait, now, starts) in [
-            (0, 0, true),      // a new connection: its first request is timed from the accept
-            (0, 7, true),      // … and still is once its first bytes came
-            (512, 512, false), // kept alive and idle: no timer
-            (512, 513, true),  // the next request's first byte starts it
+            (None, 0, true),         // a new connection: its first request is timed at once
+            (None, 7, true),         // … even when the version sniff read its first bytes
+            (Some(512), 512, false), // kept alive and idle: no timer
+            (Some(512), 513, true),  // the next request's first byte starts it
         ] {
-            assert_eq!(timer_starts(at_wait, now), starts, "{at_wait} → {now}");
+            assert_eq!(timer_starts(at_wait, now), starts, "{at_wait:?} → {now}");
         }
     }
 

@@ -8,6 +8,8 @@ mod header_timeout;
 
 use header_timeout::{BytesRead, HeaderTimer, ReadCounted, sniff_over};
 
+use crate::security::PeerIdentity;
+
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -91,68 +93,79 @@ async fn serve_timed(
             },
         };
         let _ = stream.set_nodelay(true);
-        if let Some(mtls) = &mtls {
-            // The handshake runs in the connection's task, so a slow client holds no one up.
-            let (mtls, router, shared) = (mtls.clone(), router.clone(), builder.clone());
-            let watcher = graceful.watcher();
-            tokio::spawn(async move {
-                let Some((tls, identity)) = mtls.accept(stream).await else {
-                    return;
-                };
-                let read = BytesRead::default();
-                let builder = connection_builder(&shared, &read, header_timeout);
-                let service = router.map_request(move |req: http::Request<Incoming>| {
-                    let mut req = req.map(axum::body::Body::new);
-                    req.extensions_mut().insert(identity.clone());
-                    req
-                });
-                let connection = builder.serve_connection_with_upgrades(
-                    TokioIo::new(ReadCounted::new(tls, read.clone())),
-                    TowerToHyperService::new(service),
-                );
-                let connection = watcher.watch(connection.into_owned());
-                run_connection(connection, read, header_timeout, peer).await;
-            });
-            continue;
-        }
-        let service = router
-            .clone()
-            .map_request(|req: http::Request<Incoming>| req.map(axum::body::Body::new));
-        let read = BytesRead::default();
-        let per_connection = connection_builder(&builder, &read, header_timeout);
-        let connection = per_connection.serve_connection_with_upgrades(
-            TokioIo::new(ReadCounted::new(stream, read.clone())),
-            TowerToHyperService::new(service),
-        );
-        let connection = graceful.watch(connection.into_owned());
-        tokio::spawn(run_connection(connection, read, header_timeout, peer));
+        let connection = Connection {
+            router: router.clone(),
+            shared: builder.clone(),
+            watcher: graceful.watcher(),
+            header_timeout,
+            peer,
+        };
+        let mtls = mtls.clone();
+        tokio::spawn(async move {
+            match mtls {
+                None => connection.serve(stream, None).await,
+                // The handshake runs in the connection's task, so a slow client holds no one up.
+                Some(mtls) => {
+                    if let Some((tls, identity)) = mtls.accept(stream).await {
+                        connection.serve(tls, Some(identity)).await;
+                    }
+                }
+            }
+        });
     }
     drop(listener);
     graceful.shutdown().await;
 }
 
-/// Drives one connection to its end. hyper-util reads the first bytes to tell HTTP/1 from h2
-/// before either has a timer, so a client that sends (almost) nothing is cut off here once
-/// `header_timeout` passes with that sniff still running.
-async fn run_connection<E: std::fmt::Display>(
-    connection: impl std::future::Future<Output = Result<(), E>>,
-    read: BytesRead,
+/// One accepted connection and what serving it needs.
+struct Connection {
+    router: Router,
+    shared: auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
     header_timeout: Duration,
     peer: std::net::SocketAddr,
-) {
-    tokio::pin!(connection);
-    let ended = tokio::select! {
-        ended = &mut connection => ended,
-        () = tokio::time::sleep(header_timeout) => {
-            if !sniff_over(&read) {
-                tracing::debug!(%peer, "no request within the header read timeout: closed");
-                return;
+}
+
+impl Connection {
+    /// Serves `io` to its end; with mTLS, each request carries the client's verified `identity`.
+    /// hyper-util reads the first bytes to tell HTTP/1 from h2 before either has a timer, so a
+    /// client that sends (almost) nothing is cut off here once the header timeout passes with
+    /// that sniff still running.
+    async fn serve<IO>(self, io: IO, identity: Option<PeerIdentity>)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let read = BytesRead::default();
+        let builder = connection_builder(&self.shared, &read, self.header_timeout);
+        let service = self
+            .router
+            .map_request(move |req: http::Request<Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                if let Some(identity) = &identity {
+                    req.extensions_mut().insert(identity.clone());
+                }
+                req
+            });
+        let connection = builder.serve_connection_with_upgrades(
+            TokioIo::new(ReadCounted::new(io, read.clone())),
+            TowerToHyperService::new(service),
+        );
+        let connection = self.watcher.watch(connection.into_owned());
+        tokio::pin!(connection);
+        let peer = self.peer;
+        let ended = tokio::select! {
+            ended = &mut connection => ended,
+            () = tokio::time::sleep(self.header_timeout) => {
+                if !sniff_over(&read) {
+                    tracing::debug!(%peer, "no request within the header read timeout: closed");
+                    return;
+                }
+                connection.await
             }
-            connection.await
+        };
+        if let Err(e) = ended {
+            tracing::debug!(%peer, error = %e, "connection closed with an error");
         }
-    };
-    if let Err(e) = ended {
-        tracing::debug!(%peer, error = %e, "connection closed with an error");
     }
 }
 

@@ -258,14 +258,18 @@ mod tests {
         .await;
     }
 
-    fn upsert(key: &str, value: &str, etag: Option<&str>) -> TxOperation {
-        TxOperation::Upsert(SetRequest {
+    fn set_request(key: &str, value: &str, etag: Option<&str>) -> SetRequest {
+        SetRequest {
             key: key.into(),
             value: Bytes::from(value.to_owned()),
             etag: etag.map(str::to_owned),
             concurrency: Concurrency::LastWrite,
             ttl: None,
-        })
+        }
+    }
+
+    fn upsert(key: &str, value: &str, etag: Option<&str>) -> TxOperation {
+        TxOperation::Upsert(set_request(key, value, etag))
     }
 
     async fn value(store: &SqliteStore, key: &str) -> Option<Bytes> {
@@ -285,13 +289,7 @@ mod tests {
     async fn group_commit_rolls_back_only_the_stale_transaction() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open_temp(&dir).await;
-        store
-            .set(match upsert("k1", "v0", None) {
-                TxOperation::Upsert(r) => r,
-                _ => unreachable!("an upsert"),
-            })
-            .await
-            .expect("set");
+        store.set(set_request("k1", "v0", None)).await.expect("set");
         let etag = store.get("k1").await.expect("get").and_then(|i| i.etag);
         let etag = etag.as_deref();
         let first = vec![upsert("k1", "a", etag), upsert("k2", "a2", None)];
