@@ -7,7 +7,8 @@
 # bench-echo (target/release, or $ECHO) as the app; the sidecar (in-memory components, as B2) under
 # `valgrind --tool=callgrind` on CPU 1; `wrk -t1 -c16` POSTing 1 KiB to /v1.0/invoke/b/method/echo
 # (self-invocation) on CPU 0. Counters are zeroed after a 3 s warm-up and dumped after SECONDS
-# (default 20). Prints the instructions per request and the TOP (default 25) functions by self cost.
+# (default 20). Prints the instructions per request and the TOP (default 25) functions by self cost;
+# CALLGRIND_KEEP=<file> keeps the dump.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin=$(realpath "$1")
@@ -56,6 +57,8 @@ sleep 1
 requests=$(awk '/requests in/ {print $1}' <<<"$out")
 if grep -q Non-2xx <<<"$out"; then echo "callgrind-hop: non-2xx answers: $out" >&2; exit 1; fi
 dump=$(ls -t "$tmp"/cg.out.* | head -1)
+# CALLGRIND_KEEP=<file>: keep the dump for callgrind_annotate (e.g. --tree=caller).
+[ -z "${CALLGRIND_KEEP:-}" ] || cp "$dump" "$CALLGRIND_KEEP"
 # Self cost per function (callgrind's format: cost lines after `fn=`, minus the inclusive cost
 # lines that follow each `calls=`), divided by the requests served.
 python3 - "$dump" "$requests" "$top" <<'PY'

@@ -41,18 +41,18 @@ pub async fn call_app(
         "/actors/{}/{}/method/{method}",
         actor.actor_type, actor.actor_id
     );
-    let cx = crate::traces::spans::start(
-        &Context::new(),
-        format!("CallActor/{}/{method}", actor.actor_type),
-        SpanKind::Client,
-        vec![
-            KeyValue::new(
-                "dapr.actor",
-                format!("{}.{}", actor.actor_type, actor.actor_id),
-            ),
-            KeyValue::new("dapr.invoke_method", method.clone()),
-        ],
-    );
+    let cx = crate::traces::spans::start(&Context::new(), SpanKind::Client, || {
+        (
+            format!("CallActor/{}/{method}", actor.actor_type).into(),
+            vec![
+                KeyValue::new(
+                    "dapr.actor",
+                    format!("{}.{}", actor.actor_type, actor.actor_id),
+                ),
+                KeyValue::new("dapr.invoke_method", method.clone()),
+            ],
+        )
+    });
     let turn = match calls::turn(sc, actor, None).await {
         Ok(turn) => turn,
         Err(e) => {

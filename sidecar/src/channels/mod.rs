@@ -4,6 +4,7 @@
 //! of peer errors — where a TLS connector will plug in.
 
 pub mod app;
+pub mod header_names;
 pub mod hop_by_hop;
 pub mod peer;
 pub mod permanent_headers;

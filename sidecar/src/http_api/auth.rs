@@ -5,9 +5,9 @@
 
 use crate::blocks::Sidecar;
 use crate::blocks::error::{BlockError, Code};
+use crate::channels::header_names::API_TOKEN;
 use axum::extract::Request;
 use axum::http::Method;
-use tandem_crds::annotations::headers::API_TOKEN;
 
 /// Whether a request may skip the token.
 pub fn exempt(method: &Method, path: &str) -> bool {
@@ -17,13 +17,13 @@ pub fn exempt(method: &Method, path: &str) -> bool {
 /// Checks the token (unless [`exempt`]) and removes its header from the request.
 pub fn check_token(sc: &Sidecar, req: &mut Request) -> Result<(), BlockError> {
     if !exempt(req.method(), req.uri().path()) {
-        let presented = req.headers().get(API_TOKEN).map(|v| v.as_bytes());
+        let presented = req.headers().get(&API_TOKEN).map(|v| v.as_bytes());
         if sc.check_api_token(presented).is_err() {
             // Dapr's HTTP API answers every refusal alike.
             return Err(BlockError::new(Code::Unauthorized, "invalid api token"));
         }
     }
-    req.headers_mut().remove(API_TOKEN);
+    req.headers_mut().remove(&API_TOKEN);
     Ok(())
 }
 

@@ -6,12 +6,12 @@ use super::body::read_error;
 use crate::blocks::error::{BlockError, Code};
 use crate::blocks::invoke::Invocation;
 use crate::blocks::invoke::target::split_invoke_path;
+use crate::channels::header_names as names;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http_body_util::BodyExt;
 use std::sync::{Arc, OnceLock};
-use tandem_crds::annotations::headers as dapr;
 
 /// Why the client's request body failed while it was being forwarded, if it did.
 type BodyFault = Arc<OnceLock<BlockError>>;
@@ -38,7 +38,7 @@ fn target_and_method(req: &Request) -> Result<(String, String), BlockError> {
     }
     let header = req
         .headers()
-        .get(dapr::APP_ID)
+        .get(&names::APP_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty());
     match header {

@@ -151,39 +151,43 @@ pub fn api_router(sc: Shared) -> Router {
             "/v1.0/bindings/{name}",
             post(bindings::invoke).put(bindings::invoke),
         )
-        .route("/v1.0/invoke/{id}/method", any(invoke::invoke))
-        .route("/v1.0/invoke/{id}/method/{*method}", any(invoke::invoke))
-        // Invocation is also the fallback for unknown paths and methods (the dapr-app-id header).
+        // Invocation (`/v1.0/invoke/{id}/method/...`, parsed by the handler) is the fallback,
+        // as is any other path with the dapr-app-id header: no route for it, so the router
+        // does not decode and store path parameters nobody reads.
         .fallback(invoke::invoke)
         .method_not_allowed_fallback(invoke::invoke)
-        // Innermost: the token, spec.api and the size limits, one layer (see `admit`).
-        .layer(middleware::from_fn_with_state(sc.clone(), admit))
-        // Metrics see every answer, 401 and 413 included.
-        .layer(middleware::from_fn_with_state(
-            sc.metrics().http().clone(),
-            crate::metrics::http::record_server,
-        ))
-        // The server span covers every answer too, and its context reaches every block.
-        .layer(middleware::from_fn(crate::traces::server::http_api))
+        .layer(middleware::from_fn_with_state(sc.clone(), front_door))
         .layer(outermost())
         .with_state(sc)
 }
 
-/// The checks every API request passes before a handler runs, in daprd's order: the token (401),
-/// then `spec.api` (a group left out is not there: 404), then the header and body limits (431,
-/// 413; the body is read through the limit). One layer for all three: each `from_fn` layer costs
-/// every request a boxed future and a cloned inner service.
-async fn admit(
+/// What every API request passes through, outermost first, as one layer (each `from_fn` layer
+/// costs every request a boxed future and a cloned inner service):
+/// - the server span: it covers every answer, and its context reaches every block;
+/// - the metrics: they see every answer, 401 and 413 included;
+/// - [`admit`].
+async fn front_door(
     State(sc): State<Shared>,
-    mut req: axum::extract::Request,
+    req: axum::extract::Request,
     next: middleware::Next,
 ) -> Response {
+    crate::traces::server::http_api(req, |req| async move {
+        let metrics = sc.metrics().http();
+        crate::metrics::http::record_server_around(metrics, req, |req| admit(&sc, req, next)).await
+    })
+    .await
+}
+
+/// The checks every API request passes before a handler runs, in daprd's order: the token (401),
+/// then `spec.api` (a group left out is not there: 404), then the header and body limits (431,
+/// 413; the body is read through the limit).
+async fn admit(sc: &Shared, mut req: axum::extract::Request, next: middleware::Next) -> Response {
     if let Err(refused) =
-        auth::check_token(&sc, &mut req).and_then(|()| api_access::check(&sc, req.uri().path()))
+        auth::check_token(sc, &mut req).and_then(|()| api_access::check(sc, req.uri().path()))
     {
         return refused.into_response();
     }
-    match body::limit(&sc, req) {
+    match body::limit(sc, req) {
         Ok(req) => next.run(req).await,
         Err(refused) => *refused,
     }

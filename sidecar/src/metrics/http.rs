@@ -229,8 +229,21 @@ pub async fn record_server(
     req: Request,
     next: Next,
 ) -> Response {
+    record_server_around(&metrics, req, |req| next.run(req)).await
+}
+
+/// [`record_server`] around `inner`, for a front end that runs its checks as one layer.
+pub async fn record_server_around<Inner, Answer>(
+    metrics: &Arc<HttpMetrics>,
+    req: Request,
+    inner: Inner,
+) -> Response
+where
+    Inner: FnOnce(Request) -> Answer,
+    Answer: Future<Output = Response>,
+{
     if !metrics.enabled {
-        return next.run(req).await;
+        return inner(req).await;
     }
     let started = Instant::now();
     let method = method_label(req.method().as_str(), metrics.exclude_verbs);
@@ -242,10 +255,10 @@ pub async fn record_server(
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     metrics.server_request_bytes.observe(request_bytes as f64);
-    let response = next.run(req).await;
+    let response = inner(req).await;
     let status = response.status();
     let done = ServerDone {
-        metrics,
+        metrics: metrics.clone(),
         method,
         path,
         status,

@@ -13,6 +13,7 @@ pub mod queue;
 pub mod server;
 pub mod settings;
 pub mod spans;
+pub mod unexported;
 pub mod zipkin;
 
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -72,7 +73,16 @@ pub fn apply_spec(spec: Option<&tandem_crds::configuration::Tracing>) {
 fn replace(installed: &Installed, settings: &TraceSettings) -> Result<(), String> {
     let provider = export::provider(settings, &installed.app_id, &installed.metrics)
         .map_err(|e| e.to_string())?;
-    opentelemetry::global::set_tracer_provider(provider.clone());
+    // Spans that cannot leave the process are only ids (see `unexported`); the order keeps a
+    // span being made meanwhile on one of the two paths, each right.
+    let unexported = (!settings.exports()).then(|| export::sampler(settings.sampling_rate));
+    if unexported.is_some() {
+        opentelemetry::global::set_tracer_provider(provider.clone());
+        unexported::set(unexported);
+    } else {
+        unexported::set(None);
+        opentelemetry::global::set_tracer_provider(provider.clone());
+    }
     let old = installed
         .provider
         .lock()
@@ -109,6 +119,10 @@ pub async fn shutdown(grace: Duration) {
     }
 }
 
+/// Tests that change the process's tracing hold this.
+#[cfg(test)]
+pub static TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,7 +139,9 @@ mod tests {
     }
 
     fn new_root_is_sampled() -> bool {
-        let cx = spans::start(&Context::new(), "root", SpanKind::Server, Vec::new());
+        let cx = spans::start(&Context::new(), SpanKind::Server, || {
+            ("root".into(), Vec::new())
+        });
         let sampled = cx.span().span_context().is_sampled();
         cx.span().end();
         sampled
@@ -134,6 +150,9 @@ mod tests {
     /// What the operator's changed Configuration does in Kubernetes mode (`apply_spec`).
     #[tokio::test]
     async fn changed_settings_apply_to_the_next_span() {
+        let _serial = TEST_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let registry = prometheus::Registry::new();
         install(&rate(1.0), "live", &registry).expect("installed");
         assert!(new_root_is_sampled());

@@ -60,9 +60,14 @@ fn actor(segments: &[&str]) -> (String, Vec<KeyValue>) {
     }
 }
 
+/// Whether an HTTP API request gets a span: not health checks, which daprd does not trace.
+fn is_traced(path: &str) -> bool {
+    !path.contains("/healthz")
+}
+
 /// The span for an HTTP API request; `None` for health checks, which daprd does not trace.
 pub fn http_api_span(method: &str, path: &str, app_id_header: Option<&str>) -> Option<Named> {
-    if path.contains("/healthz") {
+    if !is_traced(path) {
         return None;
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -159,27 +164,22 @@ pub fn name_invocation(app_id: &str, method: &str) {
     span.set_attributes(attributes);
 }
 
-async fn traced(req: Request, next: Next, named: Named, parent: Context, grpc: bool) -> Response {
-    let cx = spans::start(&parent, named.name, SpanKind::Server, named.attributes);
-    let mut response = next.run(req).with_context(cx.clone()).await;
+async fn traced<Answer: Future<Output = Response>>(
+    req: Request,
+    inner: impl FnOnce(Request) -> Answer,
+    named: impl FnOnce(&Request) -> Named,
+    parent: Context,
+    grpc: bool,
+) -> Response {
+    let cx = spans::start(&parent, SpanKind::Server, || {
+        let named = named(&req);
+        (named.name.into(), named.attributes)
+    });
+    let mut response = inner(req).with_context(cx.clone()).await;
     let headers = response.headers_mut();
     if grpc {
         context::inject_grpc(&cx, headers);
-        // A trailers-only answer (every error) carries its status in the headers.
-        let code = headers
-            .get("grpc-status")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("0");
-        let span = cx.span();
-        span.set_attribute(KeyValue::new("rpc.grpc.status_code", code.to_owned()));
-        if code != "0" {
-            let message = headers
-                .get("grpc-message")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            span.set_status(Status::error(format!("gRPC {code}: {message}")));
-        }
-        span.end();
+        finish_grpc(&cx, headers);
     } else {
         context::inject_http(&cx, headers);
         spans::finish_http(&cx, response.status().as_u16());
@@ -187,34 +187,64 @@ async fn traced(req: Request, next: Next, named: Named, parent: Context, grpc: b
     response
 }
 
-/// Middleware for the HTTP API (`--dapr-http-port`).
-pub async fn http_api(req: Request, next: Next) -> Response {
-    let app_id = req
-        .headers()
-        .get(dapr_headers::APP_ID)
-        .and_then(|v| v.to_str().ok());
-    match http_api_span(req.method().as_str(), req.uri().path(), app_id) {
-        None => next.run(req).await,
-        Some(named) => {
-            let parent = context::extract_http(req.headers());
-            traced(req, next, named, parent, false).await
-        }
+/// Ends a gRPC call's span with its status. A trailers-only answer (every error) carries its
+/// status in the headers.
+fn finish_grpc(cx: &Context, headers: &HeaderMap) {
+    let span = cx.span();
+    if !span.is_recording() {
+        return;
     }
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("0");
+    span.set_attribute(KeyValue::new("rpc.grpc.status_code", code.to_owned()));
+    if code != "0" {
+        let message = headers
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        span.set_status(Status::error(format!("gRPC {code}: {message}")));
+    }
+    span.end();
+}
+
+/// The HTTP API's server span (`--dapr-http-port`) around `inner`, the rest of the request.
+pub async fn http_api<Answer: Future<Output = Response>>(
+    req: Request,
+    inner: impl FnOnce(Request) -> Answer,
+) -> Response {
+    if !is_traced(req.uri().path()) {
+        return inner(req).await;
+    }
+    let parent = context::extract_http(req.headers());
+    let named = |req: &Request| {
+        let path = req.uri().path();
+        let app_id = req
+            .headers()
+            .get(dapr_headers::APP_ID)
+            .and_then(|v| v.to_str().ok());
+        http_api_span(req.method().as_str(), path, app_id).unwrap_or_else(|| Named {
+            name: path.to_owned(),
+            attributes: Vec::new(),
+        })
+    };
+    traced(req, inner, named, parent, false).await
 }
 
 /// Middleware for the internal (sidecar-to-sidecar) port.
 pub async fn internal(req: Request, next: Next) -> Response {
-    let named = internal_span(req.uri().path(), req.headers());
     let grpc = is_grpc(req.headers());
     let parent = context::extract_grpc(req.headers());
-    traced(req, next, named, parent, grpc).await
+    let named = |req: &Request| internal_span(req.uri().path(), req.headers());
+    traced(req, |req| next.run(req), named, parent, grpc).await
 }
 
 /// Middleware for the gRPC API (`--dapr-grpc-port`).
 pub async fn grpc_api(req: Request, next: Next) -> Response {
-    let named = grpc_api_span(req.uri().path());
     let parent = context::extract_grpc(req.headers());
-    traced(req, next, named, parent, true).await
+    let named = |req: &Request| grpc_api_span(req.uri().path());
+    traced(req, |req| next.run(req), named, parent, true).await
 }
 
 fn is_grpc(headers: &HeaderMap) -> bool {

@@ -1,19 +1,20 @@
 //! Header rewriting on the invocation path: pure functions over `HeaderMap`s.
 
+use crate::channels::header_names as names;
 use crate::channels::hop_by_hop::strip_hop_by_hop;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::trace::TraceContextExt;
-use tandem_crds::annotations::headers as dapr;
 
 /// Headers a client may not set itself, because the sidecars vouch for them.
-const SIDECAR_OWNED: &[&str] = &[
-    dapr::CALLER_APP_ID,
-    dapr::CALLER_NAMESPACE,
-    dapr::CALLEE_APP_ID,
-    dapr::APP_ID,
-    dapr::API_TOKEN,
-    "destination-app-id",
+static SIDECAR_OWNED: [&HeaderName; 6] = [
+    &names::CALLER_APP_ID,
+    &names::CALLER_NAMESPACE,
+    &names::CALLEE_APP_ID,
+    &names::APP_ID,
+    &names::API_TOKEN,
+    &DESTINATION_APP_ID,
 ];
+static DESTINATION_APP_ID: HeaderName = HeaderName::from_static("destination-app-id");
 
 /// Who is calling whom, added by the caller's sidecar.
 #[derive(Debug, Clone)]
@@ -43,16 +44,16 @@ pub fn proxy_headers(headers: &mut HeaderMap, id: &CallIdentity<'_>) {
 
 fn stamp_identity(headers: &mut HeaderMap, id: &CallIdentity<'_>) {
     // One pass over the request's names; a client rarely sends any of these.
-    if headers.keys().any(|k| SIDECAR_OWNED.contains(&k.as_str())) {
+    if headers.keys().any(|k| SIDECAR_OWNED.contains(&k)) {
         for name in SIDECAR_OWNED {
-            headers.remove(*name);
+            headers.remove(name);
         }
     }
-    insert(headers, dapr::CALLER_APP_ID, id.caller_app_id);
+    insert(headers, &names::CALLER_APP_ID, id.caller_app_id);
     if let Some(ns) = id.caller_namespace {
-        insert(headers, dapr::CALLER_NAMESPACE, ns);
+        insert(headers, &names::CALLER_NAMESPACE, ns);
     }
-    insert(headers, dapr::CALLEE_APP_ID, id.callee_app_id);
+    insert(headers, &names::CALLEE_APP_ID, id.callee_app_id);
     // The hop's context is the current span's (the caller's client span, or the front end's
     // server span); without one (a unit test), a child of what the client sent.
     let cx = opentelemetry::Context::current();
@@ -60,17 +61,17 @@ fn stamp_identity(headers: &mut HeaderMap, id: &CallIdentity<'_>) {
         crate::traces::context::inject_http(&cx, headers);
     } else {
         let parent = headers
-            .get(dapr::TRACEPARENT)
+            .get(&names::TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let trace = super::trace::child_traceparent(parent.as_deref());
-        insert(headers, dapr::TRACEPARENT, &trace);
+        insert(headers, &names::TRACEPARENT, &trace);
     }
 }
 
-fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+fn insert(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
-        headers.insert(HeaderName::from_static(name), value);
+        headers.insert(name.clone(), value);
     }
 }
 

@@ -1,14 +1,9 @@
 //! W3C trace context: a child `traceparent` for each hop.
 
-use std::fmt::Write;
-
 fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    let mut out = vec![0; bytes.len() * 2];
+    crate::traces::context::write_hex(bytes, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Parses `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`; `None` when malformed or

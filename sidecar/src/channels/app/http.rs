@@ -7,6 +7,7 @@ use super::health::ProbeResult;
 use super::http_transport::AppClient;
 pub use super::http_transport::AppHttp;
 use super::{AppChannel, AppError, BulkEventDelivery, EventDelivery, Outcome, Unreachable};
+use crate::channels::header_names as names;
 use crate::channels::hop_by_hop::strip_hop_by_hop;
 use crate::metrics::body::Measured;
 use crate::metrics::http::{ClientDone, HttpMetrics};
@@ -14,6 +15,7 @@ use crate::pubsub::subscriptions::{self, SubscriptionJson};
 use async_trait::async_trait;
 use axum::body::Body;
 use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -46,9 +48,9 @@ fn metadata_headers(headers: &mut HeaderMap, metadata: &BTreeMap<String, String>
 /// token is added here, on the last hop to the sidecar's own app, and nowhere else.
 pub fn to_app_headers(headers: &mut HeaderMap, app_token: Option<&HeaderValue>) {
     strip_hop_by_hop(headers);
-    headers.remove(dapr::API_TOKEN);
+    headers.remove(&names::API_TOKEN);
     if let Some(token) = app_token {
-        headers.insert(HeaderName::from_static(dapr::API_TOKEN), token.clone());
+        headers.insert(names::API_TOKEN.clone(), token.clone());
     }
 }
 
@@ -86,7 +88,10 @@ pub fn probe_accepts(status: u16) -> bool {
 
 /// The channel to an HTTP app.
 pub struct HttpAppChannel {
-    authority: Arc<str>,
+    authority: Authority,
+    /// The `Host` every request to the app carries, made once (the client would `format!` it
+    /// for each request).
+    host: HeaderValue,
     app_id: String,
     /// `APP_API_TOKEN`: what this sidecar presents to its own app, and only to it.
     app_token: Option<HeaderValue>,
@@ -113,8 +118,22 @@ impl HttpAppChannel {
         } else {
             address.to_owned()
         };
+        let authority = format!("{host}:{port}");
+        let default_port = if client.scheme() == Scheme::HTTPS {
+            443
+        } else {
+            80
+        };
+        let host_header = if port == default_port {
+            host
+        } else {
+            authority.clone()
+        };
         Ok(HttpAppChannel {
-            authority: format!("{host}:{port}").into(),
+            authority: Authority::try_from(authority.as_str())
+                .map_err(|e| format!("invalid app address {authority}: {e}"))?,
+            host: HeaderValue::try_from(host_header)
+                .map_err(|e| format!("invalid app address {authority}: {e}"))?,
             app_id: app_id.to_owned(),
             app_token,
             client,
@@ -134,16 +153,20 @@ impl HttpAppChannel {
         let call = self
             .metrics
             .client_call(req.method(), req.uri().path(), sent);
-        let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        if let Ok(uri) = Uri::builder()
-            .scheme(self.client.scheme())
-            .authority(&*self.authority)
-            .path_and_query(path_and_query)
-            .build()
-        {
+        // The request's own path and query, moved, not parsed again.
+        let mut uri = std::mem::take(req.uri_mut()).into_parts();
+        uri.scheme = Some(self.client.scheme());
+        uri.authority = Some(self.authority.clone());
+        if uri.path_and_query.is_none() {
+            uri.path_and_query = Some(PathAndQuery::from_static("/"));
+        }
+        if let Ok(uri) = Uri::from_parts(uri) {
             *req.uri_mut() = uri;
         }
         to_app_headers(req.headers_mut(), self.app_token.as_ref());
+        req.headers_mut()
+            .entry(http::header::HOST)
+            .or_insert_with(|| self.host.clone());
         match self.client.request(req).await {
             Ok(response) => {
                 let status = response.status();
@@ -194,7 +217,7 @@ impl AppChannel for HttpAppChannel {
     }
 
     async fn wait_until_reachable(&self, stop: CancellationToken) {
-        if super::wait_for_port(&self.authority, stop).await {
+        if super::wait_for_port(self.authority.as_str(), stop).await {
             self.ready.store(true, Ordering::Release);
             tracing::info!(app = %self.authority, "app channel ready");
         }

@@ -3,6 +3,7 @@
 
 use axum::body::Body;
 use http::Request;
+use http::uri::Scheme;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{Client, ResponseFuture, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -51,10 +52,10 @@ impl AppClient {
         Ok(AppClient::Tls(builder.build(connector)))
     }
 
-    pub(super) fn scheme(&self) -> &'static str {
+    pub(super) fn scheme(&self) -> Scheme {
         match self {
-            AppClient::Plain(_) => "http",
-            AppClient::Tls(_) => "https",
+            AppClient::Plain(_) => Scheme::HTTP,
+            AppClient::Tls(_) => Scheme::HTTPS,
         }
     }
 

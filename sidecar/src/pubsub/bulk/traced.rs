@@ -41,7 +41,7 @@ impl BatchSpans {
                 spans.push(None);
                 continue;
             };
-            let links = match Some(i) == last {
+            let links = || match Some(i) == last {
                 true => spans
                     .iter()
                     .flatten()
@@ -50,7 +50,8 @@ impl BatchSpans {
                 false => Vec::new(),
             };
             let target = (pubsub, topic, route);
-            spans.push(Some(spans::bulk_delivery(parent, target, size, links)));
+            let span = spans::bulk_delivery(parent, target, size, links);
+            spans.push(Some(span));
         }
         BatchSpans { spans }
     }

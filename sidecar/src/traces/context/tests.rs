@@ -112,3 +112,46 @@ fn traceparent_text_is_what_the_propagator_writes() {
         assert_eq!(ts, text("tracestate"), "{parent}");
     }
 }
+
+/// What the W3C propagator writes, for comparison with [`inject_http`].
+struct PropagatorOut(HeaderMap);
+
+impl opentelemetry::propagation::Injector for PropagatorOut {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+#[test]
+fn injects_the_text_the_w3c_propagator_writes() {
+    let states = [
+        TraceState::default(),
+        TraceState::from_key_value([("vendor", "abc"), ("other", "x-1")]).expect("valid"),
+    ];
+    for (flags, state) in [0x00u8, 0x01, 0x03, 0xff]
+        .into_iter()
+        .flat_map(|f| states.iter().map(move |s| (f, s)))
+    {
+        let sc = SpanContext::new(
+            TraceId::from_bytes(rand::random()),
+            SpanId::from_bytes(rand::random()),
+            TraceFlags::new(flags),
+            true,
+            state.clone(),
+        );
+        let cx = Context::new().with_remote_span_context(sc);
+        let mut expected = PropagatorOut(HeaderMap::new());
+        TraceContextPropagator::new().inject_context(&cx, &mut expected);
+        let mut ours = headers(&[("tracestate", "stale=1")]);
+        inject_http(&cx, &mut ours);
+        assert_eq!(ours, expected.0, "flags {flags:#x}, state {state:?}");
+        let (traceparent, tracestate) = traceparent(&cx).expect("valid");
+        assert_eq!(expected.0["traceparent"], traceparent);
+        assert_eq!(expected.0["tracestate"], tracestate.unwrap_or_default());
+    }
+}
