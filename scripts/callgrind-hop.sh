@@ -8,7 +8,8 @@
 # `valgrind --tool=callgrind` on CPU 1; `wrk -t1 -c16` POSTing 1 KiB to /v1.0/invoke/b/method/echo
 # (self-invocation) on CPU 0. Counters are zeroed after a 3 s warm-up and dumped after SECONDS
 # (default 20). Prints the instructions per request and the TOP (default 25) functions by self cost;
-# CALLGRIND_KEEP=<file> keeps the dump.
+# CALLGRIND_KEEP=<file> keeps the dump. CALLGRIND_PATH=chain counts B1's caller instead: a sidecar
+# with no app calling b, a plain sidecar in front of bench-echo (both on CPU 1).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin=$(realpath "$1")
@@ -38,14 +39,30 @@ printf 'wrk.method = "POST"\nwrk.body = string.rep("x", 1024)\nwrk.headers["Cont
 p_echo=$(free_port) p_http=$(free_port)
 taskset -c 0 "$echo_bin" --port "$p_echo" >"$tmp/echo.log" 2>&1 &
 pids+=($!)
+# sidecar_flags APP-ID: the ports and directories every sidecar here takes.
+sidecar_flags() {
+  echo --app-id "$1" --dapr-public-port "$(free_port)" --dapr-internal-grpc-port "$(free_port)" \
+    --metrics-port "$(free_port)" --dapr-grpc-port "$(free_port)" --dapr-listen-addresses 127.0.0.1 \
+    --data-dir "$tmp/data" --resources-path "$tmp/res"
+}
+counted=(b --app-port "$p_echo")
+if [ "${CALLGRIND_PATH:-hop}" = chain ]; then
+  # B1's caller is counted instead: sidecar a (no app) under callgrind calls b, a plain sidecar
+  # with the app, found through the shared data directory.
+  # shellcheck disable=SC2046
+  RUST_LOG=warn taskset -c 1 "$bin" $(sidecar_flags b) --app-port "$p_echo" \
+    --dapr-http-port "$(free_port)" >"$tmp/callee.log" 2>&1 &
+  pids+=($!)
+  counted=(a)
+fi
+# shellcheck disable=SC2046
 RUST_LOG=warn taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" "$bin" \
-  --app-id b --app-port "$p_echo" --dapr-http-port "$p_http" --dapr-public-port "$(free_port)" \
-  --dapr-internal-grpc-port "$(free_port)" --metrics-port "$(free_port)" --dapr-grpc-port "$(free_port)" \
-  --dapr-listen-addresses 127.0.0.1 --data-dir "$tmp/data" --resources-path "$tmp/res" >"$tmp/sidecar.log" 2>&1 &
+  $(sidecar_flags "${counted[0]}") "${counted[@]:1}" --dapr-http-port "$p_http" \
+  >"$tmp/sidecar.log" 2>&1 &
 sidecar=$!
 pids+=("$sidecar")
 for _ in $(seq 1 300); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$p_http/v1.0/healthz/outbound")" = 204 ] && break
+  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -X POST -d x "http://127.0.0.1:$p_http/v1.0/invoke/b/method/echo")" = 200 ] && break
   sleep 0.2
 done
 url="http://127.0.0.1:$p_http/v1.0/invoke/b/method/echo"
