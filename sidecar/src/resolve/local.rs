@@ -138,7 +138,11 @@ impl Resolver for LocalResolver {
         let namespace = namespace
             .or(self.own_namespace.as_deref())
             .map(str::to_owned);
-        let key = format!("{app_id}.{}", namespace.as_deref().unwrap_or(""));
+        let namespace_text = namespace.as_deref().unwrap_or("");
+        let mut key = String::with_capacity(app_id.len() + 1 + namespace_text.len());
+        key.push_str(app_id);
+        key.push('.');
+        key.push_str(namespace_text);
         let cached = self
             .cache()
             .get(&key)

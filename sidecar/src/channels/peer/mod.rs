@@ -12,7 +12,7 @@ use crate::metrics::http::HttpMetrics;
 use crate::resolve::{ResolveError, Resolver};
 use axum::body::Body;
 use bytes::Bytes;
-use http::{HeaderMap, Method, Response, Uri};
+use http::{HeaderMap, HeaderValue, Method, Response, Uri};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use std::sync::Arc;
@@ -119,7 +119,7 @@ impl Peers {
             namespace,
             method,
             path_and_query,
-            headers,
+            mut headers,
             body,
             wire,
         } = call;
@@ -153,12 +153,18 @@ impl Peers {
                 })?;
             // Only after the app resolved: no client is kept for an app id that does not exist.
             let transport = self.transport(&app_id, namespace.as_deref())?;
+            let authority = addr.to_string();
+            // The Host hyper-util's client would `format!` for each request; the same text.
+            let host = (addr.port() != transport.default_port())
+                .then(|| HeaderValue::from_str(&authority).ok())
+                .flatten();
             let uri = Uri::builder()
                 .scheme(transport.scheme())
-                .authority(addr.to_string())
+                .authority(authority)
                 .path_and_query(path_and_query.as_str())
                 .build()
                 .map_err(|e| PeerError::Request(e.to_string()))?;
+            let last_attempt = !(replayable && attempts < ATTEMPTS);
             let outbound_body = match &buffered {
                 Some(bytes) => Body::from(bytes.clone()),
                 None => body.take().unwrap_or_else(Body::empty),
@@ -166,7 +172,15 @@ impl Peers {
             let mut outbound = http::Request::new(outbound_body);
             *outbound.method_mut() = method.clone();
             *outbound.uri_mut() = uri;
-            *outbound.headers_mut() = headers.clone();
+            // The last attempt takes the headers; an earlier one sends a copy.
+            *outbound.headers_mut() = if last_attempt {
+                std::mem::take(&mut headers)
+            } else {
+                headers.clone()
+            };
+            if let Some(host) = host {
+                outbound.headers_mut().insert(http::header::HOST, host);
+            }
             // What was not run — a peer that refused the connection, is going away and did not
             // take the request, or is draining and said so — goes to another address when the
             // body can be sent again.
@@ -192,7 +206,7 @@ impl Peers {
                 }
             };
             self.resolver.forget(&app_id, addr);
-            if !(replayable && attempts < ATTEMPTS) {
+            if last_attempt {
                 if let Some(call) = measured {
                     call.failed();
                 }
