@@ -7,6 +7,7 @@ pub mod grpc;
 pub(crate) mod grpc_mapping;
 pub mod health;
 pub mod http;
+mod http_rules;
 mod http_transport;
 pub(crate) mod tls;
 
