@@ -31,6 +31,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/lib/deps.sh
+# shellcheck source=lib/bench-components.sh
+source scripts/lib/bench-components.sh
 
 usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
@@ -201,25 +203,8 @@ p_hello=${port[19]}
 
 head -c 1024 /dev/zero | tr '\0' 'x' >"$tmp/body.bin"
 
-mkdir -p "$tmp/components/mem" "$tmp/components/redis"
-cat >"$tmp/components/mem/statestore.yaml" <<EOF
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: statestore
-spec:
-  type: state.in-memory
-  version: v1
-EOF
-cat >"$tmp/components/mem/secrets.yaml" <<EOF
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: envsecrets
-spec:
-  type: secretstores.local.env
-  version: v1
-EOF
+mkdir -p "$tmp/components/redis"
+write_memory_components "$tmp/components/mem"
 cat >"$tmp/components/redis/statestore.yaml" <<EOF
 apiVersion: dapr.io/v1alpha1
 kind: Component

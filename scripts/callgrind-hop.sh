@@ -4,7 +4,7 @@
 #
 #   scripts/callgrind-hop.sh SIDECAR_BIN [SECONDS] [TOP]
 #
-# bench-echo (target/release, or $ECHO) as the app; the sidecar (in-memory components, as B2) under
+# bench-echo (target/release, or $ECHO) as the app; the sidecar (B2's components) under
 # `valgrind --tool=callgrind` on CPU 1; `wrk -t1 -c16` POSTing 1 KiB to /v1.0/invoke/b/method/echo
 # (self-invocation) on CPU 0. Counters are zeroed after a 3 s warm-up and dumped after SECONDS
 # (default 20). Prints the instructions per request and the TOP (default 25) functions by self cost;
@@ -12,6 +12,8 @@
 # with no app calling b, a plain sidecar in front of bench-echo (both on CPU 1).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/bench-components.sh
+source "$root/scripts/lib/bench-components.sh"
 bin=$(realpath "$1")
 secs=${2:-20}
 top=${3:-25}
@@ -25,16 +27,8 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-mkdir -p "$tmp/res" "$tmp/data"
-cat >"$tmp/res/statestore.yaml" <<YAML
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: statestore
-spec:
-  type: state.in-memory
-  version: v1
-YAML
+mkdir -p "$tmp/data"
+write_memory_components "$tmp/res"
 printf 'wrk.method = "POST"\nwrk.body = string.rep("x", 1024)\nwrk.headers["Content-Type"] = "application/octet-stream"\n' >"$tmp/post.lua"
 p_echo=$(free_port) p_http=$(free_port)
 taskset -c 0 "$echo_bin" --port "$p_echo" >"$tmp/echo.log" 2>&1 &
@@ -70,7 +64,11 @@ taskset -c 0 wrk -t1 -c16 -d3s -s "$tmp/post.lua" "$url" >/dev/null
 callgrind_control -z "$sidecar" >/dev/null
 out=$(taskset -c 0 wrk -t1 -c16 -d"${secs}s" -s "$tmp/post.lua" "$url")
 callgrind_control -d "$sidecar" >/dev/null
-sleep 1
+# The dump is written by the sidecar's process: wait for its file (10 s at most).
+for _ in $(seq 1 100); do
+  compgen -G "$tmp/cg.out.*" >/dev/null && break
+  sleep 0.1
+done
 requests=$(awk '/requests in/ {print $1}' <<<"$out")
 if grep -q Non-2xx <<<"$out"; then echo "callgrind-hop: non-2xx answers: $out" >&2; exit 1; fi
 dump=$(ls -t "$tmp"/cg.out.* | head -1)

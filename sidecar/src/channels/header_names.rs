@@ -1,8 +1,8 @@
-//! Dapr's header names as `HeaderName` constants, for the per-request path. A `HeaderMap`
-//! lookup by `&str` parses and validates the name first (callgrind: ~500 instructions each, a
-//! dozen per invocation); a `static` is parsed at compile time (a static, not a `const`: a `HeaderName` holds `Bytes`,
-//! which clippy rightly will not copy into every use). The text of each is the one in
-//! `tandem_crds::annotations::headers`, which a test checks.
+//! Dapr's header names as `HeaderName`s, for the per-request path. A `HeaderMap` lookup by `&str`
+//! parses and validates the name first (callgrind: ~500 instructions each, a dozen per
+//! invocation); these are parsed at compile time. They are statics, not `const`s: a `HeaderName`
+//! holds `Bytes`, which clippy rightly will not copy into every use. The text of each is the one
+//! in `tandem_crds::annotations::headers`, which a test checks.
 
 use http::HeaderName;
 
@@ -14,6 +14,8 @@ pub static CALLEE_APP_ID: HeaderName = HeaderName::from_static("dapr-callee-app-
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 pub static BAGGAGE: HeaderName = HeaderName::from_static("baggage");
+/// The target app under another name; sidecar-owned, so a client may not send it.
+pub static DESTINATION_APP_ID: HeaderName = HeaderName::from_static("destination-app-id");
 
 #[cfg(test)]
 mod tests {

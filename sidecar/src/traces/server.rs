@@ -61,15 +61,12 @@ fn actor(segments: &[&str]) -> (String, Vec<KeyValue>) {
 }
 
 /// Whether an HTTP API request gets a span: not health checks, which daprd does not trace.
-fn is_traced(path: &str) -> bool {
+pub fn is_traced(path: &str) -> bool {
     !path.contains("/healthz")
 }
 
-/// The span for an HTTP API request; `None` for health checks, which daprd does not trace.
-pub fn http_api_span(method: &str, path: &str, app_id_header: Option<&str>) -> Option<Named> {
-    if !is_traced(path) {
-        return None;
-    }
+/// The span for an HTTP API request that [`is_traced`].
+pub fn http_api_span(method: &str, path: &str, app_id_header: Option<&str>) -> Named {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (name, mut attributes) = match segments.as_slice() {
         [_, "invoke", app_id, "method", method @ ..] => invocation(app_id, &method.join("/")),
@@ -110,7 +107,7 @@ pub fn http_api_span(method: &str, path: &str, app_id_header: Option<&str>) -> O
         kv("http.request.method", method),
         kv("url.path", path),
     ]);
-    Some(Named { name, attributes })
+    Named { name, attributes }
 }
 
 /// The span for a call on the internal port: an invocation of this app, or an actor call
@@ -224,10 +221,7 @@ pub async fn http_api<Answer: Future<Output = Response>>(
             .headers()
             .get(dapr_headers::APP_ID)
             .and_then(|v| v.to_str().ok());
-        http_api_span(req.method().as_str(), path, app_id).unwrap_or_else(|| Named {
-            name: path.to_owned(),
-            attributes: Vec::new(),
-        })
+        http_api_span(req.method().as_str(), path, app_id)
     };
     traced(req, inner, named, parent, false).await
 }

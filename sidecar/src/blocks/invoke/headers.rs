@@ -12,9 +12,8 @@ static SIDECAR_OWNED: [&HeaderName; 6] = [
     &names::CALLEE_APP_ID,
     &names::APP_ID,
     &names::API_TOKEN,
-    &DESTINATION_APP_ID,
+    &names::DESTINATION_APP_ID,
 ];
-static DESTINATION_APP_ID: HeaderName = HeaderName::from_static("destination-app-id");
 
 /// Who is calling whom, added by the caller's sidecar.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use crate::pubsub::subscriptions::{self, SubscriptionJson};
 use async_trait::async_trait;
 use axum::body::Body;
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderName, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -63,21 +63,11 @@ impl HttpAppChannel {
             address.to_owned()
         };
         let authority = format!("{host}:{port}");
-        let default_port = if client.scheme() == Scheme::HTTPS {
-            443
-        } else {
-            80
-        };
-        let host_header = if port == default_port {
-            host
-        } else {
-            authority.clone()
-        };
+        let invalid = |e: &dyn std::fmt::Display| format!("invalid app address {authority}: {e}");
         Ok(HttpAppChannel {
-            authority: Authority::try_from(authority.as_str())
-                .map_err(|e| format!("invalid app address {authority}: {e}"))?,
-            host: HeaderValue::try_from(host_header)
-                .map_err(|e| format!("invalid app address {authority}: {e}"))?,
+            authority: Authority::try_from(authority.as_str()).map_err(|e| invalid(&e))?,
+            host: crate::channels::host_header(client.scheme().as_str(), &authority, port)
+                .ok_or_else(|| invalid(&"not a Host header value"))?,
             app_id: app_id.to_owned(),
             app_token,
             client,

@@ -12,7 +12,7 @@ use crate::metrics::http::HttpMetrics;
 use crate::resolve::{ResolveError, Resolver};
 use axum::body::Body;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Response, Uri};
+use http::{HeaderMap, Method, Response, Uri};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use std::sync::Arc;
@@ -154,10 +154,7 @@ impl Peers {
             // Only after the app resolved: no client is kept for an app id that does not exist.
             let transport = self.transport(&app_id, namespace.as_deref())?;
             let authority = addr.to_string();
-            // The Host hyper-util's client would `format!` for each request; the same text.
-            let host = (addr.port() != transport.default_port())
-                .then(|| HeaderValue::from_str(&authority).ok())
-                .flatten();
+            let host = super::host_header(transport.scheme(), &authority, addr.port());
             let uri = Uri::builder()
                 .scheme(transport.scheme())
                 .authority(authority)

@@ -103,14 +103,6 @@ impl Transport {
         }
     }
 
-    /// The port a URI of this scheme leaves out (and the client's `Host` with it).
-    pub fn default_port(&self) -> u16 {
-        match self {
-            Transport::Plain(_) => 80,
-            Transport::Mtls(_) => 443,
-        }
-    }
-
     pub async fn request(
         &self,
         req: http::Request<Body>,
